@@ -1,0 +1,365 @@
+"""NMT's traps (DESIGN.md section 1), state, stage switching, composition and bad inputs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import nomoretuning as nt
+
+
+def _scalar(value: float) -> torch.Tensor:
+    return torch.tensor(value, dtype=torch.float64)
+
+
+def _in_stage_two(**kwargs: object) -> nt.NMT:
+    nmt = nt.NMT(["top", "low"], **kwargs)  # type: ignore[arg-type]
+    nmt.next_stage(bound=1.0)
+    return nmt
+
+
+# ------------------------------------------------------------------------------- traps
+def test_multiplier_grows_while_violated_and_returns_to_zero_once_slack() -> None:
+    nmt = _in_stage_two(tolerance=0.01, dual_lr=1.0)
+    history = []
+    for _ in range(20):  # violated: 1.5 > 1.0 * 1.01
+        nmt.step({"top": _scalar(1.5), "low": _scalar(0.3)})
+        history.append(nmt.multipliers["top"])
+    assert all(b > a for a, b in itertools.pairwise(history))
+    assert history[-1] == pytest.approx(20 * 0.49)
+    assert nmt.violations["top"] == pytest.approx(0.49)
+    for _ in range(100):  # slack: 0.5 < 1.01
+        nmt.step({"top": _scalar(0.5), "low": _scalar(0.3)})
+    assert nmt.multipliers["top"] == 0.0
+
+
+def test_dual_step_uses_the_raw_violation_not_the_autograd_derivative() -> None:
+    # d L~ / d lambda = (g - L~)/(1 + lambda) is negative here although the constraint is violated.
+    nmt = _in_stage_two(tolerance=0.0)
+    lam = torch.zeros((), requires_grad=True)
+    low, top = 2.0, 1.05
+    rescaled = (low + lam * (top - 1.0)) / (1 + lam)
+    (autograd_direction,) = torch.autograd.grad(rescaled, lam)
+    assert float(autograd_direction) < 0
+    nmt.step({"top": _scalar(top), "low": _scalar(low)})
+    assert nmt.multipliers["top"] == pytest.approx(0.05)
+
+
+def test_zero_tolerance_with_noisy_losses_drifts_and_the_default_does_not() -> None:
+    # At the optimum the mini-batch violation is zero-mean noise: with eps = 0 the projected
+    # ascent is a reflected random walk whose multiplier keeps growing (~ sqrt(steps)); the
+    # default 1 % relative tolerance keeps it at zero.
+    rng = random.Random(0)
+    noise = [rng.gauss(0.0, 0.005) for _ in range(20000)]
+    drifting = _in_stage_two(tolerance=0.0)
+    default = _in_stage_two()
+    trajectory = []
+    for i, e in enumerate(noise):
+        losses = {"top": _scalar(1.0 + e), "low": _scalar(0.5)}
+        drifting.step(losses)
+        default.step(losses)
+        if (i + 1) % 5000 == 0:
+            trajectory.append(drifting.multipliers["top"])
+    assert trajectory[-1] > 0.2
+    assert trajectory[-1] > trajectory[0]
+    assert default.multipliers["top"] < 1e-3
+
+
+def test_smoothing_averages_the_violation() -> None:
+    nmt = _in_stage_two(tolerance=0.0, smoothing=0.5)
+    nmt.step({"top": _scalar(1.2), "low": _scalar(0.0)})  # first violation taken as is
+    nmt.step({"top": _scalar(1.0), "low": _scalar(0.0)})  # EMA: 0.5 * 0.2 + 0.5 * 0
+    assert nmt.multipliers["top"] == pytest.approx(0.2 + 0.1)
+
+
+def test_warm_start_keeps_the_multiplier_at_zero_when_the_tasks_do_not_conflict() -> None:
+    theta = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+
+    def losses() -> dict[str, torch.Tensor]:
+        return {"top": (theta[0] - 1) ** 2 + 1, "low": (theta[1] - 2) ** 2}
+
+    nmt = nt.NMT(["top", "low"])
+    opt = torch.optim.SGD([theta], lr=0.1)
+    for stage_steps in (300, 300):
+        for _ in range(stage_steps):
+            values = losses()
+            opt.zero_grad()
+            nmt(values).backward()
+            opt.step()
+            nmt.step(values)
+            if nmt.stage == 2:
+                assert nmt.multipliers["top"] == 0.0
+        if nmt.stage == 1:
+            nmt.next_stage()
+    assert float(theta.detach()[1]) == pytest.approx(2.0, abs=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lam=st.floats(min_value=0.0, max_value=1e6),
+    g1=st.lists(st.floats(-5, 5), min_size=3, max_size=3),
+    g2=st.lists(st.floats(-5, 5), min_size=3, max_size=3),
+)
+def test_rescaled_gradient_is_a_convex_combination(
+    lam: float, g1: list[float], g2: list[float]
+) -> None:
+    theta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    a, b = torch.tensor(g1, dtype=torch.float64), torch.tensor(g2, dtype=torch.float64)
+    nmt = nt.NMT(["top", "low"], initial_multiplier=lam)
+    nmt.next_stage(bound=1.0)
+    assert sum(nmt.term_weights.values()) == pytest.approx(1.0)
+    loss = nmt({"top": (theta * a).sum() + 1, "low": (theta * b).sum()})
+    (grad,) = torch.autograd.grad(loss, theta)
+    expected = (b + lam * a) / (1 + lam)
+    assert torch.allclose(grad, expected, rtol=1e-9, atol=1e-9)
+    assert float(grad.norm()) <= max(float(a.norm()), float(b.norm())) + 1e-9
+
+
+def test_forward_returns_the_rescaled_lagrangian_value() -> None:
+    nmt = nt.NMT(["top", "low"], tolerance=0.1, initial_multiplier=3.0)
+    assert float(nmt({"top": _scalar(2.0), "low": _scalar(5.0)})) == 2.0  # stage 1: L_top
+    nmt.next_stage(bound=2.0)
+    value = nmt({"top": _scalar(2.5), "low": _scalar(0.7)})
+    assert float(value) == pytest.approx((0.7 + 3.0 * (2.5 - 2.0 - 0.2)) / 4.0)
+
+
+# ------------------------------------------------------------------- stages and state
+def test_step_budget_switches_stages_and_finishes() -> None:
+    nmt = nt.NMT(["a", "b", "c"], switch=nt.StepBudget(3), bound_window=2)
+    losses = {"a": _scalar(1.0), "b": _scalar(2.0), "c": _scalar(3.0)}
+    for _ in range(3):
+        nmt.step(losses)
+    assert nmt.stage == 2 and nmt.bounds == {"a": 1.0}
+    for _ in range(6):
+        nmt.step(losses)
+    assert nmt.finished and nmt.bounds == {"a": 1.0, "b": 2.0, "c": 3.0}
+    with pytest.raises(RuntimeError, match="after the last stage finished"):
+        nmt.step(losses)
+    with pytest.raises(RuntimeError, match="after the last stage finished"):
+        nmt(losses)
+    with pytest.raises(RuntimeError, match="after the last stage finished"):
+        nmt.next_stage()
+
+
+def test_plateau_switches_when_the_training_loss_stops_improving() -> None:
+    nmt = nt.NMT(["a", "b"], switch=nt.Plateau(window=5, threshold=0.01), bound_window=5)
+    for i in range(10):  # still falling fast
+        nmt.step({"a": _scalar(10.0 - i), "b": _scalar(1.0)})
+    assert nmt.stage == 1
+    for _ in range(10):
+        nmt.step({"a": _scalar(1.0), "b": _scalar(1.0)})
+    assert nmt.stage == 2
+    assert nmt.bounds["a"] == pytest.approx(1.0)
+
+
+def test_bound_estimate_is_the_mean_of_the_recent_window() -> None:
+    nmt = nt.NMT(["a", "b"], bound_window=3)
+    for value in (9.0, 1.0, 2.0, 3.0):
+        nmt.step({"a": _scalar(value), "b": _scalar(0.0)})
+    assert nmt.bound_estimate == {"a": pytest.approx(2.0)}
+    nmt.next_stage()
+    assert nmt.bounds == {"a": pytest.approx(2.0)}
+
+
+def _famo_nmt() -> nt.NMT:
+    return nt.NMT(
+        ["top", "low"],
+        tolerance=0.05,
+        dual="pi",
+        smoothing=0.3,
+        combiner=lambda tasks: nt.FAMO(tasks),
+    )
+
+
+def _run(
+    nmt: nt.NMT, model: torch.nn.Module, opt: torch.optim.Optimizer, steps: int, seed: int
+) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        x = torch.randn(16, 3, generator=gen, dtype=torch.float64)
+
+        def losses(x: torch.Tensor = x) -> dict[str, torch.Tensor]:
+            out = model(x).squeeze(-1)
+            return {"top": ((out - x[:, 0]) ** 2).mean(), "low": ((out - x[:, 1]) ** 2).mean()}
+
+        values = losses()
+        opt.zero_grad()
+        nmt(values).backward()
+        opt.step()
+        nmt.step(values, closure=losses)
+
+
+def test_state_dict_round_trip_mid_stage_continues_identically() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1).double()
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    nmt = _famo_nmt()
+    _run(nmt, model, opt, 30, seed=1)
+    nmt.next_stage()
+    _run(nmt, model, opt, 25, seed=2)
+    assert nmt.multipliers["top"] > 0  # the constraint is active mid-stage
+
+    saved = {
+        "nmt": nmt.state_dict(),
+        "model": {k: v.clone() for k, v in model.state_dict().items()},
+        "opt": opt.state_dict(),
+    }
+    saved = torch.load(_roundtrip_bytes(saved), weights_only=True)
+    _run(nmt, model, opt, 20, seed=3)
+
+    model2 = torch.nn.Linear(3, 1).double()
+    model2.load_state_dict(saved["model"])
+    opt2 = torch.optim.Adam(model2.parameters(), lr=0.05)
+    opt2.load_state_dict(saved["opt"])
+    nmt2 = _famo_nmt()
+    nmt2.load_state_dict(saved["nmt"])
+    assert nmt2.stage == 2 and isinstance(nmt2.inner, nt.FAMO)
+    _run(nmt2, model2, opt2, 20, seed=3)
+
+    assert nmt2.multipliers == nmt.multipliers
+    assert nmt2.bounds == nmt.bounds
+    assert torch.equal(nmt2.inner.logits, nmt.inner.logits)
+    for p, q in zip(model.parameters(), model2.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def _roundtrip_bytes(obj: object) -> object:
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    buffer.seek(0)
+    return buffer
+
+
+def test_loading_state_of_other_priorities_is_refused() -> None:
+    state = nt.NMT(["a", "b"]).state_dict()
+    with pytest.raises(ValueError, match="saved for priorities"):
+        nt.NMT(["b", "a"]).load_state_dict(state)
+
+
+# -------------------------------------------------------------------------- composition
+def test_famo_composition_weights_terms_by_lagrangian_times_famo() -> None:
+    theta = torch.tensor([0.5, -0.5], dtype=torch.float64, requires_grad=True)
+    nmt = nt.NMT(["top", "low"], initial_multiplier=3.0, combiner=lambda t: nt.FAMO(t))
+    nmt.next_stage(bound=0.1)
+    famo = nmt.inner
+    assert isinstance(famo, nt.FAMO)
+    famo.logits.copy_(torch.tensor([0.2, -0.4], dtype=torch.float64))  # terms: (low, top)
+    losses = {"top": (theta**2).sum() + 0.3, "low": ((theta - 1) ** 2).sum()}
+    (grad,) = torch.autograd.grad(nmt(losses), theta)
+
+    z = torch.softmax(torch.tensor([0.2, -0.4], dtype=torch.float64), 0)
+    p = torch.tensor([1 / 4, 3 / 4], dtype=torch.float64)  # 1/(1+λ), λ/(1+λ)
+    d = torch.stack([losses["low"].detach(), losses["top"].detach()])
+    w = p * z / d
+    w = w / w.sum()
+    expected = w[0] * 2 * (theta.detach() - 1) + w[1] * 2 * theta.detach()
+    assert torch.allclose(grad, expected)
+
+
+def test_composition_with_zero_multiplier_is_pure_objective_descent() -> None:
+    theta = torch.tensor([0.5, -0.5], dtype=torch.float64, requires_grad=True)
+    for factory in (lambda t: nt.FAMO(t), lambda t: nt.EMTL(t, shared=[theta])):
+        nmt = nt.NMT(["top", "low"], combiner=factory)
+        nmt.next_stage(bound=1.0)
+        losses = {"top": (theta**2).sum(), "low": ((theta - 1) ** 2).sum()}
+        (grad,) = torch.autograd.grad(nmt(losses), theta)
+        assert torch.allclose(grad, 2 * (theta.detach() - 1))
+
+
+def test_emtl_composition_adds_the_prior_weighted_penalty() -> None:
+    theta = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    nmt = nt.NMT(
+        ["top", "low"],
+        initial_multiplier=1.0,
+        combiner=lambda t: nt.EMTL(t, shared=[theta], alpha=0.5),
+    )
+    nmt.next_stage(bound=4.0)
+    losses = {"top": (theta**2).sum(), "low": theta.sum()}
+    value = float(nmt(losses))
+    # p = (1/2, 1/2); r_top = 5/sqrt(20), r_low = 3/sqrt(2)
+    r = [5 / math.sqrt(20), 3 / math.sqrt(2)]
+    mean = sum(r) / 2
+    penalty = 0.5 * (0.5 * (r[0] - mean) ** 2 + 0.5 * (r[1] - mean) ** 2) / mean**2
+    lagrangian = (3.0 + 1.0 * (5.0 - 4.0 - 0.04)) / 2
+    assert value == pytest.approx(lagrangian + penalty, rel=1e-6)
+
+
+# ---------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"priorities": []}, "at least one task"),
+        ({"priorities": "like"}, "list of task names"),
+        ({"priorities": ["like", "like"]}, "'like' appears more than once"),
+        ({"priorities": [["a", "b"], "a"]}, "'a' appears more than once"),
+        ({"priorities": ["a", []]}, "task name or a list"),
+        ({"priorities": ["a", 3]}, "task name or a list"),
+        ({"priorities": ["a", "b"], "tolerance": -0.1}, "tolerance of task 'a' must be >= 0"),
+        ({"priorities": ["a", "b"], "tolerance": {"c": 0.1}}, "unknown task 'c'"),
+        ({"priorities": ["a", "b"], "tolerance": float("nan")}, "must be >= 0"),
+        ({"priorities": ["a", "b"], "tolerance_mode": "percent"}, "tolerance_mode must be one of"),
+        ({"priorities": ["a", "b"], "dual": "adam"}, "dual must be one of"),
+        ({"priorities": ["a", "b"], "dual_lr": 0.0}, "dual_lr must be > 0"),
+        ({"priorities": ["a", "b"], "smoothing": 1.0}, "smoothing must lie in"),
+        ({"priorities": ["a", "b"], "initial_multiplier": -1.0}, "initial_multiplier"),
+        ({"priorities": ["a", "b"], "bound_window": 0}, "bound_window"),
+        ({"priorities": ["a", "b"], "pi_gains": (1.0, -1.0)}, "pi_gains"),
+        ({"priorities": ["a", "b"], "switch": 5}, "StageSwitch"),
+        ({"priorities": ["a", "b"], "level_weights": {"a": 0.0}}, "level weight of task 'a'"),
+        ({"priorities": ["a", "b"], "combiner": lambda t: "x"}, "must return a LossCombiner"),
+        ({"priorities": ["a", "b"], "combiner": lambda t: nt.EqualWeights(["z"])}, "expected"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        nt.NMT(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("losses", "message"),
+    [
+        ({"a": 1.0}, "missing task loss 'b'"),
+        ({"a": 1.0, "b": 1.0, "c": 1.0}, "unknown task loss 'c'"),
+        ({"a": 1.0, "b": float("nan")}, "loss of task 'b' is not finite"),
+        ({"a": float("inf"), "b": 1.0}, "loss of task 'a' is not finite"),
+    ],
+)
+@pytest.mark.parametrize("method", ["forward", "step"])
+def test_bad_losses(losses: dict[str, float], message: str, method: str) -> None:
+    nmt = nt.NMT(["a", "b"])
+    tensors = {k: _scalar(v) for k, v in losses.items()}
+    with pytest.raises(ValueError, match=message):
+        nmt(tensors) if method == "forward" else nmt.step(tensors)
+
+
+def test_non_scalar_and_non_tensor_losses() -> None:
+    nmt = nt.NMT(["a", "b"])
+    with pytest.raises(
+        ValueError, match=r"task 'a' must be a scalar \(0-dim\) tensor, got shape \(4,\)"
+    ):
+        nmt({"a": torch.ones(4), "b": _scalar(1.0)})
+    with pytest.raises(ValueError, match=r"must be a torch\.Tensor"):
+        nmt({"a": 1.0, "b": _scalar(1.0)})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="dict of task name"):
+        nmt([1.0, 2.0])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="does not take a prior"):
+        nmt({"a": _scalar(1.0), "b": _scalar(1.0)}, prior={"a": 1.0})
+
+
+def test_bad_bounds() -> None:
+    nmt = nt.NMT(["a", "b"])
+    with pytest.raises(RuntimeError, match="no training loss recorded in stage 1"):
+        nmt.next_stage()
+    with pytest.raises(ValueError, match="bound of task 'a' is not finite"):
+        nmt.next_stage(bound=float("nan"))
+    with pytest.raises(ValueError, match="exactly the stage tasks"):
+        nmt.next_stage(bound={"b": 1.0})
+    assert nmt.stage == 1 and nmt.bounds == {}
