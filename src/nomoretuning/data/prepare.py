@@ -1,0 +1,213 @@
+"""From a checked table and split indices to a `PreparedDataset` (shared by every builder).
+
+1. `check_frame`: the schema's columns exist, labels are 0/1 (no NaN, no empty), dense columns are
+   numeric. Row numbers in messages are 1-based data rows of the file.
+2. `build_dataset`: every task has both classes in every split, the encoders are fitted on the
+   training rows only, every split is encoded and turned into a `TensorSplit`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nomoretuning.data.batching import PreparedDataset, TensorSplit
+from nomoretuning.data.encoders import FeatureEncoder, encode_groups, numeric_column
+from nomoretuning.data.schema import Schema
+from nomoretuning.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["SPLITS", "binary_label", "build_dataset", "check_frame", "check_tasks"]
+
+SPLITS = ("train", "valid", "test")
+
+
+def check_tasks(
+    tasks: Sequence[str] | str, available: Sequence[str], source: str
+) -> tuple[str, ...]:
+    """Validates selected task names against `available` (non-empty, known, distinct)."""
+    chosen = (tasks,) if isinstance(tasks, str) else tuple(tasks)
+    if not chosen:
+        raise DataError(f"{source}: no task selected; choose from {', '.join(available)}")
+    for task in chosen:
+        if task not in available:
+            raise DataError(f"{source}: unknown task {task!r}; choose from {', '.join(available)}")
+    if len(set(chosen)) != len(chosen):
+        raise DataError(f"{source}: a task is selected twice in {chosen!r}; list each once")
+    return chosen
+
+
+def binary_label(values: pd.Series, column: str, source: str) -> np.ndarray:
+    """A 0/1 label column as float32; NaN, empty or other values raise `DataError`.
+
+    Accepts numbers (0, 1, 0.0, 1.0), booleans and their text forms ("0", "1", "1.0").
+
+    Example:
+        >>> import pandas as pd
+        >>> binary_label(pd.Series(["1", "0", "1.0"]), "click", "t.csv").tolist()
+        [1.0, 0.0, 1.0]
+    """
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(values.dtype):
+        numeric = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = np.isnan(numeric)
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raw = values.iloc[row]
+        text = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw)
+        if pd.isna(raw) or not text.strip():
+            raise DataError(
+                f"{source}: label column {column!r} is empty or NaN at data row {row + 1} "
+                f"({int(missing.sum())} such rows); fill it with 0 or 1 or drop those rows"
+            )
+        raise DataError(
+            f"{source}: label column {column!r} has value {text!r} at data row {row + 1}; "
+            "labels must be 0 or 1, binarize the column first"
+        )
+    bad = (numeric != 0.0) & (numeric != 1.0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{source}: label column {column!r} has value {values.iloc[row]!r} at data row "
+            f"{row + 1}; labels must be 0 or 1, binarize the column first"
+        )
+    return numeric.astype(np.float32)
+
+
+def check_frame(frame: pd.DataFrame, schema: Schema, source: str) -> pd.DataFrame:
+    """The schema's columns of `frame`, with labels as float32 0/1 and dense columns as float64.
+
+    Raises `DataError` for a missing column, a bad label or a non-numeric dense value.
+    """
+    import pandas as pd
+
+    schema.check_columns(frame.columns, source)
+    if len(frame) == 0:
+        raise DataError(f"{source}: no data rows; point to a file with data rows")
+    frame = frame.reset_index(drop=True)
+    out: dict[str, Any] = {}
+    for column in schema.columns:
+        if column in schema.labels:
+            out[column] = binary_label(frame[column], column, source)
+        elif column in schema.dense:
+            out[column] = numeric_column(frame[column], column, source)
+        else:
+            out[column] = frame[column]
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _class_check(
+    labels: Mapping[str, np.ndarray],
+    splits: Mapping[str, np.ndarray],
+    source: str,
+    allow_single_class: bool,
+) -> None:
+    total = sum(len(idx) for idx in splits.values())
+    for split in SPLITS:
+        idx = splits[split]
+        if len(idx) == 0:
+            raise DataError(
+                f"{source}: the {split} split is empty ({total} rows in all); use more rows or "
+                "larger split fractions"
+            )
+        for task, y in labels.items():
+            positives = int(y[idx].sum())
+            if 0 < positives < len(idx):
+                continue
+            only = "0" if positives == 0 else "1"
+            message = (
+                f"{source}: label column {task!r} is all {only} in the {split} split "
+                f"({len(idx)} rows); use more data, another seed or split, drop the task, "
+                "or pass allow_single_class=True"
+            )
+            if not allow_single_class:
+                raise DataError(message)
+            warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def build_dataset(
+    frame: pd.DataFrame,
+    splits: Mapping[str, np.ndarray],
+    schema: Schema,
+    *,
+    name: str,
+    description: str,
+    source: str,
+    min_count: int | Mapping[str, int] = 1,
+    allow_single_class: bool = False,
+    groups_from_encoded: bool = False,
+    metadata: Mapping[str, object] | None = None,
+) -> PreparedDataset:
+    """Encodes `frame` (already through `check_frame`) into train/valid/test `TensorSplit`s.
+
+    Args:
+        frame: the checked table (all rows of all splits).
+        splits: row positions of ``"train"``, ``"valid"`` and ``"test"`` in `frame`.
+        schema: column roles; its labels are the tasks, in order.
+        name, description: stored on the `PreparedDataset` (description = provenance).
+        source: the file(s), for error messages.
+        min_count: minimum training count of a kept token (all sparse columns or per column).
+        allow_single_class: warn instead of raising when a task has one class in a split.
+        groups_from_encoded: group ids are the *encoded* group column (a sparse column), so
+            rare ids share the OOV group as in STEM's gAUC; by default distinct raw ids stay
+            distinct (codes of the raw values, shared by all splits).
+        metadata: extra entries for ``PreparedDataset.metadata``.
+
+    ``metadata`` holds ``encoder`` (the fitted `FeatureEncoder`, reusable on new rows),
+    ``schema``, ``indices`` (row positions of each split in `frame`) and ``rows``.
+    """
+    for split in SPLITS:
+        if split not in splits:
+            raise ValueError(f"splits needs the keys {SPLITS}, got {tuple(splits)}")
+    index = {s: np.asarray(splits[s], dtype=np.int64) for s in SPLITS}
+    labels = {t: frame[t].to_numpy(dtype=np.float32) for t in schema.labels}
+    _class_check(labels, index, source, allow_single_class)
+
+    encoder = FeatureEncoder(schema, min_count).fit(frame.iloc[index["train"]], source)
+    sparse, dense = encoder.transform(frame, source)
+    groups: np.ndarray | None = None
+    if schema.group is not None:
+        if groups_from_encoded:
+            if schema.group not in schema.sparse:
+                raise DataError(
+                    f"{source}: groups_from_encoded needs the group column {schema.group!r} "
+                    "among the sparse columns; add it there or set groups_from_encoded=False"
+                )
+            groups = sparse[:, schema.sparse.index(schema.group)].copy()
+        else:
+            groups = encode_groups(frame[schema.group])
+
+    result = {
+        s: TensorSplit.from_numpy(
+            sparse[idx],
+            dense[idx],
+            {t: y[idx] for t, y in labels.items()},
+            None if groups is None else groups[idx],
+        )
+        for s, idx in index.items()
+    }
+    meta: dict[str, object] = {
+        "encoder": encoder,
+        "schema": schema,
+        "indices": index,
+        "rows": {s: len(idx) for s, idx in index.items()},
+    }
+    meta.update(metadata or {})
+    return PreparedDataset(
+        name=name,
+        tasks=schema.labels,
+        features=encoder.features,
+        train=result["train"],
+        valid=result["valid"],
+        test=result["test"],
+        description=description,
+        metadata=meta,
+    )

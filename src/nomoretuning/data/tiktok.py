@@ -1,0 +1,104 @@
+"""TikTok (ICME 2019 Short Video Understanding, track 2 format), preprocessed as STEM does.
+
+Raw format: tab separated, no header, 12 columns (`TIKTOK_COLUMNS`). STEM (Su et al. 2024,
+``data/TiktokLarge/preprocess.py`` + FuxiCTR) uses 8 categorical fields, read as text, with a
+vocabulary fitted on the training split (min count 10), and a random 81/9/10 split made by
+scikit-learn's ``train_test_split(test_size=0.1, random_state=42)`` applied twice; this module
+reproduces that split exactly with numpy (`nomoretuning.data.splits.stem_split`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from nomoretuning.data.batching import PreparedDataset
+from nomoretuning.data.prepare import build_dataset, check_frame, check_tasks
+from nomoretuning.data.readers import read_table
+from nomoretuning.data.schema import Schema
+from nomoretuning.data.splits import stem_split
+from nomoretuning.errors import DataError
+
+__all__ = ["TIKTOK_COLUMNS", "TIKTOK_SPARSE", "TIKTOK_TASKS", "load_tiktok"]
+
+TIKTOK_COLUMNS: tuple[str, ...] = (
+    "uid", "user_city", "item_id", "author_id", "item_city", "channel", "finish", "like",
+    "music_id", "device", "time", "duration_time",
+)  # fmt: skip
+"""The 12 raw columns, in file order."""
+
+TIKTOK_SPARSE: tuple[str, ...] = (
+    "uid", "item_id", "author_id", "item_city", "channel", "music_id", "device", "duration_time",
+)  # fmt: skip
+"""STEM's 8 categorical fields (``user_city`` and ``time`` unused; ``duration_time`` is a token)."""
+
+TIKTOK_TASKS: tuple[str, ...] = ("finish", "like")
+
+
+def load_tiktok(
+    path: str | os.PathLike[str],
+    *,
+    tasks: Sequence[str] = ("finish", "like"),
+    min_count: int = 10,
+    seed: int = 42,
+    test_size: float = 0.1,
+    stem_gauc_groups: bool = False,
+    allow_single_class: bool = False,
+) -> PreparedDataset:
+    """The TikTok ICME 2019 log (e.g. ``final_track2_train.txt``) as a `PreparedDataset`.
+
+    Schema: 8 sparse fields in the order of `TIKTOK_SPARSE` (uid, item_id, author_id, item_city,
+    channel, music_id, device, duration_time), all read as text; no dense columns; labels
+    ``finish`` and ``like``; group id ``uid``. Every field's vocabulary is fitted on the training
+    split with `min_count` (index 0 = OOV and missing, then tokens by descending count, then
+    token; STEM puts OOV last instead, the embedding rows are the same up to order).
+
+    Split: ``train_test_split(test_size, random_state=seed)`` gives (train+valid, test), then the
+    same call on train+valid gives (train, valid): 81 / 9 / 10 % with the defaults, identical
+    to STEM's rows.
+
+    Args:
+        path: the raw tab-separated file (``.gz`` works too).
+        tasks: any of ``finish``, ``like``, in priority order.
+        min_count: minimum training count of a kept token (STEM: 10).
+        seed: ``random_state`` of both splits (STEM: 42).
+        test_size: fraction of each of the two splits (STEM: 0.1).
+        stem_gauc_groups: groups are the *encoded* uid, so users with fewer than `min_count`
+            training rows share the OOV group, as in STEM's gAUC. By default (False) every raw
+            uid is its own group.
+        allow_single_class: warn instead of raising when a task has one class in a split (the
+            200-row sample has no ``like`` positive in its validation and test splits).
+
+    Example:
+        >>> ds = load_tiktok("../shared/data/tiktok-icme2019-sample/final_track2_sample.txt",
+        ...                  allow_single_class=True)  # doctest: +SKIP
+        >>> [len(s) for s in (ds.train, ds.valid, ds.test)]  # doctest: +SKIP
+        [162, 18, 20]
+    """
+    src = str(path)
+    chosen = check_tasks(tuple(tasks), TIKTOK_TASKS, src)
+    raw = read_table(path, format="csv", sep="\t", header=False, dtype=str)
+    if raw.shape[1] != len(TIKTOK_COLUMNS):
+        raise DataError(
+            f"{src}: expected {len(TIKTOK_COLUMNS)} tab-separated columns (ICME 2019 track 2 "
+            f"format: {', '.join(TIKTOK_COLUMNS)}), found {raw.shape[1]}; pass the raw file"
+        )
+    raw.columns = list(TIKTOK_COLUMNS)
+    schema = Schema(sparse=TIKTOK_SPARSE, labels=chosen, group="uid")
+    frame = check_frame(raw, schema, src)
+    train, valid, test = stem_split(len(frame), seed=seed, test_size=test_size)
+    return build_dataset(
+        frame,
+        {"train": train, "valid": valid, "test": test},
+        schema,
+        name="tiktok",
+        description=(
+            f"TikTok ICME 2019 from {src}; tasks {', '.join(chosen)}; STEM split "
+            f"(train_test_split test_size={test_size} random_state={seed}, twice); "
+            f"min_count {min_count}"
+        ),
+        source=src,
+        min_count=min_count,
+        allow_single_class=allow_single_class,
+        groups_from_encoded=stem_gauc_groups,
+    )
