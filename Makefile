@@ -5,6 +5,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# Point the dataset cache at the real Census-Income file beside the checkout, unless set already.
+SHARED_CENSUS := $(abspath ../shared/data/census-income-kdd)
+ifneq ($(wildcard $(SHARED_CENSUS)/census-income.test.gz),)
+export NOMORETUNING_CACHE ?= $(SHARED_CENSUS)
+endif
+
 .PHONY: demo test lint typecheck venv clean
 
 $(STAMP): pyproject.toml

@@ -169,7 +169,8 @@ def test_three_levels_reach_the_lexicographic_optimum(opt_name: str) -> None:
 def test_plain_ascent_oscillates_on_three_levels_where_pi_settles() -> None:
     sol = _three_level_solution(RHO)
     spreads = {}
-    for name, kwargs in {"ascent": {}, "pi": PI}.items():
+    raw = {"violation": "raw"}
+    for name, kwargs in {"ascent": raw, "pi": {**PI, **raw}}.items():
         theta, losses = _three_level_losses()
         nmt = nt.NMT(["pay", "amount", "relevance"], tolerance=RHO, **kwargs)  # type: ignore[arg-type]
         _train_stage(nmt, losses, [theta], "sgd", 1000)

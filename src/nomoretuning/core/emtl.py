@@ -52,7 +52,7 @@ class EMTL(LossCombiner):
         >>> x = torch.tensor([1.0, 2.0], requires_grad=True)
         >>> emtl = EMTL(["a", "b"], shared=[x], alpha=0.1)
         >>> loss = emtl({"a": (x**2).sum(), "b": x.sum()})
-        >>> round(float(loss), 4)
+        >>> round(float(loss.detach()), 4)
         4.0096
     """
 

@@ -45,7 +45,7 @@ class FAMO(LossCombiner):
         >>> import torch
         >>> famo = FAMO(["a", "b"])
         >>> w = torch.tensor([1.0], requires_grad=True)
-        >>> losses = lambda: {"a": (w - 2) ** 2 .sum(), "b": (w + 1) ** 2 .sum()}
+        >>> losses = lambda: {"a": ((w - 2) ** 2).sum(), "b": ((w + 1) ** 2).sum()}
         >>> loss = famo(losses())
         >>> loss.backward()
         >>> with torch.no_grad():

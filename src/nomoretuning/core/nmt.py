@@ -48,6 +48,9 @@ class NMT(LossCombiner):
             ``lambda = max(0, I + dual_lr*kp*g)``.
         smoothing: EMA coefficient in [0, 1) applied to the violation before the dual update
             (0 = no smoothing).
+        violation: what the dual step adds: ``"relative"`` (default) divides the violation by
+            ``|L_j*|`` so that ``dual_lr`` does not depend on the loss scale; ``"raw"`` uses
+            ``L_j - L_j* - eps_j`` as is.
         initial_multiplier: ``lambda_0``, the value each multiplier starts a stage with.
         bound_window: how many recent training losses of the stage task estimate its bound.
         switch: optional rule (``Plateau``, ``StepBudget``) that ends a stage automatically
@@ -87,6 +90,7 @@ class NMT(LossCombiner):
         dual_lr: float = 1.0,
         pi_gains: tuple[float, float] = (1.0, 1.0),
         smoothing: float = 0.0,
+        violation: Literal["relative", "raw"] = "relative",
         initial_multiplier: float = 0.0,
         bound_window: int = 100,
         switch: StageSwitch | None = None,
@@ -106,6 +110,7 @@ class NMT(LossCombiner):
         if not (isinstance(smoothing, int | float) and 0.0 <= smoothing < 1.0):
             raise ValueError(f"NMT: smoothing must lie in [0, 1), got {smoothing!r}")
         self.smoothing = float(smoothing)
+        self.violation = _choice("violation", violation, ("relative", "raw"))
         if not (math.isfinite(initial_multiplier) and initial_multiplier >= 0):
             raise ValueError(f"NMT: initial_multiplier must be >= 0, got {initial_multiplier!r}")
         self.initial_multiplier = float(initial_multiplier)
@@ -354,6 +359,8 @@ class NMT(LossCombiner):
         for task in self._multipliers:
             raw = values[task] - self._bounds[task] - self._slack(task)
             self._violations[task] = raw
+            if self.violation == "relative" and self._bounds[task] != 0:
+                raw = raw / abs(self._bounds[task])
             if self.smoothing > 0 and task in self._smoothed:
                 g = self.smoothing * self._smoothed[task] + (1 - self.smoothing) * raw
             else:

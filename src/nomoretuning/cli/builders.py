@@ -1,0 +1,188 @@
+"""Turns validated config sections into datasets, models and loss combiners."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+import nomoretuning as nt
+from nomoretuning.cli.config import DataSection, MethodSection, ModelSection, TrainerSection
+from nomoretuning.core.base import LossCombiner
+from nomoretuning.data.batching import PreparedDataset
+from nomoretuning.errors import ConfigError, NomoretuningError
+from nomoretuning.training.objectives import BinaryObjective, Objective
+from nomoretuning.training.trainer import TrainerConfig
+
+__all__ = [
+    "build_combiner",
+    "build_dataset",
+    "build_model",
+    "build_objective",
+    "method_label",
+    "trainer_config",
+]
+
+
+def _call(factory: Callable[..., Any], where: str, *args: Any, **kwargs: Any) -> Any:
+    """Calls a builder, turning a wrong keyword into a ConfigError naming the config key."""
+    signature = inspect.signature(factory)
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    if not accepts_any:
+        for key in kwargs:
+            if key not in signature.parameters:
+                allowed = sorted(
+                    name
+                    for name, p in signature.parameters.items()
+                    if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                    and p.default is not p.empty
+                )
+                raise ConfigError(f"{where}.{key}: unknown option; allowed: {allowed}")
+    try:
+        return factory(*args, **kwargs)
+    except NomoretuningError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def build_dataset(section: DataSection, seed: int) -> PreparedDataset:
+    """Loads the dataset a config names (by path, or from the dataset cache)."""
+    from nomoretuning import data
+
+    options = dict(section.options)
+    if section.tasks is not None:
+        options["tasks"] = section.tasks
+    name = section.dataset
+    path = section.path
+    builders: dict[str, Callable[..., PreparedDataset]] = {
+        "census_income": data.load_census_income,
+        "tiktok": data.load_tiktok,
+        "qk_video": data.load_qk_video,
+        "table": data.load_table,
+        "synthetic": data.make_synthetic,
+    }
+    if name in ("lambdarank", "search_logs"):
+        from nomoretuning.data import ranking
+
+        builders["lambdarank"] = ranking.load_lambdarank_example
+        builders["search_logs"] = ranking.make_search_logs
+    builder = builders[name]
+    params = inspect.signature(builder).parameters
+    if "seed" in params and "seed" not in options:
+        options["seed"] = seed
+    if path is not None:
+        first = next(iter(params))
+        options[first] = path
+    return _call(builder, "data.options", **options)
+
+
+def build_model(section: ModelSection, dataset: PreparedDataset, tasks: Sequence[str]) -> nn.Module:
+    """Builds the architecture a config names for the dataset's features."""
+    from nomoretuning.models import MODEL_NAMES
+    from nomoretuning.models import build_model as registry_build
+
+    if section.name not in MODEL_NAMES:
+        raise ConfigError(
+            f"model.name: unknown model {section.name!r}; allowed: {list(MODEL_NAMES)}"
+        )
+    try:
+        return registry_build(section.name, dataset.features, list(tasks), **section.options)
+    except TypeError as error:
+        raise ConfigError(f"model.options: {error}") from None
+    except ValueError as error:
+        raise ConfigError(f"model.options: {error}") from None
+
+
+def _plain(
+    name: str,
+    tasks: Sequence[str],
+    options: dict[str, Any],
+    model: nn.Module,
+    where: str,
+    weights: dict[str, float] | None = None,
+) -> LossCombiner:
+    if name == "equal":
+        return _call(nt.EqualWeights, where, tasks, **options)
+    if name == "fixed":
+        if not weights:
+            raise ConfigError("method.weights: the fixed method needs a weight per task")
+        unknown = [t for t in weights if t not in tasks]
+        missing = [t for t in tasks if t not in weights]
+        if unknown or missing:
+            raise ConfigError(
+                f"method.weights: must name exactly the tasks {list(tasks)}, got {sorted(weights)}"
+            )
+        return _call(nt.FixedWeights, where, weights)
+    if name == "uncertainty":
+        return _call(nt.UncertaintyWeighting, where, tasks, **options)
+    if name == "famo":
+        return _call(nt.FAMO, where, tasks, **options)
+    if name == "emtl":
+
+        def shared() -> torch.Tensor:
+            representation = model.shared_representation
+            assert isinstance(representation, torch.Tensor)
+            return representation
+
+        return _call(nt.EMTL, where, tasks, shared=shared, **options)
+    raise ConfigError(f"method.name: {name!r} is not a loss combiner")
+
+
+def build_combiner(section: MethodSection, tasks: Sequence[str], model: nn.Module) -> LossCombiner:
+    """Builds the loss combiner of a config; NMT composes with ``method.inner``."""
+    if section.name == "single_task":
+        if len(tasks) != 1:
+            raise ConfigError("method single_task trains one task at a time; set data.tasks")
+        return nt.EqualWeights(tasks)
+    if section.name != "nmt":
+        if section.inner is not None:
+            raise ConfigError("method.inner: only the nmt method composes with an inner method")
+        return _plain(
+            section.name, tasks, section.options, model, "method.options", section.weights
+        )
+    priorities: list[Any] = list(section.priorities) if section.priorities else list(tasks)
+    named = [t for level in priorities for t in ([level] if isinstance(level, str) else level)]
+    if sorted(named) != sorted(tasks):
+        raise ConfigError(
+            f"method.priorities: must order exactly the tasks {list(tasks)}, got {priorities}"
+        )
+    inner_name = section.inner or "equal"
+    inner_options = dict(section.inner_options)
+
+    def factory(terms: Sequence[str]) -> LossCombiner:
+        return _plain(inner_name, terms, inner_options, model, "method.inner_options")
+
+    factory(tuple(named))  # validate the inner options once, now
+    options = dict(section.options)
+    for key in ("switch", "combiner"):
+        if key in options:
+            raise ConfigError(f"method.options.{key}: not settable from a config")
+    return _call(nt.NMT, "method.options", priorities, combiner=factory, **options)
+
+
+def build_objective(dataset: PreparedDataset, tasks: Sequence[str]) -> Objective:
+    """Binary cross-entropy by default; ranking datasets bring their own objective."""
+    make = dataset.metadata.get("objective")
+    if callable(make):
+        return make(tasks)
+    return BinaryObjective(tasks)
+
+
+def trainer_config(
+    section: TrainerSection, seed: int, *, progress: bool | None = None
+) -> TrainerConfig:
+    values = section.model_dump()
+    if progress is not None:
+        values["progress"] = progress
+    return TrainerConfig(seed=seed, **values)
+
+
+def method_label(section: MethodSection) -> str:
+    """The method's name in reports: ``famo+nmt`` for NMT with a FAMO inner combiner."""
+    if section.name == "nmt" and section.inner not in (None, "equal"):
+        return f"{section.inner}+nmt"
+    return section.name

@@ -1,0 +1,190 @@
+"""The ``nomoretuning`` command line (also ``python -m nomoretuning``).
+
+Commands: ``train CONFIG``, ``compare CONFIG``, ``grid CONFIG``, ``plot RUN``, ``demo``.
+Bad input ends with a one-line message on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from nomoretuning.errors import NomoretuningError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nomoretuning",
+        description="Prioritized multi-task learning: train, compare, grid-search, plot.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("config", type=Path, help="YAML config file")
+        p.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config key, e.g. trainer.lr=0.01",
+        )
+        p.add_argument("--output", type=Path, help="run directory (default: the config's output)")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+        p.add_argument("--resume", action="store_true", help="continue an interrupted output")
+        p.add_argument(
+            "--cache-dir", type=Path, help="dataset cache (default: $NOMORETUNING_CACHE)"
+        )
+        return p
+
+    with_config("train", "train one config (one model, one method, one seed)")
+    with_config("compare", "compare methods x architectures x seeds (the paper's Table 1)")
+    with_config("grid", "the loss-weight grid search that NMT replaces, NMT beside it")
+    plot = sub.add_parser("plot", help="draw a run's multipliers, bounds and losses (PNG)")
+    plot.add_argument("run", type=Path, help="a run directory written by `train`")
+    demo = sub.add_parser("demo", help="a few-minute comparison on Census-Income (or synthetic)")
+    demo.add_argument("--output", type=Path, help="where to write (default: runs/demo-<time>)")
+    demo.add_argument("--cache-dir", type=Path, help="dataset cache (default: $NOMORETUNING_CACHE)")
+    return parser
+
+
+def _output(args: argparse.Namespace, configured: str | None, default: str) -> Path:
+    if args.output is not None:
+        return Path(args.output)
+    return Path(configured or default)
+
+
+def _set_cache(args: argparse.Namespace) -> None:
+    if getattr(args, "cache_dir", None) is not None:
+        import os
+
+        os.environ["NOMORETUNING_CACHE"] = str(args.cache_dir)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from nomoretuning.cli.config import load_config
+    from nomoretuning.cli.plots import plot_run
+    from nomoretuning.cli.runs import prepare_output, run_training
+
+    config = load_config(args.config, args.overrides)
+    config.overwrite = config.overwrite or args.overwrite
+    output = _output(args, config.output, f"runs/{args.config.stem}")
+    prepare_output(output, config.overwrite, args.resume)
+    record = run_training(config, output, resume=args.resume)
+    for task, values in record["test"].items():
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if k != "loss")
+        print(f"test {task}: {shown}")
+    if config.method.name != "single_task":
+        for path in plot_run(output):
+            print(f"plot: {path}")
+    print(f"run directory: {output}")
+    return 0
+
+
+def _compare(
+    args: argparse.Namespace, config_path: Path | None = None, overrides: Sequence[str] = ()
+) -> int:
+    from nomoretuning.cli.config import load_config
+    from nomoretuning.cli.plots import plot_run
+    from nomoretuning.cli.report import comparison_markdown
+    from nomoretuning.cli.runs import prepare_output, run_comparison
+    from nomoretuning.training.checkpoint import atomic_write_text
+
+    config = load_config(config_path or args.config, [*getattr(args, "overrides", []), *overrides])
+    overwrite = config.overwrite or getattr(args, "overwrite", False)
+    resume = getattr(args, "resume", False)
+    output = _output(args, config.output, f"runs/{(config_path or args.config).stem}")
+    prepare_output(output, overwrite, resume)
+    records = run_comparison(config, output, resume=resume)
+    tasks = list(records[0]["test"]) if records else []
+    table = comparison_markdown(records, tasks)
+    atomic_write_text(output / "results.md", table)
+    print()
+    print(table)
+    print(f"results: {output / 'results.json'}, {output / 'results.md'}")
+    nmt_runs = [r for r in records if r["method"] == "nmt"]
+    if nmt_runs:
+        for path in plot_run(Path(nmt_runs[0]["run_dir"])):
+            print(f"plot: {path}")
+    return 0
+
+
+def _grid(args: argparse.Namespace) -> int:
+    from nomoretuning.cli.config import load_config
+    from nomoretuning.cli.plots import plot_grid, plot_run
+    from nomoretuning.cli.report import grid_markdown
+    from nomoretuning.cli.runs import prepare_output, run_grid
+    from nomoretuning.training.checkpoint import atomic_write_text
+
+    config = load_config(args.config, args.overrides)
+    output = _output(args, config.output, f"runs/{args.config.stem}-grid")
+    prepare_output(output, config.overwrite or args.overwrite, args.resume)
+    summary = run_grid(config, output, resume=args.resume)
+    table = grid_markdown(summary)
+    atomic_write_text(output / "grid.md", table)
+    print()
+    print(table)
+    print(f"plot: {plot_grid(summary, output)}")
+    for path in plot_run(Path(summary["nmt"]["run_dir"])):
+        print(f"plot: {path}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from nomoretuning.cli.plots import plot_run
+
+    for path in plot_run(args.run):
+        print(f"plot: {path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from nomoretuning.data import find_census_income
+
+    census = find_census_income()
+    name = "demo_census.yaml" if census is not None else "demo_synthetic.yaml"
+    if census is not None:
+        print(f"demo: real data, UCI Census-Income (KDD) at {census}")
+    else:
+        print(
+            "demo: the Census-Income file is not in the dataset cache "
+            "(set NOMORETUNING_CACHE to its folder); running on SYNTHETIC click logs instead"
+        )
+    config = resources.files("nomoretuning") / "configs" / name
+    output = args.output or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    with resources.as_file(config) as path:
+        namespace = argparse.Namespace(output=output, overwrite=False, resume=False, overrides=[])
+        return _compare(namespace, config_path=path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    _set_cache(args)
+    commands = {"train": _train, "compare": _compare, "grid": _grid, "plot": _plot, "demo": _demo}
+    try:
+        return commands[args.command](args)
+    except NomoretuningError as error:
+        print(f"nomoretuning: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nomoretuning: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as error:
+        print(f"nomoretuning: error: {error}", file=sys.stderr)
+        return 2
+    except json.JSONDecodeError as error:
+        print(f"nomoretuning: error: unreadable results file: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Markdown reports of comparisons and grids, as the paper prints them."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from nomoretuning.cli.runs import mean_std
+
+__all__ = ["comparison_markdown", "grid_markdown"]
+
+BASELINE = "equal"
+
+
+def _fmt(mean: float, std: float) -> str:
+    return "n/a" if math.isnan(mean) else f"{mean:.4f} ± {std:.4f}"
+
+
+def _delta(value: float, base: float) -> str:
+    if math.isnan(value) or math.isnan(base) or base == 0:
+        return ""
+    return f"{100 * (value - base) / base:+.2f}%"
+
+
+def comparison_markdown(
+    records: Sequence[dict[str, Any]], tasks: Sequence[str], metric: str = "auc"
+) -> str:
+    """Mean ± std of each task's test metric per model and method, with the relative change
+    against joint training with equal weights (the paper's Table 1 convention)."""
+    cells: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    times: dict[tuple[str, str], list[float]] = defaultdict(list)
+    seeds: dict[tuple[str, str], set[int]] = defaultdict(set)
+    for record in records:
+        key = (record["model"], record["method"])
+        for task in tasks:
+            cells[key][task].append(float(record["test"][task][metric]))
+        times[key].append(float(record["wall_time_s"]))
+        seeds[key].add(int(record["seed"]))
+    models = list(dict.fromkeys(r["model"] for r in records if r["model"] != "single_task"))
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    lines = [
+        f"Test {metric.upper()} (mean ± std over seeds); Δ = relative change against "
+        f"joint training with equal weights on the same architecture.",
+        "",
+    ]
+    header = [
+        "model",
+        "method",
+        *[f"{t} {metric}" for t in tasks],
+        *[f"Δ {t}" for t in tasks],
+        "seeds",
+        "time/run (s)",
+    ]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    single = ("single_task", "single_task")
+    for model in models:
+        base = {t: mean_std(cells[(model, BASELINE)][t])[0] for t in tasks}
+        for method in methods:
+            key = single if method == "single_task" else (model, method)
+            if key not in cells:
+                continue
+            stats = {t: mean_std(cells[key][t]) for t in tasks}
+            row = [model, method]
+            row += [_fmt(*stats[t]) for t in tasks]
+            row += [
+                _delta(stats[t][0], base[t]) if (model, BASELINE) in cells else "" for t in tasks
+            ]
+            row += [str(len(seeds[key])), f"{sum(times[key]) / len(times[key]):.1f}"]
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def grid_markdown(summary: dict[str, Any]) -> str:
+    tasks = summary["tasks"]
+    lines = [
+        "| weights | " + " | ".join(f"{t} AUC" for t in tasks) + " | epochs | time (s) |",
+        "|" + "---|" * (len(tasks) + 3),
+    ]
+    for point in summary["grid"]:
+        weights = ":".join(f"{point['weights'][t]:.2f}" for t in tasks)
+        aucs = " | ".join(f"{point['test'][t]['auc']:.4f}" for t in tasks)
+        lines.append(f"| {weights} | {aucs} | {point['epochs']:.1f} | {point['wall_time_s']:.1f} |")
+    nmt = summary["nmt"]
+    aucs = " | ".join(f"**{nmt['test'][t]['auc']:.4f}**" for t in tasks)
+    lines.append(f"| **NMT** | {aucs} | {nmt['epochs']:.1f} | {nmt['wall_time_s']:.1f} |")
+    cost = summary["cost"]
+    lines += [
+        "",
+        f"Grid: {cost['grid_runs']} runs, {cost['grid_epochs']} epochs, "
+        f"{cost['grid_wall_time_s']} s. NMT: 1 run, {cost['nmt_epochs']} epochs, "
+        f"{cost['nmt_wall_time_s']} s ({cost['wall_time_ratio']}x less wall time).",
+    ]
+    return "\n".join(lines) + "\n"
