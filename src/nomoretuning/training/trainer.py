@@ -280,7 +280,12 @@ class Trainer:
     def _run_stage(self) -> None:
         cfg = self.config
         train = self.dataset.train
-        steps_per_epoch = math.ceil(len(train) / cfg.batch_size)  # type: ignore[arg-type]
+        count = getattr(train, "num_batches", None)
+        steps_per_epoch = (
+            int(count(cfg.batch_size))
+            if callable(count)
+            else math.ceil(len(train) / cfg.batch_size)  # type: ignore[arg-type]
+        )
         bar = self._progress_bar(steps_per_epoch)
         try:
             while not self.stop_stage and self.epoch < cfg.max_epochs:
