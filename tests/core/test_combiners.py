@@ -190,8 +190,8 @@ def test_emtl_on_a_shared_representation() -> None:
 def test_emtl_is_scale_free_in_alpha() -> None:
     x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
     emtl = nt.EMTL(["a", "b"], shared=[x], alpha=1.0)
-    base = float(emtl({"a": (x**2).sum(), "b": x.sum()})) - 4.0
-    scaled = float(emtl({"a": 10 * (x**2).sum(), "b": 10 * x.sum()})) - 40.0
+    base = float(emtl({"a": (x**2).sum(), "b": x.sum()}).detach()) - 4.0
+    scaled = float(emtl({"a": 10 * (x**2).sum(), "b": 10 * x.sum()}).detach()) - 40.0
     assert scaled == pytest.approx(base, rel=1e-6)
 
 

@@ -41,7 +41,7 @@ def test_multiplier_grows_while_violated_and_returns_to_zero_once_slack() -> Non
 
 def test_dual_step_uses_the_raw_violation_not_the_autograd_derivative() -> None:
     # d L~ / d lambda = (g - L~)/(1 + lambda) is negative here although the constraint is violated.
-    nmt = _in_stage_two(tolerance=0.0)
+    nmt = _in_stage_two(tolerance=0.0, dual_lr=1.0)
     lam = torch.zeros((), requires_grad=True)
     low, top = 2.0, 1.05
     rescaled = (low + lam * (top - 1.0)) / (1 + lam)
@@ -57,22 +57,52 @@ def test_zero_tolerance_with_noisy_losses_drifts_and_the_default_does_not() -> N
     # default 1 % relative tolerance keeps it at zero.
     rng = random.Random(0)
     noise = [rng.gauss(0.0, 0.005) for _ in range(20000)]
-    drifting = _in_stage_two(tolerance=0.0)
-    default = _in_stage_two()
+    drifting = _in_stage_two(tolerance=0.0, dual_lr=1.0)
+    default = _in_stage_two(dual_lr=1.0)
+    fast = _in_stage_two()  # default dual_lr: larger steps, still no drift
     trajectory = []
+    late: list[float] = []
     for i, e in enumerate(noise):
         losses = {"top": _scalar(1.0 + e), "low": _scalar(0.5)}
         drifting.step(losses)
         default.step(losses)
+        fast.step(losses)
+        if i >= 15000:
+            late.append(fast.multipliers["top"])
         if (i + 1) % 5000 == 0:
             trajectory.append(drifting.multipliers["top"])
     assert trajectory[-1] > 0.2
     assert trajectory[-1] > trajectory[0]
     assert default.multipliers["top"] < 1e-3
+    assert sum(late) / len(late) < 0.5  # stationary, not growing like sqrt(steps)
+
+
+def test_relative_violation_divides_by_the_bound_and_raw_does_not() -> None:
+    relative = nt.NMT(["top", "low"], tolerance=0.0, dual_lr=1.0)
+    raw = nt.NMT(["top", "low"], tolerance=0.0, dual_lr=1.0, violation="raw")
+    for nmt in (relative, raw):
+        nmt.next_stage(bound=2.0)
+        nmt.step({"top": _scalar(2.5), "low": _scalar(0.0)})
+    assert relative.multipliers["top"] == pytest.approx(0.25)
+    assert raw.multipliers["top"] == pytest.approx(0.5)
+    assert relative.violations["top"] == pytest.approx(0.5)  # reported in loss units
+
+
+def test_manual_dual_updates_leave_step_alone() -> None:
+    nmt = nt.NMT(["top", "low"], dual_updates="manual", dual_lr=1.0, tolerance=0.0)
+    nmt.next_stage(bound=1.0)
+    nmt.step({"top": _scalar(3.0), "low": _scalar(0.0)})
+    assert nmt.multipliers["top"] == 0.0
+    nmt.update_multipliers({"top": 1.5})
+    assert nmt.multipliers["top"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="missing loss of constrained task 'top'"):
+        nmt.update_multipliers({"low": 1.0})
+    with pytest.raises(ValueError, match="not finite"):
+        nmt.update_multipliers({"top": float("nan")})
 
 
 def test_smoothing_averages_the_violation() -> None:
-    nmt = _in_stage_two(tolerance=0.0, smoothing=0.5)
+    nmt = _in_stage_two(tolerance=0.0, smoothing=0.5, dual_lr=1.0)
     nmt.step({"top": _scalar(1.2), "low": _scalar(0.0)})  # first violation taken as is
     nmt.step({"top": _scalar(1.0), "low": _scalar(0.0)})  # EMA: 0.5 * 0.2 + 0.5 * 0
     assert nmt.multipliers["top"] == pytest.approx(0.2 + 0.1)
@@ -307,6 +337,8 @@ def test_emtl_composition_adds_the_prior_weighted_penalty() -> None:
         ({"priorities": ["a", "b"], "tolerance": float("nan")}, "must be >= 0"),
         ({"priorities": ["a", "b"], "tolerance_mode": "percent"}, "tolerance_mode must be one of"),
         ({"priorities": ["a", "b"], "dual": "adam"}, "dual must be one of"),
+        ({"priorities": ["a", "b"], "violation": "scaled"}, "violation must be one of"),
+        ({"priorities": ["a", "b"], "dual_updates": "never"}, "dual_updates must be one of"),
         ({"priorities": ["a", "b"], "dual_lr": 0.0}, "dual_lr must be > 0"),
         ({"priorities": ["a", "b"], "smoothing": 1.0}, "smoothing must lie in"),
         ({"priorities": ["a", "b"], "initial_multiplier": -1.0}, "initial_multiplier"),

@@ -62,7 +62,7 @@ def _two_level() -> tuple[Tensor, Losses]:
 @pytest.mark.parametrize("explicit_bound", [True, False])
 def test_two_levels_reach_the_constrained_optimum(opt_name: str, explicit_bound: bool) -> None:
     theta, losses = _two_level()
-    nmt = nt.NMT(["primary", "secondary"], tolerance=RHO)
+    nmt = nt.NMT(["primary", "secondary"], tolerance=RHO, dual_lr=1.0)
     _train_stage(nmt, losses, [theta], opt_name, 3000)
     assert torch.allclose(theta.detach(), A, atol=1e-3)
     nmt.next_stage(bound=1.0 if explicit_bound else None)
@@ -82,7 +82,9 @@ def test_two_levels_reach_the_constrained_optimum(opt_name: str, explicit_bound:
 
 def test_absolute_tolerance_gives_the_same_optimum() -> None:
     theta, losses = _two_level()
-    nmt = nt.NMT(["primary", "secondary"], tolerance=RHO, tolerance_mode="absolute")
+    nmt = nt.NMT(
+        ["primary", "secondary"], tolerance=RHO, tolerance_mode="absolute", dual_lr=1.0
+    )
     _train_stage(nmt, losses, [theta], "sgd", 2000)
     nmt.next_stage(bound=1.0)
     assert nmt.slacks == {"primary": RHO}
@@ -92,7 +94,9 @@ def test_absolute_tolerance_gives_the_same_optimum() -> None:
 
 def test_pi_controller_reaches_the_same_optimum() -> None:
     theta, losses = _two_level()
-    nmt = nt.NMT(["primary", "secondary"], tolerance=RHO, dual="pi", pi_gains=(1.0, 1.0))
+    nmt = nt.NMT(
+        ["primary", "secondary"], tolerance=RHO, dual="pi", pi_gains=(1.0, 1.0), dual_lr=1.0
+    )
     _train_stage(nmt, losses, [theta], "sgd", 2000)
     nmt.next_stage(bound=1.0)
     _train_stage(nmt, losses, [theta], "sgd", 3000)
@@ -170,7 +174,7 @@ def test_plain_ascent_oscillates_on_three_levels_where_pi_settles() -> None:
     sol = _three_level_solution(RHO)
     spreads = {}
     raw = {"violation": "raw"}
-    for name, kwargs in {"ascent": raw, "pi": {**PI, **raw}}.items():
+    for name, kwargs in {"ascent": {**raw, "dual_lr": 1.0}, "pi": {**PI, **raw}}.items():
         theta, losses = _three_level_losses()
         nmt = nt.NMT(["pay", "amount", "relevance"], tolerance=RHO, **kwargs)  # type: ignore[arg-type]
         _train_stage(nmt, losses, [theta], "sgd", 1000)
@@ -204,7 +208,9 @@ def test_shared_level_keeps_each_task_under_its_own_bound() -> None:
             "gmv": (x - 4) ** 2 + (y - 3) ** 2,
         }
 
-    nmt = nt.NMT([["ctr", "cvr"], "gmv"], tolerance=RHO, level_weights={"ctr": 3.0, "cvr": 1.0})
+    nmt = nt.NMT(
+        [["ctr", "cvr"], "gmv"], tolerance=RHO, level_weights={"ctr": 3.0, "cvr": 1.0}, dual_lr=1.0
+    )
     assert nmt.task == "ctr+cvr"
     assert nmt.term_weights == {"ctr": 0.75, "cvr": 0.25}
     _train_stage(nmt, losses, [theta], "sgd", 2000)

@@ -43,7 +43,9 @@ class NMT(LossCombiner):
         tolerance_mode: ``"relative"`` (default) or ``"absolute"``.
         dual: multiplier update rule: ``"ascent"`` (projected gradient ascent, default) or
             ``"pi"`` (a PI controller on the violation, for damping oscillations).
-        dual_lr: step size of the multiplier update.
+        dual_lr: step size of the multiplier update (default 100: with the default relative
+            violation, an excess of 1 % over the bound, the size of the default tolerance, raises
+            lambda by 1 per update).
         pi_gains: ``(kp, ki)`` of the PI controller: ``I <- max(0, I + dual_lr*ki*g)``,
             ``lambda = max(0, I + dual_lr*kp*g)``.
         smoothing: EMA coefficient in [0, 1) applied to the violation before the dual update
@@ -52,6 +54,9 @@ class NMT(LossCombiner):
             ``|L_j*|`` so that ``dual_lr`` does not depend on the loss scale; ``"raw"`` uses
             ``L_j - L_j* - eps_j`` as is.
         initial_multiplier: ``lambda_0``, the value each multiplier starts a stage with.
+        dual_updates: ``"every_step"`` (default): ``step`` updates the multipliers from the
+            training losses it is given; ``"manual"``: only ``update_multipliers`` does, e.g.
+            with losses measured on held-out data (what the trainer does by default).
         bound_window: how many recent training losses of the stage task estimate its bound.
         switch: optional rule (``Plateau``, ``StepBudget``) that ends a stage automatically
             inside ``step``; without it, call ``next_stage`` yourself.
@@ -65,7 +70,7 @@ class NMT(LossCombiner):
         >>> import nomoretuning as nt
         >>> w = torch.zeros(1, requires_grad=True)
         >>> opt = torch.optim.SGD([w], lr=0.1)
-        >>> nmt = nt.NMT(["a", "b"], tolerance=0.1)
+        >>> nmt = nt.NMT(["a", "b"], tolerance=0.1, dual_lr=1.0)  # full-batch toy: a gentler dual
         >>> def losses():
         ...     return {"a": ((w - 1) ** 2).sum() + 1, "b": ((w - 3) ** 2).sum()}
         >>> for stage_steps in (200, 200):
@@ -87,11 +92,12 @@ class NMT(LossCombiner):
         tolerance: float | Mapping[str, float] = 0.01,
         tolerance_mode: Literal["relative", "absolute"] = "relative",
         dual: Literal["ascent", "pi"] = "ascent",
-        dual_lr: float = 1.0,
+        dual_lr: float = 100.0,
         pi_gains: tuple[float, float] = (1.0, 1.0),
         smoothing: float = 0.0,
         violation: Literal["relative", "raw"] = "relative",
         initial_multiplier: float = 0.0,
+        dual_updates: Literal["every_step", "manual"] = "every_step",
         bound_window: int = 100,
         switch: StageSwitch | None = None,
         combiner: CombinerFactory | None = None,
@@ -114,6 +120,7 @@ class NMT(LossCombiner):
         if not (math.isfinite(initial_multiplier) and initial_multiplier >= 0):
             raise ValueError(f"NMT: initial_multiplier must be >= 0, got {initial_multiplier!r}")
         self.initial_multiplier = float(initial_multiplier)
+        self.dual_updates = _choice("dual_updates", dual_updates, ("every_step", "manual"))
         if not isinstance(bound_window, int) or bound_window < 1:
             raise ValueError(f"NMT: bound_window must be a positive integer, got {bound_window!r}")
         self.bound_window = bound_window
@@ -249,7 +256,8 @@ class NMT(LossCombiner):
                 strict=True,
             )
         )
-        self._dual_update(values)
+        if self.dual_updates == "every_step":
+            self._dual_update(values)
         inner_closure = None
         if closure is not None:
             terms = self.inner.tasks
@@ -270,6 +278,30 @@ class NMT(LossCombiner):
             list(self._objective_history), self._steps_in_stage
         ):
             self.next_stage()
+
+    def update_multipliers(self, losses: Mapping[str, Tensor | float]) -> None:
+        """One dual step from the given losses of the constrained tasks, e.g. measured on
+        held-out data (with ``dual_updates="manual"``, ``step`` leaves the multipliers alone).
+
+        Example:
+            >>> nmt = NMT(["a", "b"], dual_updates="manual", dual_lr=1.0)
+            >>> nmt.next_stage(bound=1.0)
+            >>> nmt.update_multipliers({"a": 1.5})
+            >>> round(nmt.multipliers["a"], 2)
+            0.49
+        """
+        self._check_running("update_multipliers")
+        values: dict[str, float] = {}
+        for task in self._multipliers:
+            if task not in losses:
+                raise ValueError(
+                    f"NMT.update_multipliers(): missing loss of constrained task {task!r}"
+                )
+            value = float(losses[task])
+            if not math.isfinite(value):
+                raise ValueError(f"NMT.update_multipliers(): loss of task {task!r} is not finite")
+            values[task] = value
+        self._dual_update(values)
 
     def next_stage(self, bound: float | Mapping[str, float] | None = None) -> None:
         """Ends the running stage: records its bound(s) and starts the next stage.
