@@ -9,9 +9,12 @@ from typing import Any
 
 from nomoretuning.cli.runs import mean_std
 
-__all__ = ["comparison_markdown", "grid_markdown"]
+__all__ = ["KEEP_TOLERANCE", "comparison_markdown", "grid_markdown", "table3_markdown"]
 
 BASELINE = "equal"
+
+KEEP_TOLERANCE = 0.005
+"""Table 3: the top task counts as kept when its mean metric is at most 0.5 % below the baseline."""
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -74,17 +77,21 @@ def comparison_markdown(
 
 
 def grid_markdown(summary: dict[str, Any]) -> str:
+    """The grid's test metric per weight vector (``summary["metric"]``, AUC by default), NMT
+    last, and what each costs."""
     tasks = summary["tasks"]
+    metric = summary.get("metric", "auc")
+    name = {"auc": "AUC", "ndcg": "NDCG"}.get(metric, metric)
     lines = [
-        "| weights | " + " | ".join(f"{t} AUC" for t in tasks) + " | epochs | time (s) |",
+        "| weights | " + " | ".join(f"{t} {name}" for t in tasks) + " | epochs | time (s) |",
         "|" + "---|" * (len(tasks) + 3),
     ]
     for point in summary["grid"]:
         weights = ":".join(f"{point['weights'][t]:.2f}" for t in tasks)
-        aucs = " | ".join(f"{point['test'][t]['auc']:.4f}" for t in tasks)
+        aucs = " | ".join(f"{point['test'][t][metric]:.4f}" for t in tasks)
         lines.append(f"| {weights} | {aucs} | {point['epochs']:.1f} | {point['wall_time_s']:.1f} |")
     nmt = summary["nmt"]
-    aucs = " | ".join(f"**{nmt['test'][t]['auc']:.4f}**" for t in tasks)
+    aucs = " | ".join(f"**{nmt['test'][t][metric]:.4f}**" for t in tasks)
     lines.append(f"| **NMT** | {aucs} | {nmt['epochs']:.1f} | {nmt['wall_time_s']:.1f} |")
     cost = summary["cost"]
     lines += [
@@ -93,4 +100,69 @@ def grid_markdown(summary: dict[str, Any]) -> str:
         f"{cost['grid_wall_time_s']} s. NMT: 1 run, {cost['nmt_epochs']} epochs, "
         f"{cost['nmt_wall_time_s']} s ({cost['wall_time_ratio']}x less wall time).",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def table3_markdown(
+    records: Sequence[dict[str, Any]],
+    tasks: Sequence[str],
+    k: int = 10,
+    baseline: str = "pay",
+    top: str = "pay",
+) -> str:
+    """The Table 3 report: per run, each task's test NDCG@k and pairwise accuracy (mean ± std over
+    seeds) and the relative change of the mean against the ``baseline`` run (the pay-only model,
+    scored on every task), with whether the ``top`` task was kept (its mean at most
+    `KEEP_TOLERANCE` below the baseline's).
+
+    Example:
+        >>> rec = lambda run, p, r: {"run": run, "method": "nmt", "seed": 0, "wall_time_s": 1.0,
+        ...     "test": {"pay": {"ndcg": p, "pairwise_accuracy": p},
+        ...              "relevance": {"ndcg": r, "pairwise_accuracy": r}}}
+        >>> text = table3_markdown([rec("pay", 0.8, 0.4), rec("pay+relevance", 0.8, 0.5)],
+        ...                        ["pay", "relevance"])
+        >>> row = [line for line in text.splitlines() if line.startswith("| pay+relevance")][0]
+        >>> row.split(" | ")[4:7]
+        ['+0.00%', '+25.00%', 'yes']
+    """
+    runs = list(dict.fromkeys(r["run"] for r in records))
+    methods = {r["run"]: r["method"] for r in records}
+    lines = [
+        f"Test metrics of the single-score model (mean ± std over seeds); Δ = relative change of "
+        f"the mean against the {baseline}-only baseline (the {baseline} model scored on every "
+        f"task). {top} kept: its mean is at most {100 * KEEP_TOLERANCE:g}% below the baseline's.",
+    ]
+    for metric, title in (("ndcg", f"NDCG@{k}"), ("pairwise_accuracy", "pairwise accuracy")):
+        cells: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        times: dict[str, list[float]] = defaultdict(list)
+        seeds: dict[str, set[int]] = defaultdict(set)
+        for record in records:
+            for task in tasks:
+                cells[record["run"]][task].append(float(record["test"][task][metric]))
+            times[record["run"]].append(float(record["wall_time_s"]))
+            seeds[record["run"]].add(int(record["seed"]))
+        base = {t: mean_std(cells[baseline][t])[0] for t in tasks} if baseline in cells else {}
+        header = [
+            "run",
+            "method",
+            *[f"{t} {title}" for t in tasks],
+            *[f"Δ {t}" for t in tasks],
+            f"{top} kept",
+            "seeds",
+            "time/run (s)",
+        ]
+        lines += ["", f"**{title}**", ""]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        for run in runs:
+            stats = {t: mean_std(cells[run][t]) for t in tasks}
+            deltas = [_delta(stats[t][0], base[t]) if base else "" for t in tasks]
+            if run == baseline or not base or top not in tasks:
+                kept = "—"
+            else:
+                top_base, top_mean = base[top], stats[top][0]
+                kept = "yes" if top_mean >= top_base * (1 - KEEP_TOLERANCE) else "no"
+            row = [run, methods[run], *[_fmt(*stats[t]) for t in tasks], *deltas, kept]
+            row += [str(len(seeds[run])), f"{sum(times[run]) / len(times[run]):.1f}"]
+            lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

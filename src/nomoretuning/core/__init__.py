@@ -1,8 +1,10 @@
-"""Loss combiners: NMT and the methods it is compared and composed with. Depends on torch only."""
+"""Loss combiners (NMT and the methods it is compared and composed with) and task losses (the
+pairwise logistic loss of learning to rank). Depends on torch only."""
 
 from nomoretuning.core.base import LossCombiner, check_losses
 from nomoretuning.core.emtl import EMTL
 from nomoretuning.core.famo import FAMO
+from nomoretuning.core.losses import binary_cross_entropy_losses, pairwise_logistic_loss
 from nomoretuning.core.nmt import NMT
 from nomoretuning.core.switching import Plateau, StageSwitch, StepBudget
 from nomoretuning.core.weighting import EqualWeights, FixedWeights, UncertaintyWeighting
@@ -18,5 +20,7 @@ __all__ = [
     "StageSwitch",
     "StepBudget",
     "UncertaintyWeighting",
+    "binary_cross_entropy_losses",
     "check_losses",
+    "pairwise_logistic_loss",
 ]

@@ -48,15 +48,23 @@ from nomoretuning.data.qk_video import (
     QK_VIDEO_TASKS,
     load_qk_video,
 )
+from nomoretuning.data.ranking import (
+    LAMBDARANK_FEATURES,
+    SEARCH_LOG_TASKS,
+    GroupedSplit,
+    PairwiseSpec,
+    RankingArrays,
+    load_lambdarank_example,
+    load_svmlight_ranking,
+    make_pairs,
+    make_search_logs,
+)
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import split_indices, stem_split, train_test_split_indices
 from nomoretuning.data.synthetic import make_synthetic
 from nomoretuning.data.table import load_table
 from nomoretuning.data.tiktok import TIKTOK_COLUMNS, TIKTOK_SPARSE, TIKTOK_TASKS, load_tiktok
-
-# Learning-to-rank data and pairs (data/ranking.py, owned separately) are exported here:
-# from nomoretuning.data.ranking import ...
 
 __all__ = [
     "CACHE_ENV",
@@ -66,10 +74,12 @@ __all__ = [
     "CENSUS_INCOME_SHA256",
     "CENSUS_INCOME_URL",
     "CENSUS_TASKS",
+    "LAMBDARANK_FEATURES",
     "OOV_INDEX",
     "QK_VIDEO_COLUMNS",
     "QK_VIDEO_FEATURES",
     "QK_VIDEO_TASKS",
+    "SEARCH_LOG_TASKS",
     "TIKTOK_COLUMNS",
     "TIKTOK_SPARSE",
     "TIKTOK_TASKS",
@@ -77,7 +87,10 @@ __all__ = [
     "CategoricalEncoder",
     "DenseScaler",
     "FeatureEncoder",
+    "GroupedSplit",
+    "PairwiseSpec",
     "PreparedDataset",
+    "RankingArrays",
     "Schema",
     "TensorSplit",
     "binary_label",
@@ -89,9 +102,13 @@ __all__ = [
     "download_census_income",
     "find_census_income",
     "load_census_income",
+    "load_lambdarank_example",
     "load_qk_video",
+    "load_svmlight_ranking",
     "load_table",
     "load_tiktok",
+    "make_pairs",
+    "make_search_logs",
     "make_synthetic",
     "read_table",
     "sha256_file",

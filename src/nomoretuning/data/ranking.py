@@ -8,6 +8,9 @@ lambdarank example and a synthetic search-log simulator with known trade-offs.
 - `load_lambdarank_example`: LightGBM's ``examples/lambdarank`` (real data) as a `PreparedDataset`.
 - `make_search_logs`: synthetic search sessions with tasks ``pay``, ``amount``, ``relevance``
   (the NMT paper's Taobao setting), whose conflicts are set by documented knobs.
+- `PairwiseSpec`: how a ranking dataset's tasks are trained and scored; both builders put one in
+  ``metadata["objective"]``, and the trainer / command line call it to get the
+  `nomoretuning.training.objectives.PairwiseObjective` (pairwise logistic loss, NDCG@k).
 
 Example:
     >>> import torch
@@ -21,8 +24,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -32,10 +36,14 @@ from nomoretuning.data.batching import Batch, PreparedDataset, TensorSplit
 from nomoretuning.errors import DataError
 from nomoretuning.models.features import FeatureConfig
 
+if TYPE_CHECKING:
+    from nomoretuning.training.objectives import PairwiseObjective
+
 __all__ = [
     "LAMBDARANK_FEATURES",
     "SEARCH_LOG_TASKS",
     "GroupedSplit",
+    "PairwiseSpec",
     "RankingArrays",
     "load_lambdarank_example",
     "load_svmlight_ranking",
@@ -172,6 +180,55 @@ def make_pairs(
     if rows is not None:
         first, second = rows[first], rows[second]
     return first, second
+
+
+# --------------------------------------------------------------------------- objective
+
+
+@dataclass(frozen=True)
+class PairwiseSpec:
+    """How the tasks of a ranking dataset are trained and scored, stored by the builders in
+    ``metadata["objective"]``: ``spec(tasks)`` returns the
+    `nomoretuning.training.objectives.PairwiseObjective` for the selected tasks (the trainer and
+    the command line call it; masks and gains of tasks not selected are dropped).
+
+    Args:
+        pair_masks: task -> ``"positive"`` (only rows with label > 0 form pairs).
+        gains: task -> NDCG gain (``"exponential"`` when not named, ``"linear"`` for amounts).
+        max_pairs_per_group: optional cap of sampled pairs per group and task in each batch.
+        k: the cut-off of NDCG@k.
+
+    Example:
+        >>> objective = PairwiseSpec({"amount": "positive"}, {"amount": "linear"})(["pay"])
+        >>> objective.tasks, objective.pair_masks, objective.k
+        (('pay',), {}, 10)
+    """
+
+    pair_masks: Mapping[str, Literal["positive"]] = field(default_factory=dict)
+    gains: Mapping[str, Literal["exponential", "linear"]] = field(default_factory=dict)
+    max_pairs_per_group: int | None = None
+    k: int = 10
+
+    def __post_init__(self) -> None:
+        cap = self.max_pairs_per_group
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"max_pairs_per_group must be a positive integer or null, got {cap!r}")
+        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
+            raise ValueError(f"ndcg_k must be a positive integer, got {self.k!r}")
+
+    def __call__(self, tasks: Sequence[str]) -> PairwiseObjective:
+        # The one reference from the data layer to training, made at call time: the dataset
+        # names its objective, the training layer implements it.
+        from nomoretuning.training.objectives import PairwiseObjective
+
+        names = tuple(tasks)
+        return PairwiseObjective(
+            names,
+            pair_masks={t: m for t, m in self.pair_masks.items() if t in names},
+            max_pairs_per_group=self.max_pairs_per_group,
+            k=self.k,
+            gain={t: self.gains.get(t, "exponential") for t in names},
+        )
 
 
 # --------------------------------------------------------------------------- batching
@@ -464,6 +521,8 @@ def load_lambdarank_example(
     seed: int = 0,
     standardize: bool = True,
     tasks: Sequence[str] | None = None,
+    max_pairs_per_group: int | None = None,
+    ndcg_k: int = 10,
 ) -> PreparedDataset:
     """LightGBM's ``examples/lambdarank`` (real data) as a `PreparedDataset` of `GroupedSplit`s.
 
@@ -475,6 +534,10 @@ def load_lambdarank_example(
     standard deviation (constant columns are only centred). Group ids are the query's position
     in its file (train and valid share ``rank.train``'s numbering).
 
+    ``metadata["objective"]`` is a `PairwiseSpec` (pairwise logistic loss on all pairs, or
+    ``max_pairs_per_group`` sampled ones per query and batch; NDCG@``ndcg_k`` with exponential
+    gain), so the trainer and the command line train it as a ranking task.
+
     Example:
         >>> ds = load_lambdarank_example("../shared/data/lambdarank-example")  # doctest: +SKIP
         >>> len(ds.train) + len(ds.valid), len(ds.test)  # doctest: +SKIP
@@ -482,6 +545,7 @@ def load_lambdarank_example(
     """
     names = _check_tasks(tasks, ("relevance",))
     fraction = _check_fraction("valid_fraction", valid_fraction)
+    objective = PairwiseSpec(max_pairs_per_group=max_pairs_per_group, k=ndcg_k)
     root = Path(directory)
     if not root.is_dir():
         raise DataError(
@@ -528,7 +592,11 @@ def load_lambdarank_example(
             f"{int(test.groups.max()) + 1} queries, {test.features.shape[0]} rows); validation = "
             f"{fraction:g} of the training queries (seed {seed})"
         ),
-        metadata={"valid_fraction": fraction, "standardized": standardize},
+        metadata={
+            "valid_fraction": fraction,
+            "standardized": standardize,
+            "objective": objective,
+        },
     )
 
 
@@ -547,6 +615,8 @@ def make_search_logs(
     pay_rate: float = 0.05,
     split: Sequence[float] = (0.8, 0.1, 0.1),
     tasks: Sequence[str] | None = None,
+    max_pairs_per_group: int | None = None,
+    ndcg_k: int = 10,
 ) -> PreparedDataset:
     """Synthetic search logs (the NMT paper's Taobao setting) with documented trade-offs.
 
@@ -571,7 +641,12 @@ def make_search_logs(
     Amount encoding: the ``amount`` label is the amount for purchased rows and 0 otherwise, so
     the purchased rows are exactly ``amount > 0``. As in the paper (pairs of high- vs low-value
     transactions), amount pairs are formed among purchased rows only:
-    ``make_pairs(amount, groups, mask=amount > 0)`` (``metadata["pair_masks"]["amount"]``).
+    ``make_pairs(amount, groups, mask=amount > 0)`` (``metadata["pair_masks"]["amount"]`` is
+    ``"positive"``: rows with a label > 0).
+
+    Objective: ``metadata["objective"]`` is a `PairwiseSpec` (pairwise logistic loss per task,
+    amount pairs among purchases, all pairs or ``max_pairs_per_group`` sampled ones per query and
+    batch; NDCG@``ndcg_k`` with exponential gain for pay and relevance, linear gain for amount).
 
     Splits: whole queries, ``numpy.random.default_rng(seed)`` permutation cut by ``split``.
     Every split is a `GroupedSplit` with ``sparse`` ``[N, 0]``; groups are query ids.
@@ -591,6 +666,8 @@ def make_search_logs(
         pay_rate: base purchase rate (its logit is the bias; the realised rate is higher).
         split: (train, valid, test) fractions of queries.
         tasks: subset of ``("pay", "amount", "relevance")`` in priority order (default all).
+        max_pairs_per_group: optional cap of sampled training pairs per query, batch and task.
+        ndcg_k: the cut-off of the NDCG@k metric.
 
     Example:
         >>> ds = make_search_logs(100, 10, seed=0)
@@ -633,6 +710,13 @@ def make_search_logs(
         raise ValueError(
             f"split must be three fractions >= 0 (train, valid, test) summing to 1, got {split!r}"
         )
+    masks: dict[str, Literal["positive"]] = {"amount": "positive"} if "amount" in names else {}
+    objective = PairwiseSpec(
+        pair_masks=masks,
+        gains={"amount": "linear"},
+        max_pairs_per_group=max_pairs_per_group,
+        k=ndcg_k,
+    )
 
     rng = np.random.default_rng(seed)
     basis, _ = np.linalg.qr(rng.standard_normal((n_features, 2)))
@@ -690,7 +774,8 @@ def make_search_logs(
             "conflict": float(conflict),
             "price_effect": float(price_effect),
             "utility_correlation": {"pay_relevance": corr_rel, "pay_amount": corr_amount},
-            "pair_masks": {"amount": "amount > 0 (purchased rows)"},
+            "pair_masks": masks,
+            "objective": objective,
             "true_utility": truth,
             "weights": {"pay": w_pay, "relevance": w_rel},
         },

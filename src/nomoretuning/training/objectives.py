@@ -1,24 +1,32 @@
 """Task objectives: the training loss of each task and its evaluation metrics.
 
-The trainer is written against the small ``Objective`` protocol, so binary click-through tasks and
-pairwise learning-to-rank tasks use the same training loop.
+The trainer is written against the small ``Objective`` protocol, so binary click-through tasks
+(`BinaryObjective`) and pairwise learning-to-rank tasks on one score (`PairwiseObjective`) use the
+same training loop.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nomoretuning.data.batching import Batch
+from nomoretuning.core.losses import pairwise_logistic_loss
+from nomoretuning.data.batching import Batch, TensorSplit
+from nomoretuning.data.ranking import make_pairs
+from nomoretuning.errors import DataError
 from nomoretuning.training import metrics
 
-__all__ = ["BinaryObjective", "Objective"]
+__all__ = ["BinaryObjective", "Objective", "PairMask", "PairwiseObjective", "predict"]
+
+PairMask = Literal["positive"] | Callable[[Tensor], Tensor]
+"""Which rows of a task may form pairs: ``"positive"`` (label > 0) or a function label -> bool."""
+Gain = Literal["exponential", "linear"]
 
 
 class Objective(Protocol):
@@ -92,6 +100,220 @@ def _safe_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return metrics.auc(labels, scores)
 
 
+class PairwiseObjective:
+    """The pairwise logistic (RankNet) loss of every task on one shared score, ranking metrics.
+
+    For the NMT paper's online setting (its equation 10): a single-score model gives the same logit
+    ``s`` to every task, and task t's loss is ``mean over its pairs (i, j) of log(1 + exp(-(s_i -
+    s_j)))``. Task t's pairs are the (i, j) of one group (query) with ``label_t[i] > label_t[j]``
+    (equal labels form no pair), among the rows its *pair mask* keeps, built with tensor operations
+    by `nomoretuning.data.ranking.make_pairs`. Batches of a `GroupedSplit` never split a group, so
+    the pairs of a batch are all the pairs of its groups.
+
+    Pair sampling: ``max_pairs_per_group=m`` keeps, for each task and each group of a batch,
+    ``min(m, P_g)`` of its ``P_g`` pairs, drawn uniformly without replacement; fresh pairs are drawn
+    for every batch (once per batch object: the recomputation on the same batch that FAMO's
+    ``closure`` asks for reuses them). ``seed=None`` draws from torch's global generator (seeded by
+    the trainer and saved in its checkpoints, so a resumed run draws the same pairs); an integer
+    gives the objective its own CPU generator. ``None`` (default) keeps every pair.
+
+    Metrics of `evaluate`, per task, on a whole split (groups never split):
+
+    - ``ndcg``: mean NDCG@k over groups (``k=10``), gain ``2**label - 1`` (``"exponential"``,
+      default) or ``label`` (``"linear"``, for continuous labels such as amounts; per task with a
+      mapping). Every row takes part (for an amount task the unpurchased rows have gain 0). A
+      group with no relevant item (all labels 0) has no ordering to score and is left out of the
+      mean (``no_relevant="skip"``; ``"zero"`` scores it 0 as scikit-learn, ``"one"`` 1 as
+      LightGBM). This is the ``selection_metric``.
+    - ``pairwise_accuracy``: fraction of the task's pairs (same groups, same mask as the loss) in
+      the right order, ties counting 1/2, averaged over groups.
+    - ``loss``: the training loss's definition on the whole split: the mean pairwise logistic loss
+      over its pairs; with ``max_pairs_per_group=m`` its exact expectation over the sampling, the
+      mean of the per-group mean losses weighted by ``min(m, P_g)``. NaN when the split has no pair.
+
+    Args:
+        tasks: task names (all read the same score under their own key of the logits).
+        pair_masks: per task, ``"positive"`` (only rows with label > 0 form pairs, e.g. the
+            purchased rows for a payment-amount task) or a function from the task's label tensor
+            to a bool mask. Tasks not named use every row.
+        max_pairs_per_group: optional positive cap of pairs per group and task (see above).
+        seed: seed of the pair sampling (see above).
+        k: the cut-off of NDCG@k.
+        gain: NDCG gain, one for every task or a mapping task -> gain (default exponential).
+        no_relevant: what NDCG does with groups without a relevant item (default ``"skip"``).
+
+    Example:
+        >>> import torch
+        >>> from nomoretuning.data.batching import Batch
+        >>> obj = PairwiseObjective(["pay", "amount"], pair_masks={"amount": "positive"})
+        >>> y = {"pay": torch.tensor([1.0, 0.0, 1.0]), "amount": torch.tensor([30.0, 0.0, 10.0])}
+        >>> batch = Batch(torch.zeros(3, 0, dtype=torch.long), torch.zeros(3, 0), y,
+        ...               torch.tensor([0, 0, 0]))
+        >>> s = torch.tensor([2.0, 0.0, 1.0])
+        >>> {t: round(float(v), 4) for t, v in obj.losses({"pay": s, "amount": s}, batch).items()}
+        {'pay': 0.2201, 'amount': 0.3133}
+        >>> out = obj.evaluate({"pay": s.numpy(), "amount": s.numpy()},
+        ...                    {t: v.numpy() for t, v in y.items()}, batch.groups.numpy())
+        >>> out["amount"]["pairwise_accuracy"], round(out["pay"]["ndcg"], 4)
+        (1.0, 1.0)
+    """
+
+    selection_metric = "ndcg"
+
+    def __init__(
+        self,
+        tasks: Sequence[str],
+        *,
+        pair_masks: Mapping[str, PairMask] | None = None,
+        max_pairs_per_group: int | None = None,
+        seed: int | None = None,
+        k: int = 10,
+        gain: Gain | Mapping[str, Gain] = "exponential",
+        no_relevant: metrics.NoRelevant = "skip",
+    ) -> None:
+        self.tasks = tuple(tasks)
+        if not self.tasks or len(set(self.tasks)) != len(self.tasks):
+            raise ValueError(f"PairwiseObjective: tasks must be distinct names, got {list(tasks)}")
+        masks = dict(pair_masks or {})
+        for task, rule in masks.items():
+            if task not in self.tasks:
+                raise ValueError(
+                    f"PairwiseObjective: pair_masks names {task!r}, not one of {list(self.tasks)}"
+                )
+            if rule != "positive" and not callable(rule):
+                raise ValueError(
+                    f"PairwiseObjective: pair_masks[{task!r}] must be 'positive' or a function "
+                    f"label -> bool mask, got {rule!r}"
+                )
+        self.pair_masks: dict[str, PairMask] = masks
+        if max_pairs_per_group is not None and (
+            isinstance(max_pairs_per_group, bool)
+            or not isinstance(max_pairs_per_group, int)
+            or max_pairs_per_group < 1
+        ):
+            raise ValueError(
+                "PairwiseObjective: max_pairs_per_group must be a positive integer or None, "
+                f"got {max_pairs_per_group!r}"
+            )
+        self.max_pairs_per_group = max_pairs_per_group
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"PairwiseObjective: k must be a positive integer, got {k!r}")
+        self.k = k
+        gains = dict.fromkeys(self.tasks, gain) if isinstance(gain, str) else dict(gain)
+        for task, value in gains.items():
+            if task not in self.tasks:
+                raise ValueError(
+                    f"PairwiseObjective: gain names {task!r}, not one of {list(self.tasks)}"
+                )
+            if value not in ("exponential", "linear"):
+                raise ValueError(
+                    f"PairwiseObjective: gain must be 'exponential' or 'linear', got {value!r}"
+                )
+        self.gains: dict[str, Gain] = {t: gains.get(t, "exponential") for t in self.tasks}
+        if no_relevant not in ("skip", "zero", "one"):
+            raise ValueError(
+                f"PairwiseObjective: no_relevant must be 'skip', 'zero' or 'one', got "
+                f"{no_relevant!r}"
+            )
+        self.no_relevant: metrics.NoRelevant = no_relevant
+        self.seed = seed
+        self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))
+        self._cached_batch: Batch | None = None
+        self._cached_pairs: dict[str, tuple[Tensor, Tensor]] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"PairwiseObjective(tasks={list(self.tasks)}, pair_masks={sorted(self.pair_masks)}, "
+            f"max_pairs_per_group={self.max_pairs_per_group}, k={self.k})"
+        )
+
+    def mask(self, task: str, labels: Tensor) -> Tensor | None:
+        """The rows of ``task`` that may form pairs (None: every row)."""
+        rule = self.pair_masks.get(task)
+        if rule is None:
+            return None
+        keep = labels > 0 if rule == "positive" else rule(labels)
+        if not isinstance(keep, Tensor) or keep.dtype != torch.bool or keep.shape != labels.shape:
+            raise ValueError(
+                f"PairwiseObjective: the pair mask of task {task!r} must return a bool tensor of "
+                f"shape {tuple(labels.shape)}"
+            )
+        return keep
+
+    def pairs(self, batch: Batch) -> dict[str, tuple[Tensor, Tensor]]:
+        """Each task's ``(first, second)`` rows in ``batch`` (drawn once per batch object)."""
+        if batch is not self._cached_batch:
+            self._cached_pairs = {
+                task: make_pairs(
+                    batch.labels[task],
+                    batch.groups,
+                    mask=self.mask(task, batch.labels[task]),
+                    max_pairs_per_group=self.max_pairs_per_group,
+                    generator=self._generator,
+                )
+                for task in self.tasks
+            }
+            self._cached_batch = batch
+        return self._cached_pairs
+
+    def losses(self, logits: Mapping[str, Tensor], batch: Batch) -> dict[str, Tensor]:
+        """Mean pairwise logistic loss of each task over its pairs in the batch (0 with none)."""
+        pairs = self.pairs(batch)
+        return {
+            t: pairwise_logistic_loss(logits[t], batch.labels[t], pairs=pairs[t])
+            for t in self.tasks
+        }
+
+    def evaluate(
+        self,
+        logits: Mapping[str, np.ndarray],
+        labels: Mapping[str, np.ndarray],
+        groups: np.ndarray | None,
+    ) -> dict[str, dict[str, float]]:
+        """``{task: {"ndcg", "pairwise_accuracy", "loss"}}`` on a whole split (see the class)."""
+        result: dict[str, dict[str, float]] = {}
+        for task in self.tasks:
+            y = np.asarray(labels[task], dtype=np.float64)
+            s = np.asarray(logits[task], dtype=np.float64)
+            g = np.zeros(y.size, dtype=np.int64) if groups is None else np.asarray(groups)
+            if self.gains[task] == "exponential" and y.size and float(y.max()) > 60:
+                raise DataError(
+                    f"task {task!r}: labels up to {float(y.max()):g} overflow the exponential "
+                    "NDCG gain 2**label - 1; use gain 'linear' for this task (e.g. amounts)"
+                )
+            keep_t = self.mask(task, torch.from_numpy(y))
+            keep = None if keep_t is None else keep_t.numpy()
+            ndcg = metrics.ndcg_at_k(y, s, g, self.k, self.gains[task], self.no_relevant)
+            rows = slice(None) if keep is None else keep
+            accuracy = (
+                metrics.pairwise_accuracy(y[rows], s[rows], g[rows]) if y[rows].size else math.nan
+            )
+            loss = self._split_loss(y, s, g, keep_t)
+            result[task] = {"ndcg": ndcg, "pairwise_accuracy": accuracy, "loss": loss}
+        return result
+
+    def _split_loss(
+        self, y: np.ndarray, s: np.ndarray, g: np.ndarray, keep: Tensor | None
+    ) -> float:
+        labels = torch.from_numpy(y)
+        _, codes = np.unique(g, return_inverse=True)
+        group = torch.from_numpy(codes.reshape(-1).astype(np.int64))
+        first, second = make_pairs(labels, group, mask=keep)
+        if first.numel() == 0:
+            return math.nan
+        scores = torch.from_numpy(s)
+        losses = F.softplus(scores[second] - scores[first])
+        if self.max_pairs_per_group is None:
+            return float(losses.mean())
+        pair_group = group[first]
+        n_groups = int(group.max()) + 1
+        totals = torch.bincount(pair_group, weights=losses, minlength=n_groups)
+        counts = torch.bincount(pair_group, minlength=n_groups).to(torch.float64)
+        weights = counts.clamp(max=float(self.max_pairs_per_group))
+        means = totals / counts.clamp(min=1.0)
+        return float((weights * means).sum() / weights.sum())
+
+
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,
@@ -100,14 +322,31 @@ def predict(
     device: torch.device,
     tasks: Sequence[str],
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None]:
-    """Logits, labels and group ids of a whole split, in split order (model in eval mode)."""
+    """Logits, labels and group ids of a whole split, in split order (model in eval mode).
+
+    Example:
+        >>> from nomoretuning.data.ranking import make_search_logs
+        >>> from nomoretuning.models import build_model
+        >>> ds = make_search_logs(20, 5, seed=0, tasks=["relevance"])
+        >>> model = build_model("single_score", ds.features, ds.tasks, hidden_dims=(4,))
+        >>> logits, labels, groups = predict(model, ds.test, 7, torch.device("cpu"), ds.tasks)
+        >>> bool((groups == ds.test.groups.numpy()).all()), logits["relevance"].shape
+        (True, (10,))
+    """
     was_training = model.training
     model.eval()
     logits: dict[str, list[Tensor]] = {t: [] for t in tasks}
     labels: dict[str, list[Tensor]] = {t: [] for t in tasks}
     groups: list[Tensor] = []
+    # A TensorSplit (a GroupedSplit too) is read in storage order, so the outputs line up with
+    # the split's rows; other split objects are read with their own batches().
+    batches = (
+        TensorSplit.batches(split, batch_size, shuffle=False)
+        if isinstance(split, TensorSplit)
+        else split.batches(batch_size, shuffle=False)  # type: ignore[attr-defined]
+    )
     try:
-        for batch in split.batches(batch_size, shuffle=False):  # type: ignore[attr-defined]
+        for batch in batches:
             out = model(batch.sparse.to(device), batch.dense.to(device))
             for task in tasks:
                 logits[task].append(out[task].float().cpu())

@@ -1,0 +1,284 @@
+"""PairwiseObjective: losses by hand, pairs inside groups, metrics against scikit-learn."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import ndcg_score
+
+import nomoretuning as nt
+from nomoretuning.core import pairwise_logistic_loss
+from nomoretuning.data import GroupedSplit, PairwiseSpec, make_search_logs
+from nomoretuning.data.batching import Batch
+from nomoretuning.errors import DataError
+from nomoretuning.models import build_model
+from nomoretuning.training.objectives import PairwiseObjective, predict
+from nomoretuning.training.trainer import Trainer, TrainerConfig
+
+
+def _batch(labels: dict[str, list[float]], groups: list[int]) -> Batch:
+    n = len(groups)
+    return Batch(
+        torch.zeros(n, 0, dtype=torch.long),
+        torch.zeros(n, 0),
+        {t: torch.tensor(v) for t, v in labels.items()},
+        torch.tensor(groups),
+    )
+
+
+def _softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def test_losses_match_a_hand_computation() -> None:
+    # group 7: rows 0-2, group 9: rows 3-4
+    batch = _batch(
+        {
+            "pay": [1.0, 0.0, 0.0, 1.0, 0.0],
+            "amount": [25.0, 0.0, 0.0, 40.0, 0.0],
+            "relevance": [2.0, 2.0, 0.0, 0.0, 1.0],
+        },
+        [7, 7, 7, 9, 9],
+    )
+    s = torch.tensor([0.5, -0.5, 1.0, 0.0, 2.0], requires_grad=True)
+    obj = PairwiseObjective(["pay", "amount", "relevance"], pair_masks={"amount": "positive"})
+    losses = obj.losses(dict.fromkeys(obj.tasks, s), batch)
+    values = {t: float(v.detach()) for t, v in losses.items()}
+    # pay: (0,1), (0,2) in group 7; (3,4) in group 9: loss of a pair = log(1 + exp(s_j - s_i))
+    pay = (_softplus(-0.5 - 0.5) + _softplus(1.0 - 0.5) + _softplus(2.0 - 0.0)) / 3
+    # amount: purchased rows only (0 in group 7, 3 in group 9): no pair inside a group
+    # relevance: (0,2), (1,2) in group 7 (rows 0 and 1 tie: no pair); (4,3) in group 9
+    relevance = (_softplus(1.0 - 0.5) + _softplus(1.0 + 0.5) + _softplus(0.0 - 2.0)) / 3
+    assert values["pay"] == pytest.approx(pay, abs=1e-6)
+    assert values["relevance"] == pytest.approx(relevance, abs=1e-6)
+    assert values["amount"] == 0.0
+    sum(losses.values()).backward()  # type: ignore[union-attr]
+    assert s.grad is not None and torch.isfinite(s.grad).all()
+    # the same definition as the core loss with its own pairs
+    expected = pairwise_logistic_loss(s.detach(), batch.labels["relevance"], batch.groups)
+    assert values["relevance"] == pytest.approx(float(expected))
+
+
+def test_amount_pairs_are_among_purchases_only() -> None:
+    batch = _batch({"amount": [30.0, 0.0, 10.0, 20.0]}, [0, 0, 0, 0])
+    first, second = PairwiseObjective(["amount"], pair_masks={"amount": "positive"}).pairs(batch)[
+        "amount"
+    ]
+    assert sorted(zip(first.tolist(), second.tolist(), strict=True)) == [(0, 2), (0, 3), (3, 2)]
+    first, _ = PairwiseObjective(["amount"]).pairs(batch)["amount"]
+    assert len(first) == 6  # without the mask the unpurchased row pairs with every purchase
+
+
+def test_pair_counts_no_cross_group_pairs_and_ties() -> None:
+    data = make_search_logs(40, (3, 12), seed=1)
+    split = data.train
+    assert isinstance(split, GroupedSplit)
+    obj = data.metadata["objective"](data.tasks)
+    gen = torch.Generator().manual_seed(0)
+    for batch in split.batches(64, shuffle=True, generator=gen):
+        pairs = obj.pairs(batch)
+        for task in data.tasks:
+            y, g = batch.labels[task], batch.groups
+            assert g is not None
+            first, second = pairs[task]
+            assert bool((g[first] == g[second]).all())  # no cross-group pair
+            assert bool((y[first] > y[second]).all())  # ties form no pair
+            keep = y > 0 if task == "amount" else torch.ones_like(y, dtype=torch.bool)
+            expected = sum(
+                int(((y[i] > y[j]) & (g[i] == g[j]) & keep[i] & keep[j]).item())
+                for i, j in itertools.permutations(range(len(y)), 2)
+            )
+            assert len(first) == expected
+
+
+def test_sampled_pairs_are_capped_per_group_and_seeded() -> None:
+    batch = _batch({"relevance": [3.0, 2.0, 1.0, 0.0, 1.0, 0.0, 2.0]}, [0, 0, 0, 0, 1, 1, 2])
+    counts = {0: 6, 1: 1, 2: 0}
+    for cap in (1, 2, 10):
+        first, _ = PairwiseObjective(["relevance"], max_pairs_per_group=cap, seed=3).pairs(batch)[
+            "relevance"
+        ]
+        per_group = torch.bincount(batch.groups[first], minlength=3).tolist()  # type: ignore[index]
+        assert per_group == [min(cap, counts[g]) for g in range(3)]
+    draws = [
+        PairwiseObjective(["relevance"], max_pairs_per_group=2, seed=5).pairs(batch)["relevance"]
+        for _ in range(2)
+    ]
+    assert torch.equal(draws[0][0], draws[1][0]) and torch.equal(draws[0][1], draws[1][1])
+
+
+def test_pairs_are_drawn_once_per_batch_object() -> None:
+    batch = _batch({"relevance": [3.0, 2.0, 1.0, 0.0, 2.0, 1.0]}, [0] * 6)
+    obj = PairwiseObjective(["relevance"], max_pairs_per_group=3)
+    assert obj.pairs(batch) is obj.pairs(batch)  # FAMO's closure sees the same pairs
+    other = Batch(batch.sparse, batch.dense, batch.labels, batch.groups)
+    assert obj.pairs(other) is not obj.pairs(batch)
+
+
+def _sklearn_mean_ndcg(rel: np.ndarray, s: np.ndarray, g: np.ndarray, k: int) -> float:
+    values = []
+    for group in np.unique(g):
+        rows = g == group
+        gain = 2.0 ** rel[rows] - 1.0  # exponential gain through sklearn's linear one
+        if gain.max() <= 0:
+            continue  # a group without a relevant item is left out (no_relevant="skip")
+        # sklearn needs two items; a lone relevant item is trivially in the ideal order
+        one = rows.sum() == 1
+        values.append(1.0 if one else ndcg_score(gain[None, :], s[rows][None, :], k=k))
+    return float(np.mean(values))
+
+
+def _brute_accuracy_and_loss(y: np.ndarray, s: np.ndarray, g: np.ndarray) -> tuple[float, float]:
+    per_group, losses = [], []
+    for group in np.unique(g):
+        idx = np.flatnonzero(g == group)
+        pairs = [(i, j) for i in idx for j in idx if y[i] > y[j]]
+        if pairs:
+            right = [1.0 if s[i] > s[j] else 0.5 if s[i] == s[j] else 0.0 for i, j in pairs]
+            per_group.append(np.mean(right))
+            losses += [math.log1p(math.exp(s[j] - s[i])) for i, j in pairs]
+    return float(np.mean(per_group)), float(np.mean(losses))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_evaluate_matches_sklearn_and_brute_force(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(30), rng.integers(1, 25, size=30))
+    rel = rng.integers(0, 4, size=g.size).astype(np.float64)
+    rel[g == 3] = 0  # a group without a relevant item
+    s = np.round(rng.normal(size=g.size), 1)  # ties among scores too
+    obj = PairwiseObjective(["relevance"], k=10)
+    out = obj.evaluate({"relevance": s}, {"relevance": rel}, g)["relevance"]
+    assert out["ndcg"] == pytest.approx(_sklearn_mean_ndcg(rel, s, g, 10), abs=1e-10)
+    accuracy, loss = _brute_accuracy_and_loss(rel, s, g)
+    assert out["pairwise_accuracy"] == pytest.approx(accuracy, abs=1e-12)
+    assert out["loss"] == pytest.approx(loss, abs=1e-10)
+    # k = 3 and the linear gain, against sklearn directly
+    linear = PairwiseObjective(["relevance"], k=3, gain="linear")
+    value = linear.evaluate({"relevance": s}, {"relevance": rel}, g)["relevance"]["ndcg"]
+    expected = np.mean(
+        [
+            ndcg_score(rel[g == q][None, :], s[g == q][None, :], k=3) if (g == q).sum() > 1 else 1
+            for q in np.unique(g)
+            if rel[g == q].max() > 0
+        ]
+    )
+    assert value == pytest.approx(expected, abs=1e-10)
+
+
+def test_evaluate_masks_and_the_capped_loss_expectation() -> None:
+    y = np.array([30.0, 0.0, 10.0, 20.0, 5.0, 0.0, 1.0])
+    g = np.array([0, 0, 0, 0, 1, 1, 1])
+    s = np.array([0.3, 2.0, 0.1, -0.2, 0.4, 0.0, 0.9])
+    obj = PairwiseObjective(["amount"], pair_masks={"amount": "positive"}, gain="linear")
+    out = obj.evaluate({"amount": s}, {"amount": y}, g)["amount"]
+    keep = y > 0
+    accuracy, loss = _brute_accuracy_and_loss(y[keep], s[keep], g[keep])
+    assert out["pairwise_accuracy"] == pytest.approx(accuracy)
+    assert out["loss"] == pytest.approx(loss)
+    # with a cap m the loss is the per-group means weighted by min(m, pairs of the group)
+    capped = PairwiseObjective(
+        ["amount"], pair_masks={"amount": "positive"}, gain="linear", max_pairs_per_group=1
+    )
+    value = capped.evaluate({"amount": s}, {"amount": y}, g)["amount"]["loss"]
+    means = [
+        _brute_accuracy_and_loss(y[keep & (g == q)], s[keep & (g == q)], g[keep & (g == q)])[1]
+        for q in (0, 1)
+    ]
+    assert value == pytest.approx(np.mean(means))
+    # the Monte Carlo mean of the sampled training loss agrees
+    batch = _batch({"amount": y.tolist()}, g.tolist())
+    scores = torch.tensor(s, dtype=torch.float32)
+    draws = [
+        float(
+            PairwiseObjective(
+                ["amount"], pair_masks={"amount": "positive"}, max_pairs_per_group=1, seed=i
+            ).losses({"amount": scores}, batch)["amount"]
+        )
+        for i in range(300)
+    ]
+    assert np.mean(draws) == pytest.approx(value, abs=0.03)
+
+
+def test_evaluate_rejects_exponential_gain_on_amounts_and_handles_no_pairs() -> None:
+    obj = PairwiseObjective(["amount"])
+    with pytest.raises(DataError, match="use gain 'linear'"):
+        obj.evaluate({"amount": np.zeros(3)}, {"amount": np.array([0.0, 120.0, 80.0])}, None)
+    out = PairwiseObjective(["pay"]).evaluate(
+        {"pay": np.zeros(3)}, {"pay": np.zeros(3)}, np.array([0, 0, 1])
+    )["pay"]
+    assert math.isnan(out["ndcg"]) and math.isnan(out["pairwise_accuracy"])
+    assert math.isnan(out["loss"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"tasks": []}, "distinct"),
+        ({"pair_masks": {"clicks": "positive"}}, "pair_masks names 'clicks'"),
+        ({"pair_masks": {"pay": "purchased"}}, "'positive' or a function"),
+        ({"max_pairs_per_group": 0}, "max_pairs_per_group"),
+        ({"k": 0}, "k must be"),
+        ({"gain": "log"}, "gain must be"),
+        ({"no_relevant": "drop"}, "no_relevant"),
+    ],
+)
+def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
+    args: dict[str, object] = {"tasks": ["pay"], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        PairwiseObjective(**args)  # type: ignore[arg-type]
+
+
+def test_datasets_name_their_objective() -> None:
+    data = make_search_logs(30, 5, seed=0, max_pairs_per_group=4, ndcg_k=5)
+    spec = data.metadata["objective"]
+    assert isinstance(spec, PairwiseSpec)
+    obj = spec(["pay", "amount"])
+    assert isinstance(obj, PairwiseObjective)
+    assert obj.pair_masks == {"amount": "positive"}
+    assert obj.gains == {"pay": "exponential", "amount": "linear"}
+    assert (obj.k, obj.max_pairs_per_group) == (5, 4)
+    with pytest.raises(ValueError, match="max_pairs_per_group"):
+        make_search_logs(30, 5, max_pairs_per_group=0)
+
+
+def test_predict_reads_a_grouped_split_in_storage_order() -> None:
+    data = make_search_logs(30, (2, 9), seed=2, tasks=["relevance"])
+    torch.manual_seed(0)
+    model = build_model("single_score", data.features, data.tasks, hidden_dims=(4,))
+    logits, labels, groups = predict(model, data.test, 5, torch.device("cpu"), data.tasks)
+    split = data.test
+    assert isinstance(split, GroupedSplit)
+    assert np.array_equal(groups, split.groups.numpy())  # type: ignore[union-attr]
+    assert np.array_equal(labels["relevance"], split.labels["relevance"].numpy())
+    with torch.no_grad():
+        model.eval()
+        direct = model(split.sparse, split.dense)["relevance"].numpy()
+    assert np.allclose(logits["relevance"], direct, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["equal", "fixed", "famo", "nmt"])
+def test_every_combiner_trains_the_single_score_model(method: str) -> None:
+    data = make_search_logs(60, 8, seed=0)
+    tasks = list(data.tasks)
+    combiner = {
+        "equal": lambda: nt.EqualWeights(tasks),
+        "fixed": lambda: nt.FixedWeights({"pay": 0.6, "amount": 0.2, "relevance": 0.2}),
+        "famo": lambda: nt.FAMO(tasks),
+        "nmt": lambda: nt.NMT(tasks),
+    }[method]()
+    torch.manual_seed(0)
+    model = build_model("single_score", data.features, tasks, hidden_dims=(8,))
+    config = TrainerConfig(batch_size=96, max_epochs=1, max_steps=3, eval_every=2)
+    result = Trainer(
+        model, combiner, data, config, objective=data.metadata["objective"](tasks)
+    ).fit()
+    assert set(result.test) == set(tasks)
+    for values in result.test.values():
+        assert {"ndcg", "pairwise_accuracy", "loss"} <= set(values)
+        assert 0.0 <= values["ndcg"] <= 1.0
+    assert len(result.stages) == (3 if method == "nmt" else 1)
