@@ -82,9 +82,7 @@ def test_two_levels_reach_the_constrained_optimum(opt_name: str, explicit_bound:
 
 def test_absolute_tolerance_gives_the_same_optimum() -> None:
     theta, losses = _two_level()
-    nmt = nt.NMT(
-        ["primary", "secondary"], tolerance=RHO, tolerance_mode="absolute", dual_lr=1.0
-    )
+    nmt = nt.NMT(["primary", "secondary"], tolerance=RHO, tolerance_mode="absolute", dual_lr=1.0)
     _train_stage(nmt, losses, [theta], "sgd", 2000)
     nmt.next_stage(bound=1.0)
     assert nmt.slacks == {"primary": RHO}

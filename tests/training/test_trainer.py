@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -70,6 +71,9 @@ def test_nmt_runs_every_stage_and_records_bounds(dataset: PreparedDataset, tmp_p
     assert result.stages[1]["constrained"] == ["like"]
     assert set(nmt.bounds) == {"like", "finish"}
     assert result.stages[0]["bound"] == {"like": pytest.approx(nmt.bounds["like"])}
+    # By default constraints live on held-out data: L* is the selected validation loss.
+    assert result.stages[0]["bound_data"] == "valid"
+    assert nmt.bounds["like"] == pytest.approx(result.stages[0]["valid"]["like"]["loss"])
     for task in ("like", "finish"):
         assert 0.5 < result.test[task]["auc"] <= 1.0
     files = {p.name for p in (tmp_path / "run").iterdir()}
@@ -87,7 +91,8 @@ def test_bound_is_the_mean_training_loss_at_the_restored_parameters(
 ) -> None:
     model = _model(dataset)
     nmt = nt.NMT(["like", "finish"])
-    trainer = Trainer(model, nmt, dataset, _config(max_epochs=1))
+    trainer = Trainer(model, nmt, dataset, _config(max_epochs=1, constraints="train"))
+    assert nmt.dual_updates == "every_step"
     trainer.stage_started = False
     trainer._prepare_run_dir(resume=False)
     trainer._begin_stage()
@@ -105,6 +110,21 @@ def test_bound_is_the_mean_training_loss_at_the_restored_parameters(
         )
     # one pass in batches of 64 with per-batch means, weighted by batch size = the full mean
     assert nmt.bounds["like"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_held_out_constraints_update_the_multipliers_at_evaluations(
+    dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    nmt = nt.NMT(["like", "finish"])
+    Trainer(_model(dataset), nmt, dataset, _config(), run_dir=tmp_path / "run").fit()
+    assert nmt.dual_updates == "manual"
+    with (tmp_path / "run" / "history.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["stage"] == "2"]
+    with (tmp_path / "run" / "evaluations.csv").open() as handle:
+        evaluated = {int(r["step"]) for r in csv.DictReader(handle) if r["stage"] == "2"}
+    for before, after in itertools.pairwise(rows):
+        if after["lambda_like"] != before["lambda_like"]:
+            assert int(before["step"]) in evaluated  # λ moves only right after an evaluation
 
 
 def test_feasible_first_prefers_a_feasible_candidate(dataset: PreparedDataset) -> None:
@@ -298,6 +318,7 @@ def test_emtl_trains_on_the_model_shared_representation(dataset: PreparedDataset
         ({"selection": "best"}, "trainer.selection"),
         ({"grad_clip": 0.0}, "trainer.grad_clip"),
         ({"feasibility_tolerance": -0.1}, "feasibility_tolerance"),
+        ({"constraints": "test"}, "trainer.constraints"),
     ],
 )
 def test_bad_trainer_config(kwargs: dict[str, object], message: str) -> None:

@@ -10,6 +10,9 @@ model:   {name: mmoe, options: {}}
 method:  {name: nmt, priorities: [income, marital], options: {}, inner: null}
 trainer: {batch_size: 1024, lr: 0.001, max_epochs: 10, eval_every: null, patience: 2}
 compare: {models: [...], methods: [...], seeds: [0, 1, 2]}   # for `nomoretuning compare`
+#   compare.protocol: table1 (default: models x methods x seeds) or table3 (the paper's Taobao
+#   learning-to-rank protocol on the single-score model, with compare.weights for its
+#   weight-adjustment run, default pay 0.5 : relevance 0.5; see docs/ranking.md)
 grid:    {points: 9}                                            # for `nomoretuning grid`
 ```
 """
@@ -90,7 +93,8 @@ class TrainerSection(_Section):
     eval_every: int | None = None
     patience: int = 2
     selection: Literal["feasible_first", "objective"] = "feasible_first"
-    feasibility_tolerance: float = 0.0
+    feasibility_tolerance: float | None = None
+    constraints: Literal["valid", "train"] = "valid"
     checkpoint_every: int | None = None
     device: str = "auto"
     progress: bool = True
@@ -111,6 +115,24 @@ class CompareSection(_Section):
         ]
     )
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    protocol: Literal["table1", "table3"] = "table1"
+    weights: dict[str, float] | None = None
+
+    @field_validator("weights")
+    @classmethod
+    def _positive_weights(cls, weights: dict[str, float] | None) -> dict[str, float] | None:
+        if weights is not None:
+            bad = {t: w for t, w in weights.items() if not w > 0}
+            if not weights or bad:
+                raise ValueError(f"weights must be > 0 for every task named, got {weights}")
+        return weights
+
+    @field_validator("seeds")
+    @classmethod
+    def _some_seeds(cls, seeds: list[int]) -> list[int]:
+        if not seeds:
+            raise ValueError("needs at least one seed")
+        return seeds
 
     @field_validator("methods")
     @classmethod

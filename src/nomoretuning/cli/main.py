@@ -7,14 +7,20 @@ Bad input ends with a one-line message on stderr and exit status 2, never a trac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nomoretuning.errors import NomoretuningError
+from nomoretuning.errors import ConfigError, NomoretuningError
+
+if TYPE_CHECKING:
+    from nomoretuning.cli.config import RunConfig
 
 __all__ = ["main"]
 
@@ -79,6 +85,8 @@ def _train(args: argparse.Namespace) -> int:
     output = _output(args, config.output, f"runs/{args.config.stem}")
     prepare_output(output, config.overwrite, args.resume)
     record = run_training(config, output, resume=args.resume)
+    if not _is_main():
+        return 0  # under torchrun rank 0 reports and plots
     for task, values in record["test"].items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if k != "loss")
         print(f"test {task}: {shown}")
@@ -102,8 +110,19 @@ def _compare(
     overwrite = config.overwrite or getattr(args, "overwrite", False)
     resume = getattr(args, "resume", False)
     output = _output(args, config.output, f"runs/{(config_path or args.config).stem}")
+    if config.compare.protocol == "table3":
+        return _compare_table3(config, output, overwrite, resume)
+    from nomoretuning.cli.ranking import RANKING_DATASETS
+
+    if config.data.dataset in RANKING_DATASETS:
+        raise ConfigError(
+            f"compare.protocol table1 reports AUC of per-task logits; for the ranking dataset "
+            f"{config.data.dataset!r} set compare.protocol: table3"
+        )
     prepare_output(output, overwrite, resume)
     records = run_comparison(config, output, resume=resume)
+    if not _is_main():
+        return 0
     tasks = list(records[0]["test"]) if records else []
     table = comparison_markdown(records, tasks)
     atomic_write_text(output / "results.md", table)
@@ -117,9 +136,38 @@ def _compare(
     return 0
 
 
+def _compare_table3(config: RunConfig, output: Path, overwrite: bool, resume: bool) -> int:
+    """``compare`` with ``compare.protocol: table3`` (learning to rank, docs/ranking.md)."""
+    from nomoretuning.cli.plots import plot_run
+    from nomoretuning.cli.ranking import run_table3
+    from nomoretuning.cli.report import table3_markdown
+    from nomoretuning.cli.runs import prepare_output
+    from nomoretuning.training.checkpoint import atomic_write_text
+
+    prepare_output(output, overwrite, resume)
+    records = run_table3(config, output, resume=resume)
+    if not _is_main():
+        return 0
+    tasks = list(records[0]["test"]) if records else []
+    k = int(config.data.options.get("ndcg_k", 10))
+    table = table3_markdown(records, tasks, k=k)
+    atomic_write_text(output / "results.md", table)
+    print()
+    print(table)
+    print(f"results: {output / 'results.json'}, {output / 'results.md'}")
+    deepest = max(records, key=lambda r: len(r["tasks"]) if r["method"] != "fixed" else 0)
+    with warnings.catch_warnings():  # its validation panel draws AUC, which rankings lack
+        warnings.simplefilter("ignore", UserWarning)
+        paths = plot_run(Path(deepest["run_dir"]))
+    for path in paths:
+        print(f"plot: {path}")
+    return 0
+
+
 def _grid(args: argparse.Namespace) -> int:
     from nomoretuning.cli.config import load_config
     from nomoretuning.cli.plots import plot_grid, plot_run
+    from nomoretuning.cli.ranking import RANKING_DATASETS, run_ranking_grid
     from nomoretuning.cli.report import grid_markdown
     from nomoretuning.cli.runs import prepare_output, run_grid
     from nomoretuning.training.checkpoint import atomic_write_text
@@ -127,13 +175,22 @@ def _grid(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     output = _output(args, config.output, f"runs/{args.config.stem}-grid")
     prepare_output(output, config.overwrite or args.overwrite, args.resume)
-    summary = run_grid(config, output, resume=args.resume)
+    ranking = config.data.dataset in RANKING_DATASETS
+    grid = run_ranking_grid if ranking else run_grid
+    summary = grid(config, output, resume=args.resume)
+    if not _is_main():
+        return 0
     table = grid_markdown(summary)
     atomic_write_text(output / "grid.md", table)
     print()
     print(table)
-    print(f"plot: {plot_grid(summary, output)}")
-    for path in plot_run(Path(summary["nmt"]["run_dir"])):
+    if not ranking:  # the trade-off plot draws AUC
+        print(f"plot: {plot_grid(summary, output)}")
+    with warnings.catch_warnings():  # the validation panel draws AUC, which rankings lack
+        if ranking:
+            warnings.simplefilter("ignore", UserWarning)
+        paths = plot_run(Path(summary["nmt"]["run_dir"]))
+    for path in paths:
         print(f"plot: {path}")
     return 0
 
@@ -165,13 +222,42 @@ def _demo(args: argparse.Namespace) -> int:
         return _compare(namespace, config_path=path)
 
 
+def _is_main() -> bool:
+    from nomoretuning.training.distributed import is_main_process
+
+    return is_main_process()
+
+
+@contextlib.contextmanager
+def _process_group() -> Iterator[None]:
+    """Under torchrun (``WORLD_SIZE`` > 1): joins the process group for the command, and silences
+    the standard output of every rank but 0. A single process: nothing."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield
+        return
+    from nomoretuning.training import distributed
+
+    distributed.init_from_env()
+    try:
+        if distributed.is_main_process():
+            yield
+        else:
+            with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+                yield
+    finally:
+        distributed.destroy()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = _parser().parse_args(argv)
     _set_cache(args)
     commands = {"train": _train, "compare": _compare, "grid": _grid, "plot": _plot, "demo": _demo}
     try:
-        return commands[args.command](args)
+        with _process_group():
+            return commands[args.command](args)
     except NomoretuningError as error:
         print(f"nomoretuning: error: {error}", file=sys.stderr)
         return 2

@@ -63,6 +63,19 @@ def _ema(values: list[float]) -> list[float]:
     return out
 
 
+def _validation_losses(run_dir: Path, task: str, start: float) -> list[tuple[float, float]]:
+    path = run_dir / "evaluations.csv"
+    if not path.is_file():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [
+        (float(r["step"]), float(r[f"loss_{task}"]))
+        for r in rows
+        if r.get(f"loss_{task}") and float(r["step"]) >= start
+    ]
+
+
 def _stage_starts(history: dict[str, list[float]]) -> list[tuple[float, int]]:
     starts = []
     previous = None
@@ -134,9 +147,21 @@ def plot_run(run_dir: str | Path) -> list[Path]:
                 linewidth=2,
                 label=f"{task} bound L*",
             )
+            held_out = _validation_losses(run_dir, task, start=xs[0] if xs else math.inf)
+            if held_out:
+                vx, vy = zip(*held_out, strict=True)
+                ax.plot(
+                    vx,
+                    vy,
+                    color="black",
+                    marker="o",
+                    markersize=3,
+                    linestyle="none",
+                    label=f"{task} validation loss",
+                )
         ax.set_title("(b) constrained task vs its bound")
         ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
+        ax.set_ylabel("loss")
         ax.legend(frameon=False, fontsize=8)
         _mark_stages(ax, starts)
     ax = axes[-1]

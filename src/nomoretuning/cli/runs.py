@@ -1,4 +1,8 @@
-"""Running configs: one training run, the comparison protocol, and the weight grid."""
+"""Running configs: one training run, the comparison protocol, and the weight grid.
+
+Under torchrun every rank runs these functions in step (the trainer synchronizes them); only rank 0
+touches the output directory and writes results.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -24,12 +28,17 @@ from nomoretuning.cli.builders import (
 from nomoretuning.cli.config import MethodSection, RunConfig, dump_config
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
+from nomoretuning.training import distributed as parallel
 from nomoretuning.training.checkpoint import atomic_write_text
 from nomoretuning.training.trainer import Trainer
 
 __all__ = ["prepare_output", "run_comparison", "run_grid", "run_training", "selected_tasks"]
 
 Progress = Callable[[str], None]
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
 
 
 def selected_tasks(config: RunConfig, dataset: PreparedDataset) -> tuple[str, ...]:
@@ -44,7 +53,11 @@ def selected_tasks(config: RunConfig, dataset: PreparedDataset) -> tuple[str, ..
 
 
 def prepare_output(path: Path, overwrite: bool, resume: bool = False) -> None:
-    """Refuses to touch an existing, non-empty directory unless asked."""
+    """Refuses to touch an existing, non-empty directory unless asked (rank 0 decides)."""
+    parallel.run_on_main(lambda: _prepare_output(path, overwrite, resume), ConfigError)
+
+
+def _prepare_output(path: Path, overwrite: bool, resume: bool) -> None:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"output {path} exists and is not a directory")
     if path.exists() and any(path.iterdir()) and not (overwrite or resume):
@@ -93,10 +106,18 @@ def run_training(
         return record
 
     metrics_file = run_dir / "metrics.json"
-    if resume and metrics_file.exists():
-        result = json.loads(metrics_file.read_text(encoding="utf-8"))
+
+    def finished() -> dict[str, Any] | None:
+        if resume and metrics_file.exists():
+            return cast(dict[str, Any], json.loads(metrics_file.read_text(encoding="utf-8")))
+        return None
+
+    # Under torchrun rank 0 reads the output directory and tells the other ranks.
+    done = parallel.run_on_main(finished, ConfigError)
+    if done is not None:
+        result = done
     else:
-        can_resume = resume and (run_dir / "last.pt").exists()
+        can_resume = parallel.broadcast_object(resume and (run_dir / "last.pt").exists())
         torch.manual_seed(config.seed)
         model = build_model(config.model, dataset, tasks)
         combiner = build_combiner(config.method, tasks, model)
@@ -109,9 +130,11 @@ def run_training(
             objective=build_objective(dataset, tasks),
             overwrite=config.overwrite or (resume and not can_resume),
         )
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if parallel.is_main_process():
+            run_dir.mkdir(parents=True, exist_ok=True)
         result = trainer.fit(resume=can_resume).to_dict()
-        atomic_write_text(run_dir / "config.yaml", dump_config(config))
+        if parallel.is_main_process():
+            atomic_write_text(run_dir / "config.yaml", dump_config(config))
     return {
         "model": config.model.name,
         "method": label,
@@ -142,7 +165,7 @@ def _method_section(base: MethodSection, name: str, tasks: Sequence[str]) -> Met
 
 
 def run_comparison(
-    config: RunConfig, output: Path, *, resume: bool = False, report: Progress = print
+    config: RunConfig, output: Path, *, resume: bool = False, report: Progress = _say
 ) -> list[dict[str, Any]]:
     """The paper's Table 1 protocol: every model x method x seed on one dataset split."""
     for model in config.compare.models:
@@ -167,7 +190,8 @@ def run_comparison(
         run_dir = output / model / method.replace("+", "_") / f"seed{seed}"
         record = run_training(run, run_dir, dataset, progress=False, resume=resume)
         records.append(record)
-        atomic_write_text(output / "results.json", json.dumps(records, indent=2))
+        if parallel.is_main_process():
+            atomic_write_text(output / "results.json", json.dumps(records, indent=2))
         aucs = ", ".join(f"{t} {record['test'][t]['auc']:.4f}" for t in tasks)
         elapsed = time.perf_counter() - start
         report(
@@ -214,7 +238,7 @@ def grid_weights(
 
 
 def run_grid(
-    config: RunConfig, output: Path, *, resume: bool = False, report: Progress = print
+    config: RunConfig, output: Path, *, resume: bool = False, report: Progress = _say
 ) -> dict[str, Any]:
     """The weighted-sum grid NMT replaces, with NMT beside it, and what each costs."""
     dataset = build_dataset(config.data, config.seed)
@@ -256,7 +280,8 @@ def run_grid(
         "cost": cost,
         "best_grid_by_valid_primary": best["weights"],
     }
-    atomic_write_text(output / "grid.json", json.dumps(summary, indent=2))
+    if parallel.is_main_process():
+        atomic_write_text(output / "grid.json", json.dumps(summary, indent=2))
     return summary
 
 

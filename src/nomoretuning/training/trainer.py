@@ -14,17 +14,29 @@ stage the trainer
   excess), as TFCO selects candidates. ``selection="objective"`` looks at the stage tasks only;
 - stops after ``patience`` feasible evaluations without a better candidate (infeasible ones, while
   the multipliers catch up, do not count), or at ``max_epochs`` / ``max_steps``;
-- restores the stage's best parameters, measures the bound ``L*`` of the stage tasks as their mean
-  training loss over one full pass of the training split in training mode without gradients (the
-  way the constraint is evaluated during training: same mode, same per-batch mean reduction, same
-  data), and hands it to ``next_stage``.
+- checks the constraints on held-out data by default (``constraints="valid"``): a task's bound
+  ``L*`` is its validation loss at the parameters selected for its stage, and in later stages the
+  multipliers take one dual step at each evaluation from the constrained tasks' validation losses
+  (NMT's ``update_multipliers``); with ``constraints="train"`` NMT updates them every step from the
+  training losses and ``L*`` is the mean training loss over one full pass of the training split in
+  training mode without gradients (the way that constraint is evaluated during training);
+- restores the stage's selected parameters before the next stage.
 
 Checkpoints (``last.pt``: everything needed to resume exactly; ``best.pt``: the selected model) are
 written atomically at every evaluation and every ``checkpoint_every`` steps.
+
+Data parallel (``torchrun``, see ``docs/distributed.md``): when a process group of more than one
+process is initialized, the model is wrapped in ``DistributedDataParallel`` and ``batch_size`` is
+the *global* batch: each rank trains on its share of the same global batches a single process would
+draw. Task losses are averaged over ranks (weighted by rows) before they reach the combiner, so the
+combiner's state is identical on every rank, and each rank back-propagates a surrogate whose value
+is the global loss and whose DDP-averaged gradient is the single-process gradient of the global
+batch. Evaluation metrics are computed on the whole split; rank 0 writes every file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -37,10 +49,12 @@ from typing import Any, Literal, cast
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from nomoretuning.core.base import LossCombiner
 from nomoretuning.data.batching import Batch, PreparedDataset
 from nomoretuning.errors import ConfigError, NomoretuningError
+from nomoretuning.training import distributed as parallel
 from nomoretuning.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from nomoretuning.training.history import CsvLog
 from nomoretuning.training.objectives import BinaryObjective, Objective, predict
@@ -73,8 +87,10 @@ class TrainerConfig:
     patience: int = 2
     selection: Literal["feasible_first", "objective"] = "feasible_first"
     feasibility_tolerance: float | None = None
+    constraints: Literal["valid", "train"] = "valid"
     checkpoint_every: int | None = None
     device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     progress: bool = False
     tensorboard: bool = False
 
@@ -100,6 +116,14 @@ class TrainerConfig:
             raise ConfigError(f"trainer.weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"trainer.grad_clip must be > 0 or null, got {self.grad_clip!r}")
+        if self.constraints not in ("valid", "train"):
+            raise ConfigError(
+                f"trainer.constraints must be 'valid' or 'train', got {self.constraints!r}"
+            )
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ConfigError(
+                f"trainer.precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}"
+            )
         if self.selection not in ("feasible_first", "objective"):
             raise ConfigError(
                 f"trainer.selection must be 'feasible_first' or 'objective', got {self.selection!r}"
@@ -188,13 +212,33 @@ class Trainer:
                 "the trainer ends stages by early stopping; build NMT without switch="
             )
         self.staged = _is_staged(combiner)
+        self.held_out_constraints = (
+            self.staged
+            and self.config.constraints == "valid"
+            and hasattr(combiner, "update_multipliers")
+        )
+        if self.held_out_constraints:
+            # Constraints are checked on the validation split at each evaluation, not per batch.
+            cast(Any, combiner).dual_updates = "manual"
         self.num_stages = int(getattr(combiner, "num_stages", 1)) if self.staged else 1
-        self.device = _resolve_device(self.config.device)
+        self.world_size = parallel.world_size()
+        self.rank = parallel.rank()
+        self.device = _resolve_device(self.config.device, parallel.local_rank())
         self.model.to(self.device)
         self.combiner.to(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.overwrite = overwrite
         self._tensorboard: Any = None
+        if self.config.precision == "fp16" and self.device.type != "cuda":
+            raise ConfigError(
+                "trainer.precision 'fp16' needs a CUDA device; use 'bf16' on CPU or 'fp32'"
+            )
+        self._scaler: Any = (
+            torch.amp.GradScaler("cuda") if self.config.precision == "fp16" else None
+        )
+        # Under data parallelism: DDP wraps the model and the loss (see _parallel_loss).
+        self._parallel: nn.Module | None = None
+        self._parallel_losses: dict[str, Tensor] = {}
         # Progress and state (all saved in last.pt).
         self.stage_index = 0
         self.epoch = 0
@@ -222,7 +266,14 @@ class Trainer:
         if resume:
             self._load_last()
         else:
-            torch.manual_seed(self.config.seed)
+            # Rank 0 uses the seed itself; other ranks draw different dropout masks.
+            torch.manual_seed(self.config.seed + 7919 * self.rank)
+        if self.world_size > 1 and self._parallel is None:
+            self._parallel = DistributedDataParallel(
+                _LossModule(self.model, self._parallel_loss),
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True,
+            )
         elapsed_before = self.wall_time
         try:
             while self.stage_index < self.num_stages:
@@ -244,13 +295,20 @@ class Trainer:
             wall_time_s=round(self.wall_time, 3),
             run_dir=str(self.run_dir) if self.run_dir else None,
         )
-        if self.run_dir is not None:
+        if self._writes:
+            assert self.run_dir is not None
             save_checkpoint(
                 {"model": self.model.state_dict(), "tasks": list(self.tasks)},
                 self.run_dir / "best.pt",
             )
             atomic_write_text(self.run_dir / "metrics.json", json.dumps(result.to_dict(), indent=2))
+        parallel.barrier()  # metrics.json exists on rank 0 before any rank returns
         return result
+
+    @property
+    def _writes(self) -> bool:
+        """Whether this process writes the run directory (rank 0 of a run with one)."""
+        return self.run_dir is not None and self.rank == 0
 
     # ------------------------------------------------------------------------ the stages
     @property
@@ -292,7 +350,12 @@ class Trainer:
                 generator = torch.Generator().manual_seed(
                     cfg.seed * 1_000_003 + self.stage_index * 10_007 + self.epoch
                 )
-                batches = train.batches(cfg.batch_size, shuffle=True, generator=generator)  # type: ignore[attr-defined]
+                if self.world_size > 1:
+                    batches = parallel.shard_batches(
+                        train, cfg.batch_size, generator, self.rank, self.world_size
+                    )
+                else:
+                    batches = train.batches(cfg.batch_size, shuffle=True, generator=generator)  # type: ignore[attr-defined]
                 for index, batch in enumerate(batches):
                     if index < self.batch_in_epoch:
                         continue  # resuming inside an epoch
@@ -325,24 +388,25 @@ class Trainer:
     def _train_step(self, batch: Batch, bar: Any) -> None:
         assert self.optimizer is not None
         batch = batch.to(self.device)
-        logits = self.model(batch.sparse, batch.dense)
-        losses = self.objective.losses(logits, batch)
-        self._check_finite(losses)
-        total = self.combiner(losses)
-        regularization = getattr(self.model, "regularization", None)
-        if callable(regularization):
-            total = total + regularization()
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        if self.config.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
-        self.optimizer.step()
+        if self._parallel is not None:
+            total, detached, closure = self._parallel_step(batch)
+        else:
+            with self._autocast():
+                logits = self.model(batch.sparse, batch.dense)
+                losses = self.objective.losses(logits, batch)
+            self._check_finite(losses)
+            total = self.combiner(losses)
+            regularization = getattr(self.model, "regularization", None)
+            if callable(regularization):
+                total = total + regularization()
+            self.optimizer.zero_grad(set_to_none=True)
+            self._backward_and_step(total)
 
-        def closure() -> dict[str, Tensor]:
-            with torch.no_grad():
-                return self.objective.losses(self.model(batch.sparse, batch.dense), batch)
+            def closure() -> dict[str, Tensor]:
+                with torch.no_grad(), self._autocast():
+                    return self.objective.losses(self.model(batch.sparse, batch.dense), batch)
 
-        detached = {t: v.detach() for t, v in losses.items()}
+            detached = {t: v.detach() for t, v in losses.items()}
         self.combiner.step(detached, closure=closure)
         self.global_step += 1
         self.stage_step += 1
@@ -359,6 +423,87 @@ class Trainer:
                 refresh=False,
             )
 
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Mixed precision of the forward pass (``trainer.precision``); nothing for fp32."""
+        if self.config.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.config.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _backward_and_step(self, total: Tensor) -> None:
+        """Backward, gradient clipping and the optimizer step (loss-scaled under fp16)."""
+        assert self.optimizer is not None
+        if self._scaler is None:
+            total.backward()
+            if self.config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+            self.optimizer.step()
+            return
+        self._scaler.scale(total).backward()
+        self._scaler.unscale_(self.optimizer)
+        if self.config.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self._scaler.step(self.optimizer)
+        self._scaler.update()
+
+    # ------------------------------------------------------------------- data parallel
+    def _parallel_step(self, batch: Batch) -> tuple[Tensor, dict[str, Tensor], Any]:
+        """One step under DDP on this rank's share of the global batch.
+
+        Returns the global total loss, the global task losses (identical on every rank) and the
+        closure handed to ``combiner.step`` (it recomputes the global losses after the update).
+        """
+        assert self.optimizer is not None and self._parallel is not None
+        self.optimizer.zero_grad(set_to_none=True)
+        total = self._parallel(batch)
+        self._backward_and_step(total)
+        rows = len(batch)
+
+        def closure() -> dict[str, Tensor]:
+            with torch.no_grad():
+                return parallel.all_reduce_losses(self._local_losses(self.model, batch), rows)
+
+        return total, self._parallel_losses, closure
+
+    def _local_losses(self, model: nn.Module, batch: Batch) -> dict[str, Tensor]:
+        """This rank's per-task batch means (zeros, still in the graph, for an empty share)."""
+        with self._autocast():
+            logits = model(batch.sparse, batch.dense)
+            if len(batch) > 0:
+                return self.objective.losses(logits, batch)
+        return {t: logits[t].float().sum() * 0.0 for t in self.tasks}
+
+    def _parallel_loss(self, model: nn.Module, batch: Batch) -> Tensor:
+        """The loss each rank back-propagates under DDP (called inside DDP's forward).
+
+        With ``b`` this rank's rows, ``B`` the global batch and ``W`` the world size, every task
+        loss (and the model's regularization) enters the combiner as
+        ``global + (c * local - sg(c * local))`` with ``c = W * b / B``: its value is exactly the
+        global loss, identical on every rank, and DDP's average of the ranks' gradients is
+        ``sum_r (b_r / B) grad local_r``, the gradient of the global batch. The combiner therefore
+        sees what a single process sees, whatever it does with the losses.
+        """
+        local = self._local_losses(model, batch)
+        rows = len(batch)
+        extra: dict[str, Tensor] = {}
+        regularization = getattr(model, "regularization", None)
+        if callable(regularization):
+            extra["__regularization__"] = regularization()
+        reduced, rows_total = parallel.all_reduce_means({**local, **extra}, rows)
+        self._check_finite(reduced)
+        scale = self.world_size * rows / rows_total
+
+        def surrogate(value: Tensor, global_value: Tensor) -> Tensor:
+            scaled = value * scale
+            return global_value + (scaled - scaled.detach())
+
+        losses = {t: surrogate(local[t], reduced[t]) for t in self.tasks}
+        self._parallel_losses = {t: reduced[t] for t in self.tasks}
+        total = self.combiner(losses)
+        if extra:
+            total = total + surrogate(extra["__regularization__"], reduced["__regularization__"])
+        return total
+
     def _end_stage(self) -> None:
         best = self.best
         stage_tasks = self.stage_tasks
@@ -373,7 +518,11 @@ class Trainer:
             "valid": best["metrics"],
         }
         if self.staged:
-            bounds = self._measure_bounds(stage_tasks)
+            if self.held_out_constraints:
+                bounds = {t: float(best["metrics"][t]["loss"]) for t in stage_tasks}
+            else:
+                bounds = self._measure_bounds(stage_tasks)
+            record["bound_data"] = "valid" if self.held_out_constraints else "train"
             record["bound"] = bounds
             staged = cast(Any, self.combiner)
             record["multipliers_at_end"] = dict(staged.multipliers)
@@ -389,10 +538,40 @@ class Trainer:
     # ---------------------------------------------------------------- evaluation, selection
     def _evaluate(self, split_name: str) -> dict[str, dict[str, float]]:
         split = getattr(self.dataset, split_name)
-        logits, labels, groups = predict(
-            self.model, split, self.config.eval_batch_size, self.device, self.tasks
-        )
-        return self.objective.evaluate(logits, labels, groups)
+        if self.world_size == 1 or not hasattr(split, "subset"):
+            logits, labels, groups = predict(
+                self.model, split, self.config.eval_batch_size, self.device, self.tasks
+            )
+            return self.objective.evaluate(logits, labels, groups)
+        # Each rank predicts its contiguous share; rank 0 computes the metrics on the whole
+        # split (shares concatenated in rank order = storage order) and broadcasts them.
+        start, stop = parallel.shard_range(len(split), self.rank, self.world_size)
+        arrays: dict[str, np.ndarray | None] = {}
+        if stop > start:
+            logits, labels, groups = predict(
+                self.model,
+                split.subset(slice(start, stop)),
+                self.config.eval_batch_size,
+                self.device,
+                self.tasks,
+            )
+            arrays = {f"logits/{t}": logits[t] for t in self.tasks}
+            arrays.update({f"labels/{t}": labels[t] for t in self.tasks})
+            arrays["groups"] = groups
+        else:
+            arrays = {k: None for t in self.tasks for k in (f"logits/{t}", f"labels/{t}")}
+            arrays["groups"] = None
+        gathered = parallel.gather_arrays(arrays, to_main_only=True)
+
+        def metrics() -> dict[str, dict[str, float]]:
+            full = {k: v for k, v in gathered.items() if v is not None}
+            return self.objective.evaluate(
+                {t: full[f"logits/{t}"] for t in self.tasks},
+                {t: full[f"labels/{t}"] for t in self.tasks},
+                full.get("groups"),
+            )
+
+        return parallel.run_on_main(metrics, TrainingError)
 
     def _evaluate_and_select(self) -> None:
         metrics = self._evaluate("valid")
@@ -434,6 +613,10 @@ class Trainer:
         for task, values in metrics.items():
             for name, value in values.items():
                 row[f"{name}_{task}"] = value
+        if self.held_out_constraints and self.constrained_tasks:
+            cast(Any, self.combiner).update_multipliers(
+                {t: metrics[t]["loss"] for t in self.constrained_tasks}
+            )
         self._evaluations.append(row)
         self._evaluations.flush()
         self._history.flush()
@@ -454,12 +637,23 @@ class Trainer:
         self.model.train()
         totals = dict.fromkeys(tasks, 0.0)
         rows = 0
-        for batch in self.dataset.train.batches(self.config.batch_size, shuffle=False):  # type: ignore[attr-defined]
+        train: Any = self.dataset.train
+        sharded = self.world_size > 1 and hasattr(train, "subset")
+        if sharded:  # each rank measures its contiguous share; the sums are all-reduced
+            share = parallel.shard_range(len(train), self.rank, self.world_size)
+            train = train.subset(slice(*share))
+        for batch in train.batches(self.config.batch_size, shuffle=False):
             batch = batch.to(self.device)
-            losses = self.objective.losses(self.model(batch.sparse, batch.dense), batch)
+            with self._autocast():
+                losses = self.objective.losses(self.model(batch.sparse, batch.dense), batch)
             for task in tasks:
                 totals[task] += float(losses[task]) * len(batch)
             rows += len(batch)
+        if sharded:
+            summed = parallel.all_reduce_sum(
+                torch.tensor([*(totals[t] for t in tasks), float(rows)], dtype=torch.float64)
+            ).tolist()
+            totals, rows = dict(zip(tasks, summed[:-1], strict=True)), int(summed[-1])
         return {t: totals[t] / rows for t in tasks}
 
     # ---------------------------------------------------------------------- bookkeeping
@@ -510,7 +704,7 @@ class Trainer:
             )
 
     def _progress_bar(self, total: int) -> Any:
-        if not self.config.progress:
+        if not self.config.progress or self.rank != 0:
             return None
         try:
             from tqdm.auto import tqdm
@@ -523,12 +717,19 @@ class Trainer:
 
     # ------------------------------------------------------------------ run directory
     def _prepare_run_dir(self, resume: bool) -> None:
-        if self.run_dir is None:
-            if resume:
+        if self.run_dir is None or self.world_size > 1:
+            if self.run_dir is None and resume:
                 raise TrainingError("resume needs a run directory")
             self._history: CsvLog | _NullLog = _NullLog()
             self._evaluations: CsvLog | _NullLog = _NullLog()
+            if self.run_dir is not None:
+                # Data parallel: rank 0 owns the directory; its failure stops every rank.
+                parallel.run_on_main(lambda: self._open_run_dir(resume), TrainingError)
             return
+        self._open_run_dir(resume)
+
+    def _open_run_dir(self, resume: bool) -> None:
+        assert self.run_dir is not None
         if resume:
             if not (self.run_dir / "last.pt").exists():
                 raise TrainingError(f"{self.run_dir}: no last.pt to resume from")
@@ -559,14 +760,18 @@ class Trainer:
             return
         self._history.flush()
         self._evaluations.flush()
-        state = {
+        rng = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        }
+        rng_by_rank = parallel.all_gather_objects(rng) if self.world_size > 1 else None
+        if not self._writes:
+            return
+        state: dict[str, Any] = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict() if self.optimizer else {},
             "combiner": self.combiner.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            },
+            "rng": rng,
             "position": {
                 "stage_index": self.stage_index,
                 "epoch": self.epoch,
@@ -584,11 +789,22 @@ class Trainer:
             "stage_records": json.dumps(self.stage_records),
             "log_rows": {"history": self._history.rows, "evaluations": self._evaluations.rows},
         }
+        if self.optimizer is not None and self._scaler is not None:
+            state["scaler"] = self._scaler.state_dict()
+        if rng_by_rank is not None:
+            state["rng_by_rank"] = rng_by_rank
         save_checkpoint(state, self.run_dir / "last.pt")
 
     def _load_last(self) -> None:
-        assert self.run_dir is not None
-        state = load_checkpoint(self.run_dir / "last.pt", map_location=self.device)
+        run_dir = self.run_dir
+        assert run_dir is not None
+        if self.world_size > 1:
+            # Rank 0 reads the file and sends it: no shared filesystem needed across nodes.
+            state = parallel.run_on_main(
+                lambda: load_checkpoint(run_dir / "last.pt", map_location="cpu"), TrainingError
+            )
+        else:
+            state = load_checkpoint(run_dir / "last.pt", map_location=self.device)
         self.model.load_state_dict(state["model"])
         self.combiner.load_state_dict(state["combiner"])
         pos = state["position"]
@@ -611,9 +827,19 @@ class Trainer:
                 params, lr=self.config.lr, weight_decay=self.config.weight_decay
             )
             self.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng"]["torch"].cpu())
-        if state["rng"]["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+        if self._scaler is not None and "scaler" in state:
+            self._scaler.load_state_dict(state["scaler"])
+        rng = state["rng"]
+        by_rank = state.get("rng_by_rank")
+        if self.world_size > 1 and by_rank is not None and len(by_rank) == self.world_size:
+            rng = by_rank[self.rank]  # same world size: each rank continues its own stream
+        elif self.rank > 0:
+            torch.manual_seed(self.config.seed + 7919 * self.rank + self.global_step)
+            rng = None
+        if rng is not None:
+            torch.set_rng_state(rng["torch"].cpu())
+            if rng["cuda"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
         self._history.truncate(int(state["log_rows"]["history"]))
         self._evaluations.truncate(int(state["log_rows"]["evaluations"]))
 
@@ -636,9 +862,27 @@ class _NullLog:
         pass
 
 
-def _resolve_device(name: str) -> torch.device:
+class _LossModule(nn.Module):
+    """What DDP wraps: the model and the loss of a step, so that DDP looks for unused parameters
+    from the loss actually back-propagated (a task whose term has weight 0 this stage leaves its
+    tower without gradient, as in a single process), not from every output of the model."""
+
+    def __init__(self, model: nn.Module, loss: Any) -> None:
+        super().__init__()
+        self.model = model
+        self._loss = [loss]  # a list: the trainer's bound method is not a submodule
+
+    def forward(self, batch: Batch) -> Tensor:
+        return cast(Tensor, self._loss[0](self.model, batch))
+
+
+def _resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The training device; under torchrun ``auto`` and ``cuda`` mean GPU ``LOCAL_RANK``."""
+    if name in ("auto", "cuda") and torch.cuda.is_available():
+        distributed = parallel.is_distributed()
+        return torch.device("cuda", local_rank) if distributed else torch.device("cuda")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cpu")
     try:
         device = torch.device(name)
     except RuntimeError as error:
