@@ -56,7 +56,7 @@ def test_format_detection() -> None:
     [
         ("empty.csv", b"", "file is empty"),
         ("header.csv", b"uid,click\n", "no data rows"),
-        ("blank.csv.gz", gzip.compress(b""), "file is empty"),
+        ("blank.csv.gz", gzip.compress(b"", mtime=0), "file is empty"),
         ("fake.csv.gz", b"uid,click\nu1,1\n", "unreadable as csv"),
         ("fake.parquet", b"not parquet at all", "unreadable as parquet"),
         ("ragged.csv", b"uid,click\nu1,1\nu2,0,7,8\n", "unreadable as csv"),
