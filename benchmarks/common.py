@@ -1,0 +1,114 @@
+"""Shared pieces of the benchmarks: the real data, the benchmark model, the machine's description.
+
+Not a package: each benchmark puts this folder on ``sys.path`` and imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nomoretuning.data import PreparedDataset, find_census_income, load_census_income
+from nomoretuning.models import build_model
+
+SHARED_CENSUS = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "census-income-kdd"
+    / "census-income.test.gz"
+)  # fmt: skip
+
+# The MMoE every benchmark trains, and torch-rechub's MTLTrainer trains in bench_trainer.py with the
+# same layers (torch-rechub's MLPs put batch norm after every hidden linear layer): 8 experts of
+# [128, 64], towers [16], embedding dim 16 for every sparse field, linear softmax gates, batch norm,
+# no dropout, no embedding L2: about 0.62M parameters on Census-Income with two tasks.
+MMOE: dict[str, Any] = {
+    "num_experts": 8,
+    "expert_dims": (128, 64),
+    "gate_dims": (),
+    "tower_dims": (16,),
+    "embedding_dim": 16,
+    "embedding_l2": 0.0,
+    "batch_norm": True,
+}
+
+
+def census_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The raw Census-Income file: ``explicit``, the dataset cache, or ``../shared/data``."""
+    if explicit is not None:
+        return Path(explicit)
+    found = find_census_income()
+    if found is not None:
+        return Path(found)
+    if SHARED_CENSUS.is_file():
+        return SHARED_CENSUS
+    raise SystemExit(
+        "Census-Income not found: pass --census PATH (census-income.test.gz) or set "
+        "NOMORETUNING_CACHE to its folder"
+    )
+
+
+def census(
+    path: str | os.PathLike[str] | None = None, tasks: tuple[str, ...] = ("income", "marital")
+) -> PreparedDataset:
+    """The real Census-Income data, split 80/10/10 with seed 0."""
+    return load_census_income(census_path(path), tasks=tasks)
+
+
+def mmoe(data: PreparedDataset, seed: int = 0, **overrides: Any) -> torch.nn.Module:
+    """The benchmark MMoE (see ``MMOE``) for ``data``'s features and tasks."""
+    torch.manual_seed(seed)
+    return build_model("mmoe", data.features, list(data.tasks), **{**MMOE, **overrides})
+
+
+def parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine(threads: int) -> str:
+    """One line: CPU model, cores, torch version, threads, load average now."""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"machine: {cpu_model()}, {os.cpu_count()} cores (nproc), torch {torch.__version__}, "
+        f"{threads} torch thread(s), python {platform.python_version()}, load average {load}"
+    )
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def interleaved(
+    candidates: dict[str, Callable[[], None]], rounds: int, repeat: int
+) -> dict[str, list[float]]:
+    """Seconds per call of each candidate, measured round-robin (``repeat`` calls per turn) so
+    that a change in the machine's load hits every candidate alike."""
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            for _ in range(repeat):
+                fn()
+            times[name].append((time.perf_counter() - start) / repeat)
+    return times
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
