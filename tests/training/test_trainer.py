@@ -313,7 +313,7 @@ def test_emtl_trains_on_the_model_shared_representation(dataset: PreparedDataset
     ("kwargs", "message"),
     [
         ({"batch_size": 0}, "trainer.batch_size must be a positive integer"),
-        ({"lr": -1.0}, "trainer.lr must be > 0"),
+        ({"lr": -1.0}, "trainer.lr must be a finite number > 0"),
         ({"eval_every": 0}, "trainer.eval_every"),
         ({"selection": "best"}, "trainer.selection"),
         ({"grad_clip": 0.0}, "trainer.grad_clip"),

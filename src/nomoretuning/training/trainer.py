@@ -44,7 +44,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -56,6 +56,7 @@ from nomoretuning.data.batching import Batch, PreparedDataset
 from nomoretuning.errors import ConfigError, NomoretuningError
 from nomoretuning.training import distributed as parallel
 from nomoretuning.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from nomoretuning.training.config import TrainerConfig
 from nomoretuning.training.history import CsvLog
 from nomoretuning.training.objectives import BinaryObjective, Objective, predict
 
@@ -64,74 +65,6 @@ __all__ = ["FitResult", "Trainer", "TrainerConfig", "TrainingError"]
 
 class TrainingError(NomoretuningError, RuntimeError):
     """Training cannot go on (non-finite loss, a run directory in the way, a bad resume)."""
-
-
-@dataclass
-class TrainerConfig:
-    """Settings of one training run. Every field has a default.
-
-    Example:
-        >>> TrainerConfig(batch_size=4096, eval_every=200).patience
-        2
-    """
-
-    seed: int = 0
-    batch_size: int = 1024
-    eval_batch_size: int = 16384
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip: float | None = 10.0
-    max_epochs: int = 10
-    max_steps: int | None = None
-    eval_every: int | None = None
-    patience: int = 2
-    selection: Literal["feasible_first", "objective"] = "feasible_first"
-    feasibility_tolerance: float | None = None
-    constraints: Literal["valid", "train"] = "valid"
-    checkpoint_every: int | None = None
-    device: str = "auto"
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    progress: bool = False
-    tensorboard: bool = False
-
-    def __post_init__(self) -> None:
-        positive = {
-            "batch_size": self.batch_size,
-            "eval_batch_size": self.eval_batch_size,
-            "max_epochs": self.max_epochs,
-            "patience": self.patience,
-        }
-        for name, value in positive.items():
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"trainer.{name} must be a positive integer, got {value!r}")
-        for name in ("max_steps", "eval_every", "checkpoint_every"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(
-                    f"trainer.{name} must be a positive integer or null, got {value!r}"
-                )
-        if not (isinstance(self.lr, int | float) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ConfigError(f"trainer.lr must be > 0, got {self.lr!r}")
-        if not self.weight_decay >= 0:
-            raise ConfigError(f"trainer.weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ConfigError(f"trainer.grad_clip must be > 0 or null, got {self.grad_clip!r}")
-        if self.constraints not in ("valid", "train"):
-            raise ConfigError(
-                f"trainer.constraints must be 'valid' or 'train', got {self.constraints!r}"
-            )
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise ConfigError(
-                f"trainer.precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}"
-            )
-        if self.selection not in ("feasible_first", "objective"):
-            raise ConfigError(
-                f"trainer.selection must be 'feasible_first' or 'objective', got {self.selection!r}"
-            )
-        if self.feasibility_tolerance is not None and not self.feasibility_tolerance >= 0:
-            raise ConfigError(
-                f"trainer.feasibility_tolerance must be >= 0, got {self.feasibility_tolerance!r}"
-            )
 
 
 @dataclass

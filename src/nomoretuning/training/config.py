@@ -1,0 +1,115 @@
+"""`TrainerConfig`: every setting of a training run, the one source of the trainer's options.
+
+The command line's ``trainer:`` section is derived from this dataclass field by field (see
+``nomoretuning.cli.config``), so every option here is settable from YAML with the same default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal
+
+from nomoretuning import checks
+from nomoretuning.errors import ConfigError
+
+__all__ = ["CONSTRAINT_DATA", "PRECISIONS", "SELECTIONS", "TrainerConfig"]
+
+SELECTIONS = ("feasible_first", "objective")
+"""How a stage's candidate is chosen (see `nomoretuning.training.selection`)."""
+CONSTRAINT_DATA = ("valid", "train")
+"""Which data checks the constraints and drives NMT's dual step (`nomoretuning.training.bounds`)."""
+PRECISIONS = ("fp32", "bf16", "fp16")
+"""Forward-pass precision: full, bfloat16 autocast, float16 autocast with loss scaling (CUDA)."""
+
+
+@dataclass
+class TrainerConfig:
+    """Settings of one training run. Every field has a default.
+
+    Attributes:
+        seed: seeds the model's dropout, the batch order and every other draw of the run.
+        batch_size: rows per training step (the *global* batch under torchrun).
+        eval_batch_size: rows per forward pass when evaluating.
+        lr: Adam's learning rate (a fresh Adam per stage).
+        weight_decay: Adam's weight decay.
+        grad_clip: maximum global gradient norm (None: no clipping).
+        max_epochs: epochs per stage at the most.
+        max_steps: steps per stage at the most (None: no limit).
+        eval_every: evaluate every this many steps, and at each epoch end (None: epoch ends only).
+        patience: feasible evaluations without a better candidate that end a stage.
+        selection: ``"feasible_first"`` or ``"objective"`` (see `nomoretuning.training.selection`).
+        feasibility_tolerance: relative tolerance of the validation constraints used for selection
+            (None: the combiner's own tolerance).
+        constraints: ``"valid"``: held-out bounds and dual steps; ``"train"``: bounds from a
+            training pass and per-step dual steps from training losses.
+        checkpoint_every: also write ``last.pt`` every this many steps (None: at evaluations).
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        precision: one of `PRECISIONS`.
+        progress: show a progress bar per stage.
+        tensorboard: also log to TensorBoard (``run_dir/tensorboard``).
+
+    Example:
+        >>> TrainerConfig(batch_size=4096, eval_every=200).patience
+        2
+        >>> TrainerConfig(precision="fp8")
+        Traceback (most recent call last):
+        ...
+        nomoretuning.errors.ConfigError: trainer.precision must be one of ['fp32', 'bf16', 'fp16'], got 'fp8'
+    """  # noqa: E501
+
+    seed: int = 0
+    batch_size: int = 1024
+    eval_batch_size: int = 16384
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    grad_clip: float | None = 10.0
+    max_epochs: int = 10
+    max_steps: int | None = None
+    eval_every: int | None = None
+    patience: int = 2
+    selection: Literal["feasible_first", "objective"] = "feasible_first"
+    feasibility_tolerance: float | None = None
+    constraints: Literal["valid", "train"] = "valid"
+    checkpoint_every: int | None = None
+    device: str = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    progress: bool = True
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "eval_batch_size", "max_epochs", "patience"):
+            checks.positive_int(getattr(self, name), f"trainer.{name}")
+        for name in ("max_steps", "eval_every", "checkpoint_every"):
+            checks.optional_positive_int(getattr(self, name), f"trainer.{name}")
+        if not checks.is_integer(self.seed):
+            raise ConfigError(f"trainer.seed must be an integer, got {self.seed!r}")
+        self.lr = checks.positive_number(self.lr, "trainer.lr")
+        self.weight_decay = checks.positive_number(
+            self.weight_decay, "trainer.weight_decay", allow_zero=True
+        )
+        if self.grad_clip is not None:
+            self.grad_clip = checks.positive_number(self.grad_clip, "trainer.grad_clip")
+        if self.feasibility_tolerance is not None:
+            self.feasibility_tolerance = checks.positive_number(
+                self.feasibility_tolerance, "trainer.feasibility_tolerance", allow_zero=True
+            )
+        checks.one_of(self.selection, "trainer.selection", SELECTIONS)
+        checks.one_of(self.constraints, "trainer.constraints", CONSTRAINT_DATA)
+        checks.one_of(self.precision, "trainer.precision", PRECISIONS)
+        if not isinstance(self.device, str) or not self.device:
+            raise ConfigError(f"trainer.device must be a device name, got {self.device!r}")
+        for name in ("progress", "tensorboard"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(
+                    f"trainer.{name} must be true or false, got {getattr(self, name)!r}"
+                )
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        """Every option's name, in declaration order.
+
+        Example:
+            >>> TrainerConfig.option_names()[:3]
+            ('seed', 'batch_size', 'eval_batch_size')
+        """
+        return tuple(f.name for f in fields(cls))
