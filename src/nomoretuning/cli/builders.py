@@ -14,7 +14,7 @@ from nomoretuning.cli.config import DataSection, MethodSection, ModelSection, Tr
 from nomoretuning.core.base import LossCombiner
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError, NomoretuningError
-from nomoretuning.training.objectives import BinaryObjective, Objective
+from nomoretuning.training.objectives import Objective, objective_for
 from nomoretuning.training.trainer import TrainerConfig
 
 __all__ = [
@@ -166,10 +166,7 @@ def build_combiner(section: MethodSection, tasks: Sequence[str], model: nn.Modul
 
 def build_objective(dataset: PreparedDataset, tasks: Sequence[str]) -> Objective:
     """Binary cross-entropy by default; ranking datasets bring their own objective."""
-    make = dataset.metadata.get("objective")
-    if callable(make):
-        return make(tasks)
-    return BinaryObjective(tasks)
+    return objective_for(dataset, tasks)
 
 
 def trainer_config(

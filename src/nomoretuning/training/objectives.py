@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 import numpy as np
 import torch
@@ -17,12 +17,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nomoretuning.core.losses import pairwise_logistic_loss
-from nomoretuning.data.batching import Batch, TensorSplit
+from nomoretuning.data.batching import Batch, PreparedDataset, TensorSplit
 from nomoretuning.data.ranking import make_pairs
 from nomoretuning.errors import DataError
 from nomoretuning.training import metrics
 
-__all__ = ["BinaryObjective", "Objective", "PairMask", "PairwiseObjective", "predict"]
+__all__ = [
+    "BinaryObjective",
+    "Objective",
+    "PairMask",
+    "PairwiseObjective",
+    "objective_for",
+    "predict",
+]
 
 PairMask = Literal["positive"] | Callable[[Tensor], Tensor]
 """Which rows of a task may form pairs: ``"positive"`` (label > 0) or a function label -> bool."""
@@ -312,6 +319,21 @@ class PairwiseObjective:
         weights = counts.clamp(max=float(self.max_pairs_per_group))
         means = totals / counts.clamp(min=1.0)
         return float((weights * means).sum() / weights.sum())
+
+
+def objective_for(dataset: PreparedDataset, tasks: Sequence[str]) -> Objective:
+    """The objective a dataset is trained with: its own (ranking datasets describe theirs in
+    ``metadata["objective"]``) or binary cross-entropy with AUC.
+
+    Example:
+        >>> from nomoretuning.data import make_synthetic
+        >>> type(objective_for(make_synthetic(500, seed=0), ["click"])).__name__
+        'BinaryObjective'
+    """
+    make = dataset.metadata.get("objective")
+    if callable(make):
+        return cast(Objective, make(tasks))
+    return BinaryObjective(tasks)
 
 
 @torch.no_grad()

@@ -57,8 +57,9 @@ from nomoretuning.errors import ConfigError, NomoretuningError
 from nomoretuning.training import distributed as parallel
 from nomoretuning.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from nomoretuning.training.config import TrainerConfig
+from nomoretuning.training.devices import resolve_device
 from nomoretuning.training.history import CsvLog
-from nomoretuning.training.objectives import BinaryObjective, Objective, predict
+from nomoretuning.training.objectives import Objective, objective_for, predict
 
 __all__ = ["FitResult", "Trainer", "TrainerConfig", "TrainingError"]
 
@@ -139,7 +140,7 @@ class Trainer:
                 f"{list(dataset.tasks)})"
             )
         self.tasks = tuple(combiner.tasks)
-        self.objective: Objective = objective or BinaryObjective(self.tasks)
+        self.objective: Objective = objective or objective_for(dataset, self.tasks)
         if getattr(combiner, "switch", None) is not None:
             raise ConfigError(
                 "the trainer ends stages by early stopping; build NMT without switch="
@@ -156,7 +157,7 @@ class Trainer:
         self.num_stages = int(getattr(combiner, "num_stages", 1)) if self.staged else 1
         self.world_size = parallel.world_size()
         self.rank = parallel.rank()
-        self.device = _resolve_device(self.config.device, parallel.local_rank())
+        self.device = resolve_device(self.config.device, parallel.local_rank())
         self.model.to(self.device)
         self.combiner.to(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -807,21 +808,3 @@ class _LossModule(nn.Module):
 
     def forward(self, batch: Batch) -> Tensor:
         return cast(Tensor, self._loss[0](self.model, batch))
-
-
-def _resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """The training device; under torchrun ``auto`` and ``cuda`` mean GPU ``LOCAL_RANK``."""
-    if name in ("auto", "cuda") and torch.cuda.is_available():
-        distributed = parallel.is_distributed()
-        return torch.device("cuda", local_rank) if distributed else torch.device("cuda")
-    if name == "auto":
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ConfigError(f"trainer.device {name!r} is not a torch device: {error}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"trainer.device is {name!r} but CUDA is not available; use 'cpu' or 'auto'"
-        )
-    return device
