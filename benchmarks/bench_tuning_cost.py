@@ -58,7 +58,7 @@ def run(
         "epochs": result.epochs,
         "valid": {t: result.valid[t]["auc"] for t in data.tasks},
         "test": {t: result.test[t]["auc"] for t in data.tasks},
-        "stages": result.stages,
+        "stages": [s.to_dict() for s in result.stages],
     }
 
 

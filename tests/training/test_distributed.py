@@ -128,7 +128,7 @@ def _worker(
             step = trainer._train_step
 
             def stopping(batch: Any, bar: Any) -> None:
-                if trainer.global_step == 19:
+                if trainer.state.global_step == 19:
                     raise _StoppedError
                 step(batch, bar)
 

@@ -1,7 +1,7 @@
 """Loss combiners (NMT and the methods it is compared and composed with) and task losses (the
 pairwise logistic loss of learning to rank). Depends on torch only."""
 
-from nomoretuning.core.base import LossCombiner, check_losses
+from nomoretuning.core.base import LossCombiner, StagedCombiner, check_losses, is_staged
 from nomoretuning.core.emtl import EMTL
 from nomoretuning.core.famo import FAMO
 from nomoretuning.core.losses import binary_cross_entropy_losses, pairwise_logistic_loss
@@ -18,9 +18,11 @@ __all__ = [
     "LossCombiner",
     "Plateau",
     "StageSwitch",
+    "StagedCombiner",
     "StepBudget",
     "UncertaintyWeighting",
     "binary_cross_entropy_losses",
     "check_losses",
+    "is_staged",
     "pairwise_logistic_loss",
 ]

@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol, TypeGuard, runtime_checkable
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Closure", "LossCombiner", "check_losses", "check_prior", "check_tasks"]
+__all__ = [
+    "Closure",
+    "LossCombiner",
+    "StagedCombiner",
+    "check_losses",
+    "check_prior",
+    "check_tasks",
+    "is_staged",
+]
 
 Closure = Callable[[], Mapping[str, Tensor]]
 """Recomputes the task losses at the current parameters on the same batch (no gradient needed)."""
@@ -120,7 +129,81 @@ class LossCombiner(nn.Module):
         """Post-optimizer-step update. The default does nothing."""
         check_losses(losses, self.tasks)
 
+    @property
+    def task_weights(self) -> dict[str, float]:
+        """The current weight of each task's loss, for logging ({} when the weights are fixed)."""
+        return {}
+
     def _prior(self, prior: Mapping[str, float] | None) -> dict[str, float]:
         if prior is None:
             return {t: 1.0 / len(self.tasks) for t in self.tasks}
         return check_prior(prior, self.tasks)
+
+
+@runtime_checkable
+class StagedCombiner(Protocol):
+    """A combiner trained in stages by priority (NMT implements it): what a training loop needs.
+
+    Stage k minimizes ``stage_tasks`` subject to one constraint ``L_j <= L_j* + slack(j)`` per
+    task of ``constrained_tasks``. The loop ends a stage with ``next_stage(bound)``. Which data
+    drives the multipliers is the loop's explicit choice at each call: ``step(losses)`` takes a
+    dual step from the training losses it is given, ``step(losses, update_dual=False)`` does not,
+    and ``update_multipliers(losses)`` takes one from losses measured elsewhere (held out).
+
+    Example:
+        >>> from nomoretuning import NMT, EqualWeights
+        >>> isinstance(NMT(["a", "b"]), StagedCombiner), is_staged(EqualWeights(["a"]))
+        (True, False)
+    """
+
+    tasks: tuple[str, ...]
+
+    @property
+    def num_stages(self) -> int: ...
+
+    @property
+    def stage(self) -> int:
+        """The running stage, 1-based."""
+        ...
+
+    @property
+    def stage_tasks(self) -> tuple[str, ...]: ...
+
+    @property
+    def constrained_tasks(self) -> tuple[str, ...]: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    @property
+    def bounds(self) -> dict[str, float]: ...
+
+    @property
+    def multipliers(self) -> dict[str, float]: ...
+
+    @property
+    def switch(self) -> object | None:
+        """The automatic stage switch, if any (a training loop that ends stages itself refuses
+        one)."""
+        ...
+
+    def slack(self, task: str, bound: float | None = None) -> float:
+        """The slack of ``task``'s constraint around ``bound`` (default: its recorded bound)."""
+        ...
+
+    def next_stage(self, bound: float | Mapping[str, float] | None = None) -> None: ...
+
+    def update_multipliers(self, losses: Mapping[str, Tensor | float]) -> None: ...
+
+    def step(
+        self,
+        losses: Mapping[str, Tensor],
+        closure: Closure | None = None,
+        *,
+        update_dual: bool = True,
+    ) -> None: ...
+
+
+def is_staged(combiner: object) -> TypeGuard[StagedCombiner]:
+    """Whether ``combiner`` trains in stages (implements `StagedCombiner`)."""
+    return isinstance(combiner, StagedCombiner)

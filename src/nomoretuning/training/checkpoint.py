@@ -1,15 +1,26 @@
-"""Atomic checkpoint files, loaded with ``weights_only=True``."""
+"""Atomic checkpoint files, loaded with ``weights_only=True``, and a run's resumable pair
+``last.pt`` / ``previous.pt``."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-__all__ = ["atomic_write_text", "load_checkpoint", "save_checkpoint"]
+from nomoretuning.training.errors import TrainingError
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointFiles",
+    "atomic_write_text",
+    "load_checkpoint",
+    "run_fingerprint",
+    "save_checkpoint",
+]
 
 
 def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
@@ -58,3 +69,104 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+CHECKPOINT_FORMAT = 2
+"""Version of the ``last.pt`` layout; a file of another version is refused with a clear message."""
+
+
+def run_fingerprint(
+    model: torch.nn.Module, combiner: torch.nn.Module, tasks: Sequence[str]
+) -> dict[str, Any]:
+    """What identifies the run a checkpoint belongs to: its tasks, combiner and parameter shapes.
+
+    Example:
+        >>> import nomoretuning as nt
+        >>> fingerprint = run_fingerprint(torch.nn.Linear(2, 1), nt.EqualWeights(["a"]), ["a"])
+        >>> fingerprint["combiner"], fingerprint["parameters"]["weight"]
+        ('EqualWeights', [1, 2])
+    """
+    return {
+        "tasks": list(tasks),
+        "combiner": type(combiner).__name__,
+        "parameters": {name: list(p.shape) for name, p in model.state_dict().items()},
+    }
+
+
+class CheckpointFiles:
+    """A run directory's resumable checkpoints: ``last.pt`` and the one before it,
+    ``previous.pt``, kept so that a damaged ``last.pt`` never costs the run.
+
+    ``save`` writes the new checkpoint to a temporary file, moves the current ``last.pt`` to
+    ``previous.pt``, then renames the new file to ``last.pt``. ``load`` refuses, with one line
+    naming the file and what to do, a file that cannot be read, one of another format, and one
+    written by another run (other tasks, combiner or model); it never deletes anything.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> files = CheckpointFiles(pathlib.Path(tempfile.mkdtemp()), {"tasks": ["a"]})
+        >>> files.save({"step": 1}); files.save({"step": 2})
+        >>> files.load("last")["step"], files.load("previous")["step"]
+        (2, 1)
+    """
+
+    NAMES: ClassVar[dict[str, str]] = {"last": "last.pt", "previous": "previous.pt"}
+
+    def __init__(self, directory: Path, fingerprint: Mapping[str, Any]) -> None:
+        self.directory = directory
+        self.fingerprint = dict(fingerprint)
+
+    def path(self, which: str = "last") -> Path:
+        return self.directory / self.NAMES[which]
+
+    def exists(self, which: str = "last") -> bool:
+        return self.path(which).exists()
+
+    def save(self, state: Mapping[str, Any]) -> None:
+        record = {"format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint, **state}
+        last, previous = self.path("last"), self.path("previous")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".last.pt.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                torch.save(record, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if last.exists():
+                os.replace(last, previous)
+            os.replace(tmp, last)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load(self, which: str = "last", map_location: str | torch.device = "cpu") -> dict[str, Any]:
+        """The checkpoint ``which`` (``"last"`` or ``"previous"``), checked against this run."""
+        path = self.path(which)
+        fallback = (
+            "resume from the previous one with --resume previous, or start over with --overwrite"
+            if which == "last" and self.exists("previous")
+            else "start over with --overwrite"
+        )
+        if not path.exists():
+            raise TrainingError(f"{path}: no checkpoint to resume from; {fallback}")
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as error:
+            reason = " ".join(str(error).split())[:120] or type(error).__name__
+            raise TrainingError(
+                f"{path} is not a readable checkpoint ({reason}); {fallback}"
+            ) from None
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            found = state.get("format", "none") if isinstance(state, dict) else type(state).__name__
+            raise TrainingError(
+                f"{path} is not a nomoretuning checkpoint of format {CHECKPOINT_FORMAT} "
+                f"(found {found}); {fallback}"
+            )
+        written = state.get("fingerprint", {})
+        for key, value in self.fingerprint.items():
+            if written.get(key) != value:
+                raise TrainingError(
+                    f"{path} was written by another run (its {key} differ from this run's); "
+                    f"resume the run that wrote it, or start over with --overwrite"
+                )
+        return state

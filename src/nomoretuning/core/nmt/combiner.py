@@ -22,9 +22,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from nomoretuning.core.base import Closure, LossCombiner, check_losses, check_tasks
+from nomoretuning import checks
+from nomoretuning.core.base import Closure, LossCombiner, check_losses
+from nomoretuning.core.nmt import constraint
+from nomoretuning.core.nmt.dual import DualRule, MultiplierState, PIController, ProjectedAscent
+from nomoretuning.core.nmt.levels import parse_level_weights, parse_priorities, parse_tolerances
 from nomoretuning.core.switching import StageSwitch
 from nomoretuning.core.weighting import EqualWeights
+from nomoretuning.errors import ConfigError
 
 __all__ = ["NMT"]
 
@@ -42,7 +47,8 @@ class NMT(LossCombiner):
             ``tolerance_mode="absolute"``.
         tolerance_mode: ``"relative"`` (default) or ``"absolute"``.
         dual: multiplier update rule: ``"ascent"`` (projected gradient ascent, default) or
-            ``"pi"`` (a PI controller on the violation, for damping oscillations).
+            ``"pi"`` (a PI controller on the violation, for damping oscillations); see
+            `nomoretuning.core.nmt.dual`.
         dual_lr: step size of the multiplier update (default 100: with the default relative
             violation, an excess of 1 % over the bound, the size of the default tolerance, raises
             lambda by 1 per update).
@@ -54,9 +60,6 @@ class NMT(LossCombiner):
             ``|L_j*|`` so that ``dual_lr`` does not depend on the loss scale; ``"raw"`` uses
             ``L_j - L_j* - eps_j`` as is.
         initial_multiplier: ``lambda_0``, the value each multiplier starts a stage with.
-        dual_updates: ``"every_step"`` (default): ``step`` updates the multipliers from the
-            training losses it is given; ``"manual"``: only ``update_multipliers`` does, e.g.
-            with losses measured on held-out data (what the trainer does by default).
         bound_window: how many recent training losses of the stage task estimate its bound.
         switch: optional rule (``Plateau``, ``StepBudget``) that ends a stage automatically
             inside ``step``; without it, call ``next_stage`` yourself.
@@ -64,6 +67,12 @@ class NMT(LossCombiner):
             (stage tasks and constrained tasks); NMT passes its Lagrangian weights as the
             combiner's prior. Default: ``EqualWeights`` (exactly the re-scaled Lagrangian).
         level_weights: relative weights of the tasks inside a level (default equal).
+
+    Which data drives the dual step is the caller's explicit choice at each call:
+    ``step(losses)`` updates the multipliers from the training losses it is given (the per-step
+    regime of a user's own loop); ``step(losses, update_dual=False)`` leaves them alone, and
+    ``update_multipliers(losses)`` takes one dual step from losses measured elsewhere, e.g. on
+    held-out data (what the trainer does by default).
 
     Example:
         >>> import torch
@@ -97,49 +106,47 @@ class NMT(LossCombiner):
         smoothing: float = 0.0,
         violation: Literal["relative", "raw"] = "relative",
         initial_multiplier: float = 0.0,
-        dual_updates: Literal["every_step", "manual"] = "every_step",
         bound_window: int = 100,
         switch: StageSwitch | None = None,
         combiner: CombinerFactory | None = None,
         level_weights: Mapping[str, float] | None = None,
     ) -> None:
-        levels = _parse_priorities(priorities)
+        levels = parse_priorities(priorities)
         super().__init__([t for level in levels for t in level])
-        self.levels: tuple[tuple[str, ...], ...] = levels
-        self.tolerance_mode = _choice("tolerance_mode", tolerance_mode, ("relative", "absolute"))
-        self.tolerances = self._parse_tolerance(tolerance)
-        self.dual = _choice("dual", dual, ("ascent", "pi"))
-        self.dual_lr = _positive("dual_lr", dual_lr)
+        self.levels = levels
+        self.tolerance_mode = checks.one_of(
+            tolerance_mode, "NMT: tolerance_mode", constraint.TOLERANCE_MODES
+        )
+        self.tolerances = parse_tolerances(tolerance, self.tasks, default=0.01)
+        self.dual = checks.one_of(dual, "NMT: dual", ("ascent", "pi"))
+        self.dual_lr = checks.positive_number(dual_lr, "NMT: dual_lr")
         if len(pi_gains) != 2 or not all(math.isfinite(g) and g >= 0 for g in pi_gains):
-            raise ValueError(f"NMT: pi_gains must be two numbers >= 0 (kp, ki), got {pi_gains!r}")
+            raise ConfigError(f"NMT: pi_gains must be two numbers >= 0 (kp, ki), got {pi_gains!r}")
         self.pi_gains = (float(pi_gains[0]), float(pi_gains[1]))
-        if not (isinstance(smoothing, int | float) and 0.0 <= smoothing < 1.0):
-            raise ValueError(f"NMT: smoothing must lie in [0, 1), got {smoothing!r}")
-        self.smoothing = float(smoothing)
-        self.violation = _choice("violation", violation, ("relative", "raw"))
-        if not (math.isfinite(initial_multiplier) and initial_multiplier >= 0):
-            raise ValueError(f"NMT: initial_multiplier must be >= 0, got {initial_multiplier!r}")
-        self.initial_multiplier = float(initial_multiplier)
-        self.dual_updates = _choice("dual_updates", dual_updates, ("every_step", "manual"))
-        if not isinstance(bound_window, int) or bound_window < 1:
-            raise ValueError(f"NMT: bound_window must be a positive integer, got {bound_window!r}")
-        self.bound_window = bound_window
+        self.smoothing = checks.fraction(smoothing, "NMT: smoothing")
+        self.violation = checks.one_of(violation, "NMT: violation", ("relative", "raw"))
+        self.initial_multiplier = checks.positive_number(
+            initial_multiplier, "NMT: initial_multiplier", allow_zero=True
+        )
+        self.bound_window = checks.positive_int(bound_window, "NMT: bound_window")
         if switch is not None and not isinstance(switch, StageSwitch):
-            raise ValueError(
+            raise ConfigError(
                 f"NMT: switch must be a StageSwitch (Plateau, StepBudget), got {switch!r}"
             )
         self.switch = switch
         self._combiner_factory: CombinerFactory = combiner or EqualWeights
-        self.level_weights = self._parse_level_weights(level_weights)
+        self.level_weights = parse_level_weights(level_weights, levels)
+        self.rule: DualRule = (
+            ProjectedAscent(self.dual_lr)
+            if self.dual == "ascent"
+            else PIController(self.dual_lr, kp=self.pi_gains[0], ki=self.pi_gains[1])
+        )
 
         # Explicit state; all of it goes into state_dict() (see get_extra_state).
         self._stage_index = 0
         self._finished = False
         self._bounds: dict[str, float] = {}
-        self._multipliers: dict[str, float] = {}
-        self._integrals: dict[str, float] = {}
-        self._smoothed: dict[str, float] = {}
-        self._violations: dict[str, float] = {}
+        self._duals: dict[str, MultiplierState] = {}
         self._steps_in_stage = 0
         self._total_steps = 0
         history = max(bound_window, switch.history_needed if switch else 1)
@@ -187,17 +194,17 @@ class NMT(LossCombiner):
     @property
     def multipliers(self) -> dict[str, float]:
         """Current Lagrange multipliers, one per constrained task."""
-        return dict(self._multipliers)
+        return {t: state.multiplier for t, state in self._duals.items()}
 
     @property
     def violations(self) -> dict[str, float]:
-        """Violations ``L_j - L_j* - eps_j`` seen by the last ``step`` (positive = violated)."""
-        return dict(self._violations)
+        """Violations ``L_j - L_j* - eps_j`` seen by the last dual step (positive = violated)."""
+        return {t: s.violation for t, s in self._duals.items() if s.violation is not None}
 
     @property
     def slacks(self) -> dict[str, float]:
         """The tolerance ``eps_j`` of each recorded bound."""
-        return {t: self._slack(t) for t in self._bounds}
+        return {t: self.slack(t) for t in self._bounds}
 
     @property
     def bound_estimate(self) -> dict[str, float]:
@@ -217,10 +224,33 @@ class NMT(LossCombiner):
     def term_weights(self) -> dict[str, float]:
         """Weights of the stage's terms: ``1/(1+sum lambda)`` for the objective, split by level
         weights, and ``lambda_j/(1+sum lambda)`` per constraint. They sum to 1."""
-        total = 1.0 + sum(self._multipliers.values())
+        multipliers = self.multipliers
+        total = 1.0 + sum(multipliers.values())
         weights = {t: self.level_weights[t] / total for t in self.stage_tasks}
-        weights.update({t: lam / total for t, lam in self._multipliers.items()})
+        weights.update({t: lam / total for t, lam in multipliers.items()})
         return weights
+
+    @property
+    def task_weights(self) -> dict[str, float]:
+        """The term weights (for logging)."""
+        return self.term_weights
+
+    def slack(self, task: str, bound: float | None = None) -> float:
+        """The slack ``eps_j`` of ``task``'s constraint around ``bound`` (default: its recorded
+        bound ``L_j*``), by NMT's tolerance and tolerance mode.
+
+        Example:
+            >>> nmt = NMT(["a", "b"], tolerance=0.05)
+            >>> nmt.slack("a", bound=2.0)
+            0.1
+        """
+        if task not in self.tolerances:
+            raise ConfigError(f"NMT.slack(): unknown task {task!r}; tasks: {list(self.tasks)}")
+        if bound is None:
+            if task not in self._bounds:
+                raise ConfigError(f"NMT.slack(): task {task!r} has no recorded bound yet")
+            bound = self._bounds[task]
+        return constraint.slack(bound, self.tolerances[task], self.tolerance_mode)
 
     # ------------------------------------------------------------------------- the protocol
     def forward(
@@ -231,20 +261,27 @@ class NMT(LossCombiner):
         ``losses`` must hold every task named in the priorities.
         """
         if prior is not None:
-            raise ValueError("NMT does not take a prior: it is the outer method")
+            raise ConfigError("NMT does not take a prior: it is the outer method")
         self._check_running("forward")
         check_losses(losses, self.tasks)
         weights = self.term_weights
         terms = {t: losses[t] for t in self.inner.tasks}
         value = self.inner(terms, prior=weights)
-        offset = sum(weights[t] * (self._bounds[t] + self._slack(t)) for t in self._multipliers)
+        offset = sum(weights[t] * (self._bounds[t] + self.slack(t)) for t in self._duals)
         return value - offset if offset else value
 
-    def step(self, losses: Mapping[str, Tensor], closure: Closure | None = None) -> None:
-        """After the optimizer step: dual ascent, bound tracking, and the automatic stage switch.
+    def step(
+        self,
+        losses: Mapping[str, Tensor],
+        closure: Closure | None = None,
+        *,
+        update_dual: bool = True,
+    ) -> None:
+        """After the optimizer step: dual step, bound tracking, and the automatic stage switch.
 
         ``losses`` are the values the last ``forward`` saw (they may be attached or detached).
-        ``closure`` is passed on to the stage combiner (FAMO needs it).
+        ``closure`` is passed on to the stage combiner (FAMO needs it). ``update_dual=False``
+        leaves the multipliers to ``update_multipliers`` (constraints measured elsewhere).
         """
         self._check_running("step")
         check_losses(losses, self.tasks)
@@ -256,7 +293,7 @@ class NMT(LossCombiner):
                 strict=True,
             )
         )
-        if self.dual_updates == "every_step":
+        if update_dual:
             self._dual_update(values)
         inner_closure = None
         if closure is not None:
@@ -281,10 +318,10 @@ class NMT(LossCombiner):
 
     def update_multipliers(self, losses: Mapping[str, Tensor | float]) -> None:
         """One dual step from the given losses of the constrained tasks, e.g. measured on
-        held-out data (with ``dual_updates="manual"``, ``step`` leaves the multipliers alone).
+        held-out data (pair it with ``step(..., update_dual=False)``).
 
         Example:
-            >>> nmt = NMT(["a", "b"], dual_updates="manual", dual_lr=1.0)
+            >>> nmt = NMT(["a", "b"], dual_lr=1.0)
             >>> nmt.next_stage(bound=1.0)
             >>> nmt.update_multipliers({"a": 1.5})
             >>> round(nmt.multipliers["a"], 2)
@@ -292,14 +329,14 @@ class NMT(LossCombiner):
         """
         self._check_running("update_multipliers")
         values: dict[str, float] = {}
-        for task in self._multipliers:
+        for task in self._duals:
             if task not in losses:
-                raise ValueError(
+                raise ConfigError(
                     f"NMT.update_multipliers(): missing loss of constrained task {task!r}"
                 )
             value = float(losses[task])
             if not math.isfinite(value):
-                raise ValueError(f"NMT.update_multipliers(): loss of task {task!r} is not finite")
+                raise ConfigError(f"NMT.update_multipliers(): loss of task {task!r} is not finite")
             values[task] = value
         self._dual_update(values)
 
@@ -324,15 +361,16 @@ class NMT(LossCombiner):
 
     # ------------------------------------------------------------------------------ state
     def get_extra_state(self) -> dict[str, Any]:
+        duals = self._duals
         return {
             "levels": [list(level) for level in self.levels],
             "stage_index": self._stage_index,
             "finished": self._finished,
             "bounds": dict(self._bounds),
-            "multipliers": dict(self._multipliers),
-            "integrals": dict(self._integrals),
-            "smoothed": dict(self._smoothed),
-            "violations": dict(self._violations),
+            "multipliers": {t: s.multiplier for t, s in duals.items()},
+            "integrals": {t: s.integral for t, s in duals.items()},
+            "smoothed": {t: s.smoothed for t, s in duals.items() if s.smoothed is not None},
+            "violations": {t: s.violation for t, s in duals.items() if s.violation is not None},
             "steps_in_stage": self._steps_in_stage,
             "total_steps": self._total_steps,
             "recent": {t: list(v) for t, v in self._recent.items()},
@@ -342,17 +380,23 @@ class NMT(LossCombiner):
     def set_extra_state(self, state: Any) -> None:
         levels = tuple(tuple(level) for level in state["levels"])
         if levels != self.levels:
-            raise ValueError(
+            raise ConfigError(
                 f"NMT state was saved for priorities {[list(x) for x in levels]}, "
                 f"this NMT has {[list(x) for x in self.levels]}"
             )
         self._stage_index = int(state["stage_index"])
         self._finished = bool(state["finished"])
         self._bounds = {k: float(v) for k, v in state["bounds"].items()}
-        self._multipliers = {k: float(v) for k, v in state["multipliers"].items()}
-        self._integrals = {k: float(v) for k, v in state["integrals"].items()}
-        self._smoothed = {k: float(v) for k, v in state["smoothed"].items()}
-        self._violations = {k: float(v) for k, v in state["violations"].items()}
+        smoothed, violations = state["smoothed"], state["violations"]
+        self._duals = {
+            t: MultiplierState(
+                multiplier=float(value),
+                integral=float(state["integrals"][t]),
+                smoothed=float(smoothed[t]) if t in smoothed else None,
+                violation=float(violations[t]) if t in violations else None,
+            )
+            for t, value in state["multipliers"].items()
+        }
         self._steps_in_stage = int(state["steps_in_stage"])
         self._total_steps = int(state["total_steps"])
         self._recent = {
@@ -380,30 +424,18 @@ class NMT(LossCombiner):
                 f"stages done); build a new NMT or load an earlier state to keep training"
             )
 
-    def _slack(self, task: str) -> float:
-        rho = self.tolerances[task]
-        if self.tolerance_mode == "absolute":
-            return rho
-        return rho * abs(self._bounds[task])
-
     def _dual_update(self, values: Mapping[str, float]) -> None:
-        kp, ki = self.pi_gains
-        for task in self._multipliers:
-            raw = values[task] - self._bounds[task] - self._slack(task)
-            self._violations[task] = raw
-            if self.violation == "relative" and self._bounds[task] != 0:
-                raw = raw / abs(self._bounds[task])
-            if self.smoothing > 0 and task in self._smoothed:
-                g = self.smoothing * self._smoothed[task] + (1 - self.smoothing) * raw
-            else:
-                g = raw
-            self._smoothed[task] = g
-            if self.dual == "ascent":
-                self._multipliers[task] = max(0.0, self._multipliers[task] + self.dual_lr * g)
-            else:
-                integral = max(0.0, self._integrals[task] + self.dual_lr * ki * g)
-                self._integrals[task] = integral
-                self._multipliers[task] = max(0.0, integral + self.dual_lr * kp * g)
+        for task, state in self._duals.items():
+            bound = self._bounds[task]
+            raw = constraint.violation(values[task], bound, self.slack(task))
+            state.violation = raw
+            error = (
+                constraint.relative_to_bound(raw, bound) if self.violation == "relative" else raw
+            )
+            if self.smoothing > 0 and state.smoothed is not None:
+                error = self.smoothing * state.smoothed + (1 - self.smoothing) * error
+            state.smoothed = error
+            self.rule.update(state, error)
 
     def _resolve_bound(self, bound: float | Mapping[str, float] | None) -> dict[str, float]:
         tasks = self.stage_tasks
@@ -419,28 +451,30 @@ class NMT(LossCombiner):
             missing = [t for t in tasks if t not in bound]
             unknown = [t for t in bound if t not in tasks]
             if missing or unknown:
-                raise ValueError(
+                raise ConfigError(
                     f"NMT.next_stage(): bound must name exactly the stage tasks {list(tasks)}, "
                     f"got {sorted(bound)}"
                 )
             resolved = {t: float(bound[t]) for t in tasks}
         else:
             if len(tasks) > 1:
-                raise ValueError(
+                raise ConfigError(
                     f"NMT.next_stage(): stage {self.stage} has tasks {list(tasks)}; "
                     f"pass bound as a dict per task"
                 )
             resolved = {tasks[0]: float(bound)}
         for task, value in resolved.items():
             if not math.isfinite(value):
-                raise ValueError(f"NMT.next_stage(): bound of task {task!r} is not finite: {value}")
+                raise ConfigError(
+                    f"NMT.next_stage(): bound of task {task!r} is not finite: {value}"
+                )
         return resolved
 
     def _reset_stage_state(self) -> None:
-        self._multipliers = {t: self.initial_multiplier for t in self.constrained_tasks}
-        self._integrals = {t: self.initial_multiplier for t in self.constrained_tasks}
-        self._smoothed = {}
-        self._violations = {}
+        start = self.initial_multiplier
+        self._duals = {
+            t: MultiplierState(multiplier=start, integral=start) for t in self.constrained_tasks
+        }
         self._steps_in_stage = 0
         self._recent = {t: deque(maxlen=self._history_len) for t in self.stage_tasks}
         self._objective_history = deque(maxlen=self._history_len)
@@ -449,74 +483,12 @@ class NMT(LossCombiner):
         terms = tuple(self.stage_tasks) + self.constrained_tasks
         inner = self._combiner_factory(terms)
         if not isinstance(inner, LossCombiner):
-            raise ValueError(
+            raise ConfigError(
                 f"NMT: combiner factory must return a LossCombiner, got {type(inner).__name__}"
             )
         if set(inner.tasks) != set(terms):
-            raise ValueError(
+            raise ConfigError(
                 f"NMT: combiner factory returned a combiner over {list(inner.tasks)}, "
                 f"expected {list(terms)}"
             )
         return inner
-
-    def _parse_tolerance(self, tolerance: float | Mapping[str, float]) -> dict[str, float]:
-        if isinstance(tolerance, Mapping):
-            unknown = [t for t in tolerance if t not in self.tasks]
-            if unknown:
-                raise ValueError(f"NMT: tolerance names unknown task {unknown[0]!r}")
-            values = {t: tolerance.get(t, 0.01) for t in self.tasks}
-        else:
-            values = {t: tolerance for t in self.tasks}
-        for task, rho in values.items():
-            if not isinstance(rho, int | float) or not math.isfinite(rho) or rho < 0:
-                raise ValueError(f"NMT: tolerance of task {task!r} must be >= 0, got {rho!r}")
-        return {t: float(v) for t, v in values.items()}
-
-    def _parse_level_weights(self, level_weights: Mapping[str, float] | None) -> dict[str, float]:
-        raw = {t: 1.0 for t in self.tasks}
-        if level_weights is not None:
-            unknown = [t for t in level_weights if t not in self.tasks]
-            if unknown:
-                raise ValueError(f"NMT: level_weights names unknown task {unknown[0]!r}")
-            for task, w in level_weights.items():
-                if not isinstance(w, int | float) or not math.isfinite(w) or w <= 0:
-                    raise ValueError(f"NMT: level weight of task {task!r} must be > 0, got {w!r}")
-                raw[task] = float(w)
-        normalized: dict[str, float] = {}
-        for level in self.levels:
-            total = sum(raw[t] for t in level)
-            normalized.update({t: raw[t] / total for t in level})
-        return normalized
-
-
-def _parse_priorities(priorities: Sequence[str | Sequence[str]]) -> tuple[tuple[str, ...], ...]:
-    if isinstance(priorities, str) or not isinstance(priorities, Sequence):
-        raise ValueError(
-            f"NMT: priorities must be a list of task names (highest first), got {priorities!r}"
-        )
-    if len(priorities) == 0:
-        raise ValueError("NMT: priorities must name at least one task")
-    levels: list[tuple[str, ...]] = []
-    for entry in priorities:
-        if isinstance(entry, str):
-            levels.append((entry,))
-        elif isinstance(entry, Sequence) and len(entry) > 0:
-            levels.append(tuple(entry))
-        else:
-            raise ValueError(
-                f"NMT: each priority level must be a task name or a list, got {entry!r}"
-            )
-    check_tasks([t for level in levels for t in level], "NMT priorities")
-    return tuple(levels)
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> Any:
-    if value not in allowed:
-        raise ValueError(f"NMT: {name} must be one of {list(allowed)}, got {value!r}")
-    return value
-
-
-def _positive(name: str, value: float) -> float:
-    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"NMT: {name} must be > 0, got {value!r}")
-    return float(value)

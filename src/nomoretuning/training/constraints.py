@@ -1,0 +1,144 @@
+"""Where the constraints' bounds and values come from: held-out data or the training split.
+
+``trainer.constraints`` chooses (`nomoretuning.training.config.CONSTRAINT_DATA`):
+
+- ``"valid"`` (default): a task's bound ``L*`` is its validation loss at the parameters selected
+  for its stage; in later stages the multipliers take one dual step at each evaluation from the
+  constrained tasks' validation losses (`StagedCombiner.update_multipliers`), and none from the
+  training losses of each step.
+- ``"train"``: the multipliers take a dual step at every training step from that step's training
+  losses, and ``L*`` is the mean training loss over one full pass of the training split at the
+  selected parameters, in training mode, without gradients (the way that constraint is evaluated
+  during training).
+
+Either way, a candidate's feasibility for selection is checked on validation: task j's
+validation loss against its validation loss when its stage ended (the *reference*), with the
+combiner's slack (or ``trainer.feasibility_tolerance``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from nomoretuning.core.nmt import constraint
+from nomoretuning.data.batching import Batch
+from nomoretuning.training import distributed as parallel
+from nomoretuning.training.records import Metrics
+from nomoretuning.training.stages import StagePlan
+
+__all__ = ["ConstraintData", "measure_training_losses"]
+
+
+class ConstraintData:
+    """The trainer's constraint bookkeeping for one run (see the module docstring).
+
+    Args:
+        plan: the combiner's stages.
+        source: ``"valid"`` or ``"train"``.
+        feasibility_tolerance: relative validation tolerance for selection (None: the
+            combiner's own slack).
+    """
+
+    def __init__(
+        self,
+        plan: StagePlan,
+        source: Literal["valid", "train"],
+        feasibility_tolerance: float | None = None,
+    ) -> None:
+        self.plan = plan
+        self.source = source
+        self.feasibility_tolerance = feasibility_tolerance
+        self.reference: dict[str, float] = {}
+        """Each task's validation loss when its stage ended."""
+
+    @property
+    def held_out(self) -> bool:
+        """Whether bounds and dual steps come from validation losses."""
+        return self.plan.staged is not None and self.source == "valid"
+
+    @property
+    def dual_from_training_steps(self) -> bool:
+        """Whether each training step's losses drive the multipliers."""
+        return not self.held_out
+
+    def excess(self, metrics: Metrics) -> dict[str, float]:
+        """Relative excess of each constrained task over its validation reference (<= 0: met)."""
+        return {
+            t: constraint.relative_to_bound(
+                constraint.violation(metrics[t]["loss"], self.reference[t], self._slack(t)),
+                self.reference[t],
+            )
+            for t in self.plan.constrained_tasks
+        }
+
+    def after_evaluation(self, metrics: Metrics) -> None:
+        """The held-out dual step, from the constrained tasks' validation losses."""
+        staged = self.plan.staged
+        if self.held_out and staged is not None and self.plan.constrained_tasks:
+            staged.update_multipliers({t: metrics[t]["loss"] for t in self.plan.constrained_tasks})
+
+    def stage_bounds(
+        self, selected: Metrics, measure_training: Callable[[tuple[str, ...]], dict[str, float]]
+    ) -> dict[str, float]:
+        """The stage tasks' bounds at the selected parameters (already restored)."""
+        tasks = self.plan.stage_tasks
+        if self.held_out:
+            return {t: float(selected[t]["loss"]) for t in tasks}
+        return measure_training(tasks)
+
+    def record_references(self, tasks: tuple[str, ...], selected: Metrics) -> None:
+        """Remembers the finished stage tasks' validation losses at the selected parameters."""
+        for task in tasks:
+            self.reference[task] = selected[task]["loss"]
+
+    def _slack(self, task: str) -> float:
+        reference = self.reference[task]
+        if self.feasibility_tolerance is not None:
+            return self.feasibility_tolerance * abs(reference)
+        staged = self.plan.staged
+        return staged.slack(task, reference) if staged is not None else 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"reference": dict(self.reference)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.reference = {k: float(v) for k, v in state["reference"].items()}
+
+
+@torch.no_grad()
+def measure_training_losses(
+    model: nn.Module,
+    split: Any,
+    tasks: tuple[str, ...],
+    losses: Callable[[nn.Module, Batch], Mapping[str, Tensor]],
+    batch_size: int,
+    device: torch.device,
+) -> dict[str, float]:
+    """Mean training loss of ``tasks`` over one pass of ``split``: training mode, no gradient.
+
+    Under data parallelism each rank measures its contiguous share and the sums are all-reduced.
+    """
+    model.train()
+    totals = dict.fromkeys(tasks, 0.0)
+    rows = 0
+    world = parallel.world_size()
+    sharded = world > 1 and hasattr(split, "subset")
+    if sharded:
+        share = parallel.shard_range(len(split), parallel.rank(), world)
+        split = split.subset(slice(*share))
+    for batch in split.batches(batch_size, shuffle=False):
+        batch = batch.to(device)
+        values = losses(model, batch)
+        for task in tasks:
+            totals[task] += float(values[task]) * len(batch)
+        rows += len(batch)
+    if sharded:
+        summed = parallel.all_reduce_sum(
+            torch.tensor([*(totals[t] for t in tasks), float(rows)], dtype=torch.float64)
+        ).tolist()
+        totals, rows = dict(zip(tasks, summed[:-1], strict=True)), int(summed[-1])
+    return {t: totals[t] / rows for t in tasks}

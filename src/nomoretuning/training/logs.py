@@ -1,0 +1,131 @@
+"""A run's logs: ``history.csv`` (one row per step), ``evaluations.csv`` (one row per
+evaluation), optional TensorBoard scalars and the progress bar of a stage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nomoretuning.training.history import CsvLog
+from nomoretuning.training.selection import Candidate
+
+__all__ = ["EVALUATION_METRICS", "RunLogs", "progress_bar"]
+
+EVALUATION_METRICS = ("auc", "logloss", "loss", "gauc", "ndcg", "pairwise_accuracy")
+"""The metric columns of ``evaluations.csv`` (those a task's objective does not report stay
+empty)."""
+
+
+class _NullLog:
+    """Stands in for a CSV log when a run has no directory (or on ranks other than 0)."""
+
+    rows = 0
+
+    def truncate(self, n: int) -> None:
+        self.rows = n
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        self.rows += 1
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class RunLogs:
+    """The logs of one run over ``tasks``; without a directory every call is a no-op.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> logs = RunLogs(("a",), pathlib.Path(tempfile.mkdtemp()))
+        >>> logs.step({"step": 1, "stage": 1, "loss_a": 0.5}); logs.close()
+        >>> (logs.directory / "history.csv").read_text().splitlines()[1][:8]
+        '1,1,,,,0'
+    """
+
+    def __init__(
+        self, tasks: tuple[str, ...], directory: Path | None, tensorboard: bool = False
+    ) -> None:
+        self.tasks = tasks
+        self.directory = directory
+        self.history: CsvLog | _NullLog = _NullLog()
+        self.evaluations: CsvLog | _NullLog = _NullLog()
+        self._tensorboard: Any = None
+        if directory is not None:
+            self.history = CsvLog(directory / "history.csv", self.history_columns(tasks))
+            self.evaluations = CsvLog(directory / "evaluations.csv", self.evaluation_columns(tasks))
+            if tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tensorboard = SummaryWriter(str(directory / "tensorboard"))
+
+    @staticmethod
+    def history_columns(tasks: tuple[str, ...]) -> list[str]:
+        columns = ["step", "stage", "epoch", "lr", "loss"]
+        for prefix in ("loss", "lambda", "bound", "weight"):
+            columns += [f"{prefix}_{t}" for t in tasks]
+        return columns
+
+    @staticmethod
+    def evaluation_columns(tasks: tuple[str, ...]) -> list[str]:
+        columns = ["step", "stage", "epoch", "score", "feasible", "improved"]
+        return columns + [f"{m}_{t}" for t in tasks for m in EVALUATION_METRICS]
+
+    def step(self, row: Mapping[str, Any]) -> None:
+        """One training step's row (also sent to TensorBoard)."""
+        self.history.append(row)
+        if self._tensorboard is not None:
+            for key, value in row.items():
+                if isinstance(value, float):
+                    self._tensorboard.add_scalar(key, value, row["step"])
+
+    def evaluation(
+        self, candidate: Candidate, improved: bool, *, step: int, stage: int, epoch: float
+    ) -> None:
+        """One evaluation's row; both logs are flushed."""
+        row: dict[str, Any] = {
+            "step": step,
+            "stage": stage,
+            "epoch": epoch,
+            "score": candidate.score,
+            "feasible": int(candidate.feasible),
+            "improved": int(improved),
+        }
+        for task, values in candidate.metrics.items():
+            for name, value in values.items():
+                row[f"{name}_{task}"] = value
+        self.evaluations.append(row)
+        self.flush()
+
+    @property
+    def rows(self) -> dict[str, int]:
+        """Rows written so far (checkpoints store them; resume truncates to them)."""
+        return {"history": self.history.rows, "evaluations": self.evaluations.rows}
+
+    def truncate(self, rows: Mapping[str, int]) -> None:
+        self.history.truncate(int(rows["history"]))
+        self.evaluations.truncate(int(rows["evaluations"]))
+
+    def flush(self) -> None:
+        self.evaluations.flush()
+        self.history.flush()
+
+    def close(self) -> None:
+        self.history.close()
+        self.evaluations.close()
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+
+
+def progress_bar(enabled: bool, total: int, description: str) -> Any:
+    """A tqdm bar of ``total`` steps (None when disabled or tqdm is missing)."""
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm ships with the cli extra
+        return None
+    return tqdm(total=total, desc=description, leave=False, dynamic_ncols=True)

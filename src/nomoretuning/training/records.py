@@ -1,0 +1,73 @@
+"""Typed records of a training run: what each stage did and what ``Trainer.fit`` returns."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["FitResult", "Metrics", "StageRecord"]
+
+Metrics = dict[str, dict[str, float]]
+"""``{task: {metric: value}}`` on one split (``loss`` among the metrics)."""
+
+
+@dataclass
+class StageRecord:
+    """One finished stage.
+
+    Attributes:
+        stage: 1-based stage number.
+        tasks: the tasks the stage minimized.
+        constrained: the tasks held under their bounds.
+        steps: optimizer steps taken in the stage.
+        selected_step: the stage step of the selected candidate (0: the starting point).
+        selected_feasible: whether the selected candidate met every constraint on validation.
+        valid: the selected candidate's validation metrics.
+        bound_data: ``"valid"`` or ``"train"``: where the stage tasks' bounds were measured
+            (staged combiners only).
+        bound: the bounds ``L*`` recorded for the stage tasks (staged combiners only).
+        multipliers_at_end: the multipliers when the stage ended (staged combiners only).
+    """
+
+    stage: int
+    tasks: list[str]
+    constrained: list[str]
+    steps: int
+    selected_step: int
+    selected_feasible: bool
+    valid: Metrics
+    bound_data: str | None = None
+    bound: dict[str, float] | None = None
+    multipliers_at_end: dict[str, float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain data; the fields of staged combiners only are left out when unset.
+
+        Example:
+            >>> StageRecord(1, ["a"], [], 10, 8, True, {}).to_dict()["selected_step"]
+            8
+        """
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageRecord:
+        return cls(**data)
+
+
+@dataclass
+class FitResult:
+    """What ``Trainer.fit`` returns (also written to ``metrics.json``)."""
+
+    valid: Metrics
+    test: Metrics
+    stages: list[StageRecord]
+    steps: int
+    epochs: float
+    wall_time_s: float
+    run_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stages"] = [s.to_dict() for s in self.stages]
+        return data

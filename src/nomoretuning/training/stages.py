@@ -1,0 +1,75 @@
+"""The trainer's view of a combiner's stages: NMT's own, or one stage of every task.
+
+`StagePlan` is the only place that asks whether a combiner is staged, so the stage loop itself
+has no branches on the kind of combiner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor
+
+from nomoretuning.core.base import Closure, LossCombiner, StagedCombiner, is_staged
+from nomoretuning.errors import ConfigError
+
+__all__ = ["StagePlan"]
+
+
+class StagePlan:
+    """Stages of ``combiner``: a `StagedCombiner` is trained stage by stage (never by name); any
+    other combiner is one stage over all its tasks.
+
+    Example:
+        >>> import nomoretuning as nt
+        >>> plan = StagePlan(nt.NMT(["a", "b"]))
+        >>> plan.num_stages, plan.stage_tasks, plan.constrained_tasks
+        (2, ('a',), ())
+        >>> StagePlan(nt.EqualWeights(["a", "b"])).stage_tasks
+        ('a', 'b')
+    """
+
+    def __init__(self, combiner: LossCombiner) -> None:
+        self.combiner = combiner
+        self.staged: StagedCombiner | None = combiner if is_staged(combiner) else None
+        if self.staged is not None and self.staged.switch is not None:
+            raise ConfigError(
+                "the trainer ends stages by early stopping; build NMT without switch="
+            )
+
+    @property
+    def num_stages(self) -> int:
+        return self.staged.num_stages if self.staged is not None else 1
+
+    @property
+    def stage_tasks(self) -> tuple[str, ...]:
+        """The tasks the running stage minimizes."""
+        return tuple(self.staged.stage_tasks) if self.staged else tuple(self.combiner.tasks)
+
+    @property
+    def constrained_tasks(self) -> tuple[str, ...]:
+        """The tasks held under their bounds in the running stage."""
+        return tuple(self.staged.constrained_tasks) if self.staged else ()
+
+    @property
+    def multipliers(self) -> dict[str, float]:
+        return self.staged.multipliers if self.staged else {}
+
+    @property
+    def bounds(self) -> dict[str, float]:
+        return self.staged.bounds if self.staged else {}
+
+    def step(
+        self, losses: Mapping[str, Tensor], closure: Closure | None, *, update_dual: bool
+    ) -> None:
+        """The combiner's post-step update; ``update_dual`` says whether these (training)
+        losses drive a staged combiner's multipliers."""
+        if self.staged is not None:
+            self.staged.step(losses, closure=closure, update_dual=update_dual)
+        else:
+            self.combiner.step(losses, closure=closure)
+
+    def next_stage(self, bounds: Mapping[str, float]) -> None:
+        """Ends a staged combiner's running stage with the stage tasks' ``bounds``."""
+        if self.staged is not None:
+            self.staged.next_stage(bound=dict(bounds))

@@ -1,0 +1,70 @@
+"""Where a run is: the trainer's position and what it has recorded, saved in ``last.pt``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from nomoretuning.training.records import StageRecord
+
+__all__ = ["TrainerState"]
+
+
+@dataclass
+class TrainerState:
+    """The position of a run (stage, epoch, batch, steps) and the stages it has finished.
+
+    Example:
+        >>> state = TrainerState(global_step=7)
+        >>> state.begin_stage()
+        >>> restored = TrainerState()
+        >>> restored.load_state_dict(state.state_dict())
+        >>> restored.global_step, restored.stage_started
+        (7, True)
+    """
+
+    stage_index: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    global_step: int = 0
+    stage_step: int = 0
+    stage_started: bool = False
+    stop_stage: bool = False
+    epochs_run: float = 0.0
+    wall_time: float = 0.0
+    stage_records: list[StageRecord] = field(default_factory=list)
+
+    def begin_stage(self) -> None:
+        """The position at the start of the running stage."""
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.stage_step = 0
+        self.stop_stage = False
+        self.stage_started = True
+
+    def end_stage(self, record: StageRecord) -> None:
+        self.stage_records.append(record)
+        self.stage_index += 1
+        self.stage_started = False
+
+    def state_dict(self) -> dict[str, Any]:
+        position = {k: v for k, v in asdict(self).items() if k != "stage_records"}
+        return {
+            "position": position,
+            "stage_records": json.dumps([r.to_dict() for r in self.stage_records]),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        position = state["position"]
+        self.stage_index = int(position["stage_index"])
+        self.epoch = int(position["epoch"])
+        self.batch_in_epoch = int(position["batch_in_epoch"])
+        self.global_step = int(position["global_step"])
+        self.stage_step = int(position["stage_step"])
+        self.stage_started = bool(position["stage_started"])
+        self.stop_stage = bool(position["stop_stage"])
+        self.epochs_run = float(position["epochs_run"])
+        self.wall_time = float(position["wall_time"])
+        self.stage_records = [StageRecord.from_dict(r) for r in json.loads(state["stage_records"])]

@@ -1,0 +1,91 @@
+"""Checkpoints: the previous good one is kept; corrupt, foreign or old files are refused in one
+line naming the file and what to do, and nothing is deleted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from trainer_helpers import toy_config, toy_model
+
+import nomoretuning as nt
+from nomoretuning.data.batching import PreparedDataset
+from nomoretuning.training.checkpoint import CheckpointFiles
+from nomoretuning.training.trainer import Trainer, TrainingError
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+def test_saving_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
+    files = CheckpointFiles(tmp_path, {"tasks": ["a"]})
+    for step in range(3):
+        files.save({"step": step})
+    assert files.load("last")["step"] == 2
+    assert files.load("previous")["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "previous.pt"]
+
+
+def test_a_foreign_or_old_file_is_refused(tmp_path: Path) -> None:
+    CheckpointFiles(tmp_path, {"tasks": ["a"]}).save({"step": 1})
+    with pytest.raises(TrainingError, match=r"last\.pt was written by another run \(its tasks"):
+        CheckpointFiles(tmp_path, {"tasks": ["b"]}).load()
+    torch.save({"model": {}}, tmp_path / "last.pt")  # a 0.1 checkpoint: no format
+    with pytest.raises(TrainingError, match=r"not a nomoretuning checkpoint of format 2 \(found"):
+        CheckpointFiles(tmp_path, {"tasks": ["a"]}).load()
+
+
+def _trainer(dataset: PreparedDataset, run: Path, seed: int = 0) -> Trainer:
+    return Trainer(
+        toy_model(dataset, seed=seed), nt.NMT(["like", "finish"]), dataset, toy_config(), run
+    )
+
+
+def _interrupt(dataset: PreparedDataset, run: Path, at_step: int = 14) -> None:
+    """A run killed at ``at_step`` (after several checkpoints)."""
+    killed = _trainer(dataset, run)
+    step = killed._train_step
+
+    def dying(batch: object, bar: object) -> None:
+        if killed.state.global_step == at_step:
+            raise KeyboardInterrupt
+        step(batch, bar)  # type: ignore[arg-type]
+
+    killed._train_step = dying  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit()
+
+
+def test_a_corrupt_last_checkpoint_names_the_file_and_the_previous_one_resumes(
+    dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    full = _trainer(dataset, tmp_path / "full").fit()
+    run = tmp_path / "run"
+    _interrupt(dataset, run)
+    last = run / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])  # truncated by a full disk
+    before = _files(run)
+    with pytest.raises(TrainingError) as error:
+        _trainer(dataset, run, seed=5).fit(resume=True)
+    message = str(error.value)
+    assert "\n" not in message
+    assert str(last) in message and "is not a readable checkpoint" in message
+    assert "--resume previous" in message and "--overwrite" in message
+    assert _files(run) == before  # nothing deleted, nothing truncated
+
+    result = _trainer(dataset, run, seed=7).fit(resume="previous")
+    assert result.test == full.test
+    for log in ("history.csv", "evaluations.csv"):
+        assert (run / log).read_text() == (tmp_path / "full" / log).read_text()
+
+
+def test_resuming_with_another_setup_is_refused(dataset: PreparedDataset, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    _interrupt(dataset, run)
+    before = _files(run)
+    other = Trainer(toy_model(dataset), nt.NMT(["finish", "like"]), dataset, toy_config(), run)
+    with pytest.raises(TrainingError, match="written by another run"):
+        other.fit(resume=True)
+    assert _files(run) == before

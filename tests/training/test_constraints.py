@@ -1,0 +1,111 @@
+"""Where constraints come from: held-out bounds and dual steps, or training ones."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+from pathlib import Path
+
+import pytest
+import torch
+from trainer_helpers import toy_config, toy_model
+
+import nomoretuning as nt
+from nomoretuning.data.batching import PreparedDataset
+from nomoretuning.training.constraints import ConstraintData
+from nomoretuning.training.stages import StagePlan
+from nomoretuning.training.trainer import Trainer
+
+
+def test_held_out_constraints_move_the_multipliers_only_at_evaluations(
+    dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    nmt = nt.NMT(["like", "finish"])
+    Trainer(toy_model(dataset), nmt, dataset, toy_config(), run_dir=tmp_path / "run").fit()
+    with (tmp_path / "run" / "history.csv").open() as handle:
+        rows = [r for r in csv.DictReader(handle) if r["stage"] == "2"]
+    with (tmp_path / "run" / "evaluations.csv").open() as handle:
+        evaluated = {int(r["step"]) for r in csv.DictReader(handle) if r["stage"] == "2"}
+    moved = 0
+    for before, after in itertools.pairwise(rows):
+        if after["lambda_like"] != before["lambda_like"]:
+            moved += 1
+            assert int(before["step"]) in evaluated  # λ moves only right after an evaluation
+    assert moved > 0
+
+
+def test_training_constraints_move_the_multipliers_every_step(dataset: PreparedDataset) -> None:
+    nmt = nt.NMT(["like", "finish"], tolerance=0.0)
+    trainer = Trainer(toy_model(dataset), nmt, dataset, toy_config(constraints="train"))
+    assert trainer.constraints.dual_from_training_steps
+    nmt.next_stage(bound=0.01)  # an unreachable bound: every training step violates it
+    trainer.runner.optimizer = trainer._new_optimizer()
+    batch = next(dataset.train.batches(64, shuffle=False))  # type: ignore[attr-defined]
+    trainer._train_step(batch, None)
+    first = nmt.multipliers["like"]
+    trainer._train_step(batch, None)
+    assert 0 < first < nmt.multipliers["like"]
+
+
+def test_training_bounds_are_the_mean_training_loss_at_the_restored_parameters(
+    dataset: PreparedDataset,
+) -> None:
+    model = toy_model(dataset)
+    nmt = nt.NMT(["like", "finish"])
+    trainer = Trainer(model, nmt, dataset, toy_config(max_epochs=1, constraints="train"))
+    trainer._open_run_dir(None)
+    trainer._begin_stage()
+    trainer._run_stage()
+    assert trainer.selection.best_parameters is not None
+    selected = {k: v.clone() for k, v in trainer.selection.best_parameters.items()}
+    trainer._end_stage()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, selected[key])  # the stage's selection was restored
+    train = dataset.train
+    with torch.no_grad():
+        logits = model(train.sparse, train.dense)  # type: ignore[attr-defined]
+        expected = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits["like"],
+            train.labels["like"],  # type: ignore[attr-defined]
+        )
+    # one pass in batches of 64 with per-batch means, weighted by batch size = the full mean
+    assert nmt.bounds["like"] == pytest.approx(float(expected), rel=1e-5)
+    assert trainer.state.stage_records[0].bound_data == "train"
+
+
+def _in_stage_two(**kwargs: object) -> tuple[nt.NMT, StagePlan]:
+    nmt = nt.NMT(["like", "finish"], **kwargs)  # type: ignore[arg-type]
+    nmt.next_stage(bound=0.4)
+    return nmt, StagePlan(nmt)
+
+
+def test_excess_is_relative_to_the_validation_reference_with_the_combiners_slack() -> None:
+    _, plan = _in_stage_two(tolerance=0.05)
+    data = ConstraintData(plan, "valid")
+    data.record_references(("like",), {"like": {"loss": 0.5}})
+    # feasible up to 0.5 * 1.05; (0.53 - 0.5 - 0.025) / 0.5 = 0.01
+    assert data.excess({"like": {"loss": 0.53}})["like"] == pytest.approx(0.01)
+    assert data.excess({"like": {"loss": 0.52}})["like"] < 0
+    absolute = ConstraintData(_in_stage_two(tolerance=0.05, tolerance_mode="absolute")[1], "valid")
+    absolute.record_references(("like",), {"like": {"loss": 0.5}})
+    assert absolute.excess({"like": {"loss": 0.56}})["like"] == pytest.approx(0.02)
+    override = ConstraintData(plan, "valid", feasibility_tolerance=0.0)
+    override.record_references(("like",), {"like": {"loss": 0.5}})
+    assert override.excess({"like": {"loss": 0.51}})["like"] == pytest.approx(0.02)
+
+
+def test_held_out_dual_steps_use_validation_losses() -> None:
+    nmt, plan = _in_stage_two(tolerance=0.0, dual_lr=1.0)
+    held_out = ConstraintData(plan, "valid")
+    assert held_out.held_out and not held_out.dual_from_training_steps
+    held_out.after_evaluation({"like": {"loss": 0.6}, "finish": {"loss": 0.3}})
+    assert nmt.multipliers["like"] == pytest.approx(0.5)  # (0.6 - 0.4) / 0.4
+    training = ConstraintData(plan, "train")
+    training.after_evaluation({"like": {"loss": 0.6}, "finish": {"loss": 0.3}})
+    assert nmt.multipliers["like"] == pytest.approx(0.5)  # training constraints: no held-out step
+
+
+def test_plain_combiners_have_no_constraints() -> None:
+    data = ConstraintData(StagePlan(nt.EqualWeights(["a", "b"])), "valid")
+    assert not data.held_out
+    assert data.excess({"a": {"loss": 1.0}, "b": {"loss": 1.0}}) == {}
