@@ -1,4 +1,5 @@
-"""Task losses: the pairwise logistic (RankNet) loss of the NMT paper and binary cross-entropy.
+"""Task losses: the pairwise logistic (RankNet) loss of the NMT paper, the pairs it is taken over,
+and binary cross-entropy.
 
 Depends on torch only. Everything is vectorized and runs on the device of its inputs.
 
@@ -8,27 +9,52 @@ Example:
     >>> loss = pairwise_logistic_loss(scores, torch.tensor([1.0, 0.0, 0.0]))
     >>> round(loss.item(), 4)  # mean of softplus(-(2 - 0)) and softplus(-(2 - 1))
     0.2201
+    >>> first, second = make_pairs(torch.tensor([2.0, 0.0, 1.0, 1.0]), torch.tensor([0, 0, 0, 1]))
+    >>> first.tolist(), second.tolist()
+    ([2, 0, 0], [1, 1, 2])
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["binary_cross_entropy_losses", "pairwise_logistic_loss"]
+from nomoretuning.checks import optional_positive_int
+
+__all__ = ["binary_cross_entropy_losses", "make_pairs", "pairwise_logistic_loss"]
 
 Reduction = Literal["mean", "sum", "none"]
 
 
-def _label_pairs(labels: Tensor, groups: Tensor | None) -> tuple[Tensor, Tensor]:
+class _SortedPairs(NamedTuple):
+    """Every pair of a label vector, as positions in its (group, label) sorted order."""
+
+    order: Tensor
+    """The row at each sorted position."""
+    first: Tensor
+    """Sorted position of each pair's higher-label row."""
+    second: Tensor
+    """Sorted position of each pair's lower-label row."""
+    group_start: Tensor
+    """True at the first sorted position of each group."""
+
+    def rows(self, chosen: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``(first, second)`` as rows of the labels, optionally only the pairs ``chosen``."""
+        first, second = self.first, self.second
+        if chosen is not None:
+            first, second = first[chosen], second[chosen]
+        return self.order[first], self.order[second]
+
+
+def _enumerate_pairs(labels: Tensor, groups: Tensor | None) -> _SortedPairs:
     """All (i, j) with ``labels[i] > labels[j]`` in the same group, without per-pair Python.
 
-    Rows are sorted by (group, label); the rows of lower label in i's group are then the
-    contiguous positions ``[group start, start of i's label run)``, enumerated with
+    Rows are sorted by (group, label); the rows of lower label than row i in its group are then
+    the contiguous positions ``[group start, start of i's label run)``, enumerated with
     ``repeat_interleave`` and ``arange`` arithmetic. Memory is O(number of pairs).
     """
     n = labels.shape[0]
@@ -36,26 +62,135 @@ def _label_pairs(labels: Tensor, groups: Tensor | None) -> tuple[Tensor, Tensor]
     order = torch.argsort(labels, stable=True)
     if groups is not None:
         order = order[torch.argsort(groups[order], stable=True)]
-    y = labels[order]
-    new_label = torch.ones(n, dtype=torch.bool, device=device)
-    new_group = torch.zeros(n, dtype=torch.bool, device=device)
-    new_group[:1] = True
+    sorted_labels = labels[order]
+    group_start = torch.zeros(n, dtype=torch.bool, device=device)
+    group_start[:1] = True
+    label_start = group_start.clone()
     if n > 1:
         if groups is not None:
-            g = groups[order]
-            new_group[1:] = g[1:] != g[:-1]
-        new_label[1:] = (y[1:] != y[:-1]) | new_group[1:]
+            sorted_groups = groups[order]
+            group_start[1:] = sorted_groups[1:] != sorted_groups[:-1]
+        label_start[1:] = (sorted_labels[1:] != sorted_labels[:-1]) | group_start[1:]
     position = torch.arange(n, device=device)
     zero = torch.zeros_like(position)
-    group_first = torch.cummax(torch.where(new_group, position, zero), 0).values
-    label_first = torch.cummax(torch.where(new_label, position, zero), 0).values
-    count = label_first - group_first
-    first = torch.repeat_interleave(position, count)
+    group_first = torch.cummax(torch.where(group_start, position, zero), 0).values
+    label_first = torch.cummax(torch.where(label_start, position, zero), 0).values
+    lower = label_first - group_first  # rows of lower label in the same group
+    first = torch.repeat_interleave(position, lower)
     offset = torch.arange(first.shape[0], device=device) - torch.repeat_interleave(
-        torch.cumsum(count, 0) - count, count
+        torch.cumsum(lower, 0) - lower, lower
     )
-    second = torch.repeat_interleave(group_first, count) + offset
-    return order[first], order[second]
+    second = torch.repeat_interleave(group_first, lower) + offset
+    return _SortedPairs(order, first, second, group_start)
+
+
+def _sample_per_group(pairs: _SortedPairs, limit: int, generator: torch.Generator | None) -> Tensor:
+    """Indices (ascending) of ``min(limit, P_g)`` of the ``P_g`` pairs of each group, uniformly
+    without replacement: every pair gets a ``torch.rand`` key, each group keeps its smallest."""
+    count = pairs.first.shape[0]
+    device = pairs.first.device
+    pair_group = (torch.cumsum(pairs.group_start.to(torch.int64), 0) - 1)[pairs.first]
+    key_device = generator.device if generator is not None else device
+    keys = torch.rand(count, generator=generator, device=key_device).to(device)
+    by_key = torch.argsort(keys)
+    by_group = by_key[torch.argsort(pair_group[by_key], stable=True)]
+    sizes = torch.bincount(pair_group)
+    starts = torch.cumsum(sizes, 0) - sizes
+    rank = torch.arange(count, device=device) - starts[pair_group[by_group]]
+    return torch.sort(by_group[rank < limit]).values
+
+
+def _vector(name: str, values: Tensor, device: torch.device) -> Tensor:
+    values = values.to(device)
+    if values.dim() != 1:
+        raise ValueError(f"make_pairs: {name} must be 1-D, got shape {tuple(values.shape)}")
+    return values
+
+
+def _checked_labels(labels: Tensor) -> Tensor:
+    labels = _vector("labels", labels, labels.device)
+    if labels.dtype == torch.bool:
+        labels = labels.to(torch.int64)
+    if labels.is_floating_point() and bool(torch.isnan(labels).any()):
+        raise ValueError("make_pairs: labels contain NaN; every row needs a label")
+    return labels
+
+
+def _checked_groups(groups: Tensor, labels: Tensor) -> Tensor:
+    groups = _vector("groups", groups, labels.device)
+    if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
+        raise ValueError(f"make_pairs: groups must hold integer ids, got {groups.dtype}")
+    if groups.shape != labels.shape:
+        raise ValueError(
+            f"make_pairs: length mismatch (labels={labels.shape[0]}, groups={groups.shape[0]})"
+        )
+    return groups
+
+
+def _kept_rows(mask: Tensor, labels: Tensor) -> Tensor:
+    keep = _vector("mask", mask, labels.device)
+    if keep.dtype != torch.bool or keep.shape != labels.shape:
+        raise ValueError(
+            f"make_pairs: mask must be a bool tensor of length {labels.shape[0]}, "
+            f"got {keep.dtype} of shape {tuple(keep.shape)}"
+        )
+    return keep.nonzero().view(-1)
+
+
+def make_pairs(
+    labels: Tensor,
+    groups: Tensor | None = None,
+    *,
+    mask: Tensor | None = None,
+    max_pairs_per_group: int | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Index pairs ``(first, second)`` with ``labels[first] > labels[second]`` in the same group.
+
+    Rows are sorted by (group, label); the rows with a lower label than row i in i's group are
+    then one contiguous run, and all pairs are enumerated with ``repeat_interleave`` / ``arange``
+    arithmetic (no per-pair or per-group Python). Equal labels form no pair and no pair crosses
+    groups (``groups=None``: one group). ``mask`` (bool ``[N]``) keeps only the rows where it is
+    True, e.g. the purchased rows of a payment-amount task. ``groups`` and ``mask`` are moved to
+    the labels' device; bool labels count as 0/1.
+
+    Sampling: with ``max_pairs_per_group=m``, each group keeps ``min(m, P_g)`` of its ``P_g`` valid
+    pairs, drawn uniformly without replacement (every subset of that size equally likely): each
+    pair gets a ``torch.rand`` key from ``generator`` and the m smallest keys of each group are
+    kept. The same seeded generator gives the same pairs.
+
+    Returns:
+        Two int64 tensors on the labels' device, sorted by group (in group-id order) then by
+        ``first``'s label.
+
+    Raises:
+        ValueError: labels, groups or mask not 1-D, of different lengths, NaN labels, groups not
+            integer ids, a mask that is not bool, or a cap that is not a positive integer.
+
+    Example:
+        >>> y = torch.tensor([1.0, 0.0, 0.0, 2.0]); g = torch.tensor([5, 5, 5, 5])
+        >>> first, second = make_pairs(y, g, max_pairs_per_group=2,
+        ...                            generator=torch.Generator().manual_seed(0))
+        >>> len(first), bool((y[first] > y[second]).all())
+        (2, True)
+    """
+    labels = _checked_labels(labels)
+    if groups is not None:
+        groups = _checked_groups(groups, labels)
+    limit = optional_positive_int(max_pairs_per_group, "make_pairs: max_pairs_per_group")
+    rows: Tensor | None = None
+    if mask is not None:
+        rows = _kept_rows(mask, labels)
+        labels = labels[rows]
+        groups = None if groups is None else groups[rows]
+    pairs = _enumerate_pairs(labels, groups)
+    chosen = None
+    if limit is not None and pairs.first.shape[0] > 0:
+        chosen = _sample_per_group(pairs, limit, generator)
+    first, second = pairs.rows(chosen)
+    if rows is not None:
+        first, second = rows[first], rows[second]
+    return first, second
 
 
 def pairwise_logistic_loss(
@@ -69,9 +204,9 @@ def pairwise_logistic_loss(
 
     ``loss = mean over pairs (i, j) of log(1 + exp(-(s_i - s_j)))``, computed as
     ``softplus(s_j - s_i)`` (stable for any score gap). The pairs are ``pairs = (first, second)``
-    when given (e.g. from ``nomoretuning.data.ranking.make_pairs``, sampled or restricted to
-    purchased rows); otherwise every (i, j) with ``labels[i] > labels[j]`` in the same group
-    (one group when ``groups`` is None). Equal labels form no pair.
+    when given (e.g. from `make_pairs`, sampled or restricted to purchased rows); otherwise every
+    (i, j) with ``labels[i] > labels[j]`` in the same group (one group when ``groups`` is None), as
+    `make_pairs` enumerates them. Equal labels form no pair.
 
     With no pair at all the result is ``0`` for ``"mean"`` and ``"sum"`` (an empty sum over the
     scores: it keeps the autograd graph and gives zero gradients) and an empty tensor for
@@ -110,7 +245,7 @@ def pairwise_logistic_loss(
                 "pairwise_logistic_loss: groups must have the shape of scores "
                 f"{tuple(scores.shape)}, got {tuple(groups.shape)}"
             )
-        first, second = _label_pairs(labels.detach(), groups)
+        first, second = _enumerate_pairs(labels.detach(), groups).rows()
     else:
         if len(pairs) != 2:
             raise ValueError("pairwise_logistic_loss: pairs must be a tuple (first, second)")
