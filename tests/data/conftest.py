@@ -13,6 +13,10 @@ import pytest
 
 from nomoretuning.data import PreparedDataset, load_census_income
 
+collect_ignore = ["conftest.py"]
+"""Not collected for doctests: ``--doctest-modules`` imports every ``conftest.py`` outside a package
+as the module ``conftest``, and a second one (tests/training has one) then fails to collect."""
+
 SHARED_DATA = Path(
     os.environ.get(
         "NOMORETUNING_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -40,6 +44,12 @@ def census_sample_path() -> Path:
 @pytest.fixture(scope="session")
 def tiktok_path() -> Path:
     return _real("tiktok-icme2019-sample/final_track2_sample.txt")
+
+
+@pytest.fixture(scope="session")
+def lambdarank_dir() -> Path:
+    """The folder of LightGBM's lambdarank example (rank.train, rank.test, their .query files)."""
+    return _real("lambdarank-example/rank.train").parent
 
 
 @pytest.fixture(scope="session")

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal, Protocol, cast
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nomoretuning.core.losses import pairwise_logistic_loss
+from nomoretuning.core.losses import make_pairs, pairwise_logistic_loss
 from nomoretuning.data.batching import Batch, PreparedDataset, TensorSplit
-from nomoretuning.data.ranking import make_pairs
+from nomoretuning.data.ranking.spec import Gain, PairwiseSpec
 from nomoretuning.errors import DataError
 from nomoretuning.training import metrics
 
@@ -33,7 +33,6 @@ __all__ = [
 
 PairMask = Literal["positive"] | Callable[[Tensor], Tensor]
 """Which rows of a task may form pairs: ``"positive"`` (label > 0) or a function label -> bool."""
-Gain = Literal["exponential", "linear"]
 
 
 class Objective(Protocol):
@@ -114,7 +113,7 @@ class PairwiseObjective:
     ``s`` to every task, and task t's loss is ``mean over its pairs (i, j) of log(1 + exp(-(s_i -
     s_j)))``. Task t's pairs are the (i, j) of one group (query) with ``label_t[i] > label_t[j]``
     (equal labels form no pair), among the rows its *pair mask* keeps, built with tensor operations
-    by `nomoretuning.data.ranking.make_pairs`. Batches of a `GroupedSplit` never split a group, so
+    by `nomoretuning.core.losses.make_pairs`. Batches of a `GroupedSplit` never split a group, so
     the pairs of a batch are all the pairs of its groups.
 
     Pair sampling: ``max_pairs_per_group=m`` keeps, for each task and each group of a batch,
@@ -322,18 +321,31 @@ class PairwiseObjective:
 
 
 def objective_for(dataset: PreparedDataset, tasks: Sequence[str]) -> Objective:
-    """The objective a dataset is trained with: its own (ranking datasets describe theirs in
-    ``metadata["objective"]``) or binary cross-entropy with AUC.
+    """The objective a dataset is trained with: binary cross-entropy with AUC, or the pairwise
+    objective its `PairwiseSpec` in ``metadata["objective"]`` describes (ranking datasets).
+
+    From a spec: the pair masks of the selected ``tasks`` (the others' are dropped), their NDCG
+    gains (exponential unless the spec names one), the spec's pair cap and NDCG cut-off.
 
     Example:
-        >>> from nomoretuning.data import make_synthetic
+        >>> from nomoretuning.data import make_search_logs, make_synthetic
         >>> type(objective_for(make_synthetic(500, seed=0), ["click"])).__name__
         'BinaryObjective'
+        >>> objective = objective_for(make_search_logs(20, 5, seed=0), ["pay", "amount"])
+        >>> objective.pair_masks, objective.gains
+        ({'amount': 'positive'}, {'pay': 'exponential', 'amount': 'linear'})
     """
-    make = dataset.metadata.get("objective")
-    if callable(make):
-        return cast(Objective, make(tasks))
-    return BinaryObjective(tasks)
+    spec = dataset.metadata.get("objective")
+    if not isinstance(spec, PairwiseSpec):
+        return BinaryObjective(tasks)
+    names = tuple(tasks)
+    return PairwiseObjective(
+        names,
+        pair_masks={t: m for t, m in spec.pair_masks.items() if t in names},
+        max_pairs_per_group=spec.max_pairs_per_group,
+        k=spec.k,
+        gain={t: spec.gains.get(t, "exponential") for t in names},
+    )
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""PairwiseObjective: losses by hand, pairs inside groups, metrics against scikit-learn."""
+"""PairwiseObjective: losses by hand, pairs inside groups, metrics against scikit-learn; and
+objective_for, the objective a dataset describes."""
 
 from __future__ import annotations
 
@@ -12,11 +13,16 @@ from sklearn.metrics import ndcg_score
 
 import nomoretuning as nt
 from nomoretuning.core import pairwise_logistic_loss
-from nomoretuning.data import GroupedSplit, PairwiseSpec, make_search_logs
+from nomoretuning.data import GroupedSplit, make_search_logs, make_synthetic
 from nomoretuning.data.batching import Batch
 from nomoretuning.errors import DataError
 from nomoretuning.models import build_model
-from nomoretuning.training.objectives import PairwiseObjective, predict
+from nomoretuning.training.objectives import (
+    BinaryObjective,
+    PairwiseObjective,
+    objective_for,
+    predict,
+)
 from nomoretuning.training.trainer import Trainer, TrainerConfig
 
 
@@ -77,7 +83,7 @@ def test_pair_counts_no_cross_group_pairs_and_ties() -> None:
     data = make_search_logs(40, (3, 12), seed=1)
     split = data.train
     assert isinstance(split, GroupedSplit)
-    obj = data.metadata["objective"](data.tasks)
+    obj = objective_for(data, data.tasks)
     gen = torch.Generator().manual_seed(0)
     for batch in split.batches(64, shuffle=True, generator=gen):
         pairs = obj.pairs(batch)
@@ -233,17 +239,22 @@ def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
         PairwiseObjective(**args)  # type: ignore[arg-type]
 
 
-def test_datasets_name_their_objective() -> None:
+def test_objective_for_builds_the_pairwise_objective_of_the_selected_tasks() -> None:
     data = make_search_logs(30, 5, seed=0, max_pairs_per_group=4, ndcg_k=5)
-    spec = data.metadata["objective"]
-    assert isinstance(spec, PairwiseSpec)
-    obj = spec(["pay", "amount"])
+    obj = objective_for(data, ["pay", "amount"])
     assert isinstance(obj, PairwiseObjective)
+    assert obj.tasks == ("pay", "amount")
     assert obj.pair_masks == {"amount": "positive"}
     assert obj.gains == {"pay": "exponential", "amount": "linear"}
     assert (obj.k, obj.max_pairs_per_group) == (5, 4)
-    with pytest.raises(ValueError, match="max_pairs_per_group"):
-        make_search_logs(30, 5, max_pairs_per_group=0)
+    only_pay = objective_for(data, ["pay"])  # the amount mask and gain are dropped
+    assert isinstance(only_pay, PairwiseObjective)
+    assert (only_pay.pair_masks, only_pay.gains) == ({}, {"pay": "exponential"})
+
+
+def test_objective_for_binary_datasets() -> None:
+    obj = objective_for(make_synthetic(500, seed=0), ["like", "click"])
+    assert isinstance(obj, BinaryObjective) and obj.tasks == ("like", "click")
 
 
 def test_predict_reads_a_grouped_split_in_storage_order() -> None:
@@ -274,9 +285,7 @@ def test_every_combiner_trains_the_single_score_model(method: str) -> None:
     torch.manual_seed(0)
     model = build_model("single_score", data.features, tasks, hidden_dims=(8,))
     config = TrainerConfig(batch_size=96, max_epochs=1, max_steps=3, eval_every=2)
-    result = Trainer(
-        model, combiner, data, config, objective=data.metadata["objective"](tasks)
-    ).fit()
+    result = Trainer(model, combiner, data, config, objective=objective_for(data, tasks)).fit()
     assert set(result.test) == set(tasks)
     for values in result.test.values():
         assert {"ndcg", "pairwise_accuracy", "loss"} <= set(values)

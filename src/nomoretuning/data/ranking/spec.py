@@ -1,0 +1,52 @@
+"""`PairwiseSpec`: how a ranking dataset's tasks are trained and scored, as plain data.
+
+The ranking builders store one in ``metadata["objective"]``; the training layer
+(`nomoretuning.training.objectives.objective_for`) builds the pairwise objective from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from nomoretuning.checks import optional_positive_int, positive_int
+from nomoretuning.errors import DataError
+
+__all__ = ["Gain", "PairMaskRule", "PairwiseSpec"]
+
+PairMaskRule = Literal["positive"]
+"""Which rows of a task form pairs: ``"positive"``, the rows with a label > 0."""
+
+Gain = Literal["exponential", "linear"]
+"""NDCG gain of a task: ``2**label - 1`` or ``label``."""
+
+
+@dataclass(frozen=True)
+class PairwiseSpec:
+    """The pairwise ranking objective of a dataset: pair masks, NDCG gains, pair cap, NDCG cut-off.
+
+    Args:
+        pair_masks: task -> ``"positive"`` (only rows with label > 0 form pairs); other tasks
+            pair all their rows.
+        gains: task -> NDCG gain (``"exponential"`` for tasks not named, ``"linear"`` for amounts).
+        max_pairs_per_group: optional cap of sampled pairs per group and task in each batch.
+        k: the cut-off of NDCG@k.
+
+    Raises:
+        DataError: a cap or ``k`` that is not a positive integer.
+
+    Example:
+        >>> spec = PairwiseSpec({"amount": "positive"}, {"amount": "linear"}, max_pairs_per_group=8)
+        >>> spec.pair_masks["amount"], spec.gains["amount"], spec.max_pairs_per_group, spec.k
+        ('positive', 'linear', 8, 10)
+    """
+
+    pair_masks: Mapping[str, PairMaskRule] = field(default_factory=dict)
+    gains: Mapping[str, Gain] = field(default_factory=dict)
+    max_pairs_per_group: int | None = None
+    k: int = 10
+
+    def __post_init__(self) -> None:
+        optional_positive_int(self.max_pairs_per_group, "max_pairs_per_group", error=DataError)
+        positive_int(self.k, "ndcg_k", error=DataError)
