@@ -120,14 +120,14 @@ def test_unknown_task_name(tmp_path: Path, tiktok_path: Path) -> None:
         lambda: load_tiktok(tiktok_path, tasks=["finish", "share"]),
         tiktok_path,
         "share",
-        "unknown task 'share'; choose from finish, like",
+        r"unknown task 'share'; choose from \['finish', 'like'\]",
     )
     census = tmp_path / "census-income.test.gz"
     _expect(
         lambda: load_census_income(census, tasks=["income", "wealth"]),
         census,
         "wealth",
-        "unknown task 'wealth'; choose from income, marital, education",
+        r"unknown task 'wealth'; choose from \['income', 'marital', 'education'\]",
     )
 
 

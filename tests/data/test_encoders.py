@@ -47,7 +47,7 @@ def test_min_count_sends_rare_tokens_and_missing_values_to_oov() -> None:
     enc = CategoricalEncoder(min_count=2).fit(train)
     assert enc.vocabulary == ("a", "b")  # missing values are never tokens
     assert enc.transform(pd.Series(["a", "b", "c", None, np.nan])).tolist() == [1, 2, 0, 0, 0]
-    with pytest.raises(DataError, match="min_count"):
+    with pytest.raises(DataError, match="min_count must be a positive integer, got 0"):
         CategoricalEncoder(min_count=0)
 
 

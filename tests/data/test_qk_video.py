@@ -102,7 +102,7 @@ def test_bad_rows_and_arguments(tmp_path: Path, qk_csv: Path) -> None:
         load_qk_video(bad)
     with pytest.raises(DataError, match="unknown task 'watching_times'"):
         load_qk_video(qk_csv, tasks=["watching_times"])
-    with pytest.raises(DataError, match="negative_ratio must be a number >= 0 or None"):
+    with pytest.raises(DataError, match=r"negative_ratio must be a finite number >= 0, got -1\.0"):
         load_qk_video(qk_csv, negative_ratio=-1.0)
     with pytest.raises(DataError, match="'like' is both a task and a feature"):
         load_qk_video(qk_csv, features=["user_id", "like"])

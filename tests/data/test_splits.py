@@ -55,7 +55,7 @@ def test_stem_split_matches_two_sklearn_calls(n: int) -> None:
 
 
 def test_train_test_split_rejects_degenerate_sizes() -> None:
-    with pytest.raises(DataError, match="test_size"):
+    with pytest.raises(DataError, match=r"test_size must be a number in \(0, 1\), got 1.5"):
         train_test_split_indices(10, 1.5)
     with pytest.raises(DataError, match="no training rows"):
         train_test_split_indices(1, 0.5)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from nomoretuning.data import Batch, TensorSplit
+from nomoretuning.errors import DataError
 
 
 def _split(n: int = 103) -> TensorSplit:
@@ -101,7 +102,7 @@ def test_empty_split_and_splits_without_groups() -> None:
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
 def test_bad_batch_size(batch_size: object) -> None:
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(DataError, match="batch_size must be a positive integer, got"):
         next(_split().batches(batch_size, shuffle=False))  # type: ignore[arg-type]
 
 

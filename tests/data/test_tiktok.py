@@ -89,5 +89,5 @@ def test_rejects_other_formats(tmp_path: Path, tiktok_path: Path) -> None:
     )
     with pytest.raises(DataError, match=r"expected 12 tab-separated columns .* found 11"):
         load_tiktok(bad)
-    with pytest.raises(DataError, match="unknown task 'click'; choose from finish, like"):
+    with pytest.raises(DataError, match=r"unknown task 'click'; choose from \['finish', 'like'\]"):
         load_tiktok(tiktok_path, tasks=["click"])

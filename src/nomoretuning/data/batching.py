@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nomoretuning.checks import positive_int
+from nomoretuning.errors import DataError
 from nomoretuning.models.features import FeatureConfig
 
 __all__ = ["Batch", "PreparedDataset", "TensorSplit"]
@@ -116,7 +118,7 @@ class TensorSplit:
 
     def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
         """Number of batches `batches(batch_size, drop_last=drop_last)` yields per epoch."""
-        _check_batch_size(batch_size)
+        positive_int(batch_size, "batch_size", error=DataError)
         n = len(self)
         return n // batch_size if drop_last else -(-n // batch_size)
 
@@ -134,7 +136,7 @@ class TensorSplit:
         generator gives the same order on every run. Without it, rows come in storage order as
         views (no copy).
         """
-        _check_batch_size(batch_size)
+        positive_int(batch_size, "batch_size", error=DataError)
         n = len(self)
         stop = n - n % batch_size if drop_last else n
         order: Tensor | None = None
@@ -214,11 +216,6 @@ class TensorSplit:
             if groups is None
             else torch.from_numpy(np.ascontiguousarray(groups, dtype=np.int64)),
         )
-
-
-def _check_batch_size(batch_size: int) -> None:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
 @dataclass

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from nomoretuning.checks import task_names
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.cache import CENSUS_INCOME_FILE, download_census_income, find_census_income
 from nomoretuning.data.cache import cache_dir as _cache_dir
-from nomoretuning.data.prepare import build_dataset, check_frame, check_tasks
+from nomoretuning.data.prepare import build_dataset, check_frame
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import check_fractions, split_indices
@@ -92,7 +93,7 @@ def census_schema(tasks: Sequence[str] = ("income", "marital")) -> Schema:
         >>> "income_50k" in s.features, "marital_stat" in s.sparse, len(s.dense)
         (False, True, 7)
     """
-    chosen = check_tasks(tuple(tasks), tuple(CENSUS_TASKS), "census-income")
+    chosen = task_names(tasks, "census-income", available=tuple(CENSUS_TASKS), error=DataError)
     excluded = set(_NOT_FEATURES) | {CENSUS_TASKS[t] for t in chosen}
     sparse = [c for c in CENSUS_COLUMNS if c not in excluded and c not in CENSUS_DENSE]
     return Schema(sparse=sparse, dense=CENSUS_DENSE, labels=chosen)
@@ -191,7 +192,7 @@ def load_census_income(
         (('income', 'marital'), 99762)
     """
     where = "census-income" if path is None else str(path)
-    chosen = check_tasks(tuple(tasks), tuple(CENSUS_TASKS), where)
+    chosen = task_names(tasks, where, available=tuple(CENSUS_TASKS), error=DataError)
     fractions = check_fractions(split)
     if path is None:
         found = find_census_income(cache)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nomoretuning.checks import positive_int
 from nomoretuning.data.schema import Schema
 from nomoretuning.errors import DataError
 from nomoretuning.models.features import FeatureConfig, SparseField
@@ -80,9 +81,7 @@ class CategoricalEncoder:
     """
 
     def __init__(self, min_count: int = 1) -> None:
-        if isinstance(min_count, bool) or not isinstance(min_count, int) or min_count < 1:
-            raise DataError(f"min_count must be an integer >= 1, got {min_count!r}")
-        self.min_count = min_count
+        self.min_count = positive_int(min_count, "min_count", error=DataError)
         self.vocabulary: tuple[str, ...] = ()
         self.counts: tuple[int, ...] = ()
         self._fitted = False

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,24 +22,9 @@ from nomoretuning.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SPLITS", "binary_label", "build_dataset", "check_frame", "check_tasks"]
+__all__ = ["SPLITS", "binary_label", "build_dataset", "check_frame"]
 
 SPLITS = ("train", "valid", "test")
-
-
-def check_tasks(
-    tasks: Sequence[str] | str, available: Sequence[str], source: str
-) -> tuple[str, ...]:
-    """Validates selected task names against `available` (non-empty, known, distinct)."""
-    chosen = (tasks,) if isinstance(tasks, str) else tuple(tasks)
-    if not chosen:
-        raise DataError(f"{source}: no task selected; choose from {', '.join(available)}")
-    for task in chosen:
-        if task not in available:
-            raise DataError(f"{source}: unknown task {task!r}; choose from {', '.join(available)}")
-    if len(set(chosen)) != len(chosen):
-        raise DataError(f"{source}: a task is selected twice in {chosen!r}; list each once")
-    return chosen
 
 
 def binary_label(values: pd.Series, column: str, source: str) -> np.ndarray:

@@ -8,14 +8,14 @@ video_category, gender, age, negatives (click = 0) subsampled to 2x the positive
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 
 import numpy as np
 
+from nomoretuning.checks import positive_number, task_names
 from nomoretuning.data.batching import PreparedDataset
-from nomoretuning.data.prepare import binary_label, build_dataset, check_frame, check_tasks
+from nomoretuning.data.prepare import binary_label, build_dataset, check_frame
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import check_fractions, split_indices
@@ -46,10 +46,7 @@ def negative_sample(click: np.ndarray, ratio: float | None, seed: int) -> np.nda
     n = len(click)
     if ratio is None:
         return np.arange(n, dtype=np.int64)
-    if isinstance(ratio, bool) or not math.isfinite(ratio) or ratio < 0:
-        raise DataError(
-            f"negative_ratio must be a number >= 0 or None, got {ratio!r}; e.g. 2.0 (Tenrec)"
-        )
+    ratio = positive_number(ratio, "negative_ratio", allow_zero=True, error=DataError)
     positives = np.flatnonzero(click == 1)
     negatives = np.flatnonzero(click == 0)
     n_keep = min(len(negatives), round(ratio * len(positives)))
@@ -94,7 +91,7 @@ def load_qk_video(
         >>> ds = load_qk_video("QK-video.csv", tasks=["click", "like"])  # doctest: +SKIP
     """
     src = str(path)
-    chosen = check_tasks(tuple(tasks), QK_VIDEO_TASKS, src)
+    chosen = task_names(tasks, src, available=QK_VIDEO_TASKS, error=DataError)
     fractions = check_fractions(split)
     feature_cols = tuple(features)
     for column in feature_cols:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from nomoretuning.checks import fraction
 from nomoretuning.errors import DataError
 
 __all__ = ["check_fractions", "split_indices", "stem_split", "train_test_split_indices"]
@@ -79,8 +80,7 @@ def train_test_split_indices(
         >>> len(train), len(test)
         (9, 1)
     """
-    if not 0.0 < test_size < 1.0:
-        raise DataError(f"test_size must be in (0, 1), got {test_size!r}; use e.g. 0.1")
+    fraction(test_size, "test_size", allow_zero=False, error=DataError)
     n_test = math.ceil(test_size * n)
     if n_test >= n:
         raise DataError(f"test_size={test_size} of {n} rows leaves no training rows; use more rows")

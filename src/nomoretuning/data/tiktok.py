@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from nomoretuning.checks import task_names
 from nomoretuning.data.batching import PreparedDataset
-from nomoretuning.data.prepare import build_dataset, check_frame, check_tasks
+from nomoretuning.data.prepare import build_dataset, check_frame
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import stem_split
@@ -76,7 +77,7 @@ def load_tiktok(
         [162, 18, 20]
     """
     src = str(path)
-    chosen = check_tasks(tuple(tasks), TIKTOK_TASKS, src)
+    chosen = task_names(tasks, src, available=TIKTOK_TASKS, error=DataError)
     raw = read_table(path, format="csv", sep="\t", header=False, dtype=str)
     if raw.shape[1] != len(TIKTOK_COLUMNS):
         raise DataError(
