@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from nomoretuning.data import TensorSplit, make_synthetic
+from nomoretuning.errors import DataError
 
 
 def _logit_corr(conflict: float) -> float:
@@ -66,16 +67,19 @@ def test_a_million_rows_in_a_few_seconds() -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "match"),
     [
-        {"conflict": 1.5},
-        {"tasks": ()},
-        {"tasks": ("a", "a")},
-        {"positive_rate": 1.0},
-        {"n_users": 0},
-        {"dim": 1, "n_dense": 0, "tasks": ("a", "b")},
+        ({"conflict": 1.5}, r"conflict must be a number in \[0, 1\], got 1.5"),
+        ({"tasks": ()}, "tasks must name at least one task"),
+        ({"tasks": ("a", "a")}, "tasks: task 'a' appears more than once"),
+        ({"positive_rate": 1.0}, r"positive_rate must be a number in \(0, 1\), got 1.0"),
+        ({"positive_rate": (0.2,)}, r"positive_rate must be one rate in \(0, 1\) per task"),
+        ({"n_users": 0}, "n_users must be a positive integer, got 0"),
+        ({"dim": 0}, "dim must be a positive integer, got 0"),
+        ({"n_dense": -1}, "n_dense must be an integer >= 0, got -1"),
+        ({"dim": 1, "n_dense": 0, "tasks": ("a", "b")}, "2 tasks need dim [+] n_dense >= 2"),
     ],
 )
-def test_bad_arguments(kwargs: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match=r"must|need"):
+def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
+    with pytest.raises(DataError, match=match):
         make_synthetic(100, **kwargs)  # type: ignore[arg-type]

@@ -17,15 +17,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
+from torch import Tensor
 
+from nomoretuning.checks import fraction, is_integer, positive_int, task_names
 from nomoretuning.data.batching import PreparedDataset, TensorSplit
 from nomoretuning.data.splits import check_fractions, split_indices
+from nomoretuning.errors import DataError
 from nomoretuning.models.features import FeatureConfig, SparseField
 
 __all__ = ["make_synthetic", "task_weights"]
+
+_SPLITS = ("train", "valid", "test")
 
 
 def task_weights(n_tasks: int, dim: int, conflict: float, rng: np.random.Generator) -> np.ndarray:
@@ -38,7 +45,7 @@ def task_weights(n_tasks: int, dim: int, conflict: float, rng: np.random.Generat
         (0.0, 1.0)
     """
     if n_tasks > dim:
-        raise ValueError(f"{n_tasks} tasks need dim + n_dense >= {n_tasks}, got {dim}")
+        raise DataError(f"{n_tasks} tasks need dim + n_dense >= {n_tasks}, got {dim}")
     q, _ = np.linalg.qr(rng.standard_normal((dim, n_tasks)))
     angle = conflict * math.pi / 2
     w = np.empty((n_tasks, dim))
@@ -82,6 +89,9 @@ def make_synthetic(
         split: (train, valid, test) fractions.
         seed: seed of everything.
 
+    Raises:
+        DataError: an argument outside its documented range (e.g. ``conflict=1.5``).
+
     ``metadata`` holds the ground truth: ``true_logits`` and ``true_probabilities``
     (``{split: {task: FloatTensor[N]}}``, aligned with the split's rows), ``task_weights``
     (ndarray [T, dim + n_dense]), ``conflict`` and ``indices`` (row positions of each split).
@@ -94,57 +104,20 @@ def make_synthetic(
         >>> p.shape, bool(((p > 0) & (p < 1)).all())
         (torch.Size([8000]), True)
     """
-    names = (tasks,) if isinstance(tasks, str) else tuple(tasks)
-    if not names or len(set(names)) != len(names):
-        raise ValueError(f"tasks must be distinct names, at least one, got {names!r}")
-    if not 0.0 <= conflict <= 1.0:
-        raise ValueError(f"conflict must be in [0, 1], got {conflict!r}")
+    names = task_names((tasks,) if isinstance(tasks, str) else tasks, "tasks", error=DataError)
+    fraction(conflict, "conflict", allow_one=True, error=DataError)
     for label, value in (("n_rows", n_rows), ("n_users", n_users), ("n_items", n_items)):
-        if value < 1:
-            raise ValueError(f"{label} must be >= 1, got {value}")
-    if dim < 1 or n_dense < 0:
-        raise ValueError(f"dim must be >= 1 and n_dense >= 0, got {dim}, {n_dense}")
-    rates = (
-        [float(positive_rate)] * len(names)
-        if isinstance(positive_rate, int | float)
-        else [float(r) for r in positive_rate]
+        positive_int(value, label, error=DataError)
+    positive_int(dim, "dim", error=DataError)
+    if not is_integer(n_dense) or n_dense < 0:
+        raise DataError(f"n_dense must be an integer >= 0, got {n_dense!r}")
+    model = _ClickModel(
+        n_users, n_items, dim, n_dense, conflict, signal, _positive_rates(positive_rate, len(names))
     )
-    if len(rates) != len(names) or not all(0.0 < r < 1.0 for r in rates):
-        raise ValueError(
-            f"positive_rate must be one rate in (0, 1) per task, got {positive_rate!r}"
-        )
     fractions = check_fractions(split)
-
-    rng = np.random.default_rng(seed)
-    U = rng.standard_normal((n_users, dim), dtype=np.float32)
-    V = rng.standard_normal((n_items, dim), dtype=np.float32)
-    weights = task_weights(len(names), dim + n_dense, conflict, rng)
-    users = rng.integers(0, n_users, n_rows)
-    items = rng.integers(0, n_items, n_rows)
-    dense = rng.standard_normal((n_rows, n_dense), dtype=np.float32)
-    w = weights.astype(np.float32)
-    logits = (U[users] * V[items]) @ w[:, :dim].T + dense @ w[:, dim:].T
-    logits *= np.float32(signal)
-    logits += np.array([math.log(r / (1 - r)) for r in rates], dtype=np.float32)
-    probs = 1.0 / (1.0 + np.exp(-logits))
-    labels = (rng.random((n_rows, len(names)), dtype=np.float32) < probs).astype(np.float32)
-    sparse = np.stack([users + 1, items + 1], axis=1).astype(np.int64)
-
-    index = dict(
-        zip(("train", "valid", "test"), split_indices(n_rows, fractions, seed), strict=True)
-    )
-    splits: dict[str, TensorSplit] = {}
-    true_logits: dict[str, dict[str, torch.Tensor]] = {}
-    true_probs: dict[str, dict[str, torch.Tensor]] = {}
-    for name, idx in index.items():
-        splits[name] = TensorSplit.from_numpy(
-            sparse[idx],
-            dense[idx],
-            {t: labels[idx, k] for k, t in enumerate(names)},
-            users[idx],
-        )
-        true_logits[name] = {t: torch.from_numpy(logits[idx, k]) for k, t in enumerate(names)}
-        true_probs[name] = {t: torch.from_numpy(probs[idx, k]) for k, t in enumerate(names)}
+    logs = model.draw(n_rows, seed)
+    index = dict(zip(_SPLITS, split_indices(n_rows, fractions, seed), strict=True))
+    splits = {name: logs.split(rows, names) for name, rows in index.items()}
     features = FeatureConfig(
         sparse=(SparseField("user_id", n_users + 1), SparseField("item_id", n_items + 1)),
         dense=tuple(f"x{j}" for j in range(n_dense)),
@@ -161,10 +134,92 @@ def make_synthetic(
             f"conflict {conflict} ({conflict * 90:.1f} degrees), signal {signal}, seed {seed}"
         ),
         metadata={
-            "true_logits": true_logits,
-            "true_probabilities": true_probs,
-            "task_weights": weights,
+            "true_logits": {s: logs.per_task(logs.logits, r, names) for s, r in index.items()},
+            "true_probabilities": {
+                s: logs.per_task(logs.probabilities, r, names) for s, r in index.items()
+            },
+            "task_weights": logs.weights,
             "conflict": conflict,
             "indices": index,
         },
     )
+
+
+def _positive_rates(positive_rate: float | Sequence[float], n_tasks: int) -> tuple[float, ...]:
+    """One base rate in (0, 1) per task (a single rate serves every task)."""
+    rates = (
+        [float(positive_rate)] * n_tasks
+        if isinstance(positive_rate, int | float)
+        else [float(r) for r in positive_rate]
+    )
+    if len(rates) != n_tasks:
+        raise DataError(f"positive_rate must be one rate in (0, 1) per task, got {positive_rate!r}")
+    return tuple(fraction(r, "positive_rate", allow_zero=False, error=DataError) for r in rates)
+
+
+class _ClickLogs(NamedTuple):
+    """Every row of the simulated logs, with the ground truth (columns of 2-D arrays = tasks)."""
+
+    users: np.ndarray
+    """int ``[N]`` user ids (the groups)."""
+    sparse: np.ndarray
+    """int64 ``[N, 2]``: user and item index (id + 1)."""
+    dense: np.ndarray
+    """float32 ``[N, n_dense]``."""
+    logits: np.ndarray
+    """float32 ``[N, T]`` true logits."""
+    probabilities: np.ndarray
+    """``[N, T]`` true probabilities."""
+    labels: np.ndarray
+    """float32 ``[N, T]`` 0/1 labels."""
+    weights: np.ndarray
+    """``[T, dim + n_dense]`` true task weights."""
+
+    def split(self, rows: np.ndarray, tasks: Sequence[str]) -> TensorSplit:
+        """The rows ``rows`` as a split, tasks in column order."""
+        labels = {t: self.labels[rows, k] for k, t in enumerate(tasks)}
+        return TensorSplit.from_numpy(self.sparse[rows], self.dense[rows], labels, self.users[rows])
+
+    @staticmethod
+    def per_task(values: np.ndarray, rows: np.ndarray, tasks: Sequence[str]) -> dict[str, Tensor]:
+        """``{task: values[rows, k]}`` as tensors."""
+        return {t: torch.from_numpy(values[rows, k]) for k, t in enumerate(tasks)}
+
+
+@dataclass(frozen=True)
+class _ClickModel:
+    """The generative model of the module docstring, with checked sizes (one rate per task)."""
+
+    n_users: int
+    n_items: int
+    dim: int
+    n_dense: int
+    conflict: float
+    signal: float
+    rates: tuple[float, ...]
+
+    def draw(self, n_rows: int, seed: int) -> _ClickLogs:
+        """``n_rows`` rows drawn from ``numpy.random.default_rng(seed)`` in a fixed order."""
+        rng = np.random.default_rng(seed)
+        U = rng.standard_normal((self.n_users, self.dim), dtype=np.float32)
+        V = rng.standard_normal((self.n_items, self.dim), dtype=np.float32)
+        weights = task_weights(len(self.rates), self.dim + self.n_dense, self.conflict, rng)
+        users = rng.integers(0, self.n_users, n_rows)
+        items = rng.integers(0, self.n_items, n_rows)
+        dense = rng.standard_normal((n_rows, self.n_dense), dtype=np.float32)
+        logits = self._logits(U[users] * V[items], dense, weights)
+        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        draws = rng.random((n_rows, len(self.rates)), dtype=np.float32)
+        labels = (draws < probabilities).astype(np.float32)
+        sparse = np.stack([users + 1, items + 1], axis=1).astype(np.int64)
+        return _ClickLogs(users, sparse, dense, logits, probabilities, labels, weights)
+
+    def _logits(
+        self, interactions: np.ndarray, dense: np.ndarray, weights: np.ndarray
+    ) -> np.ndarray:
+        """float32 ``signal * <w_k, phi> + logit(rate_k)`` for every row and task."""
+        w = weights.astype(np.float32)
+        logits = interactions @ w[:, : self.dim].T + dense @ w[:, self.dim :].T
+        logits *= np.float32(self.signal)
+        logits += np.array([math.log(r / (1 - r)) for r in self.rates], dtype=np.float32)
+        return logits
