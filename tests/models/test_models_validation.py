@@ -1,4 +1,5 @@
-"""Bad arguments and inputs raise ValueError with a one-line message naming the value."""
+"""Bad arguments raise ConfigError, bad inputs ValueError (ConfigError is one), each with a
+one-line message naming the value."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from models_helpers import FEATURES, SMALL, TASKS, batch, small_model
 
+from nomoretuning.errors import ConfigError
 from nomoretuning.models import (
     MODEL_NAMES,
     FeatureConfig,
@@ -16,8 +18,8 @@ from nomoretuning.models import (
 )
 
 
-def _raises(match: str) -> Any:
-    return pytest.raises(ValueError, match=match)
+def _raises(match: str, error: type[ValueError] = ConfigError) -> Any:
+    return pytest.raises(error, match=match)
 
 
 def _one_line(error: pytest.ExceptionInfo[ValueError]) -> None:
@@ -51,16 +53,16 @@ def test_bad_features(name: str) -> None:
 
 
 COMMON_BAD = [
-    ("embedding_dim", 0, "embedding_dim must be a positive int, got 0"),
-    ("embedding_dim", -2, "embedding_dim must be a positive int, got -2"),
-    ("embedding_dim", 2.5, "embedding_dim must be a positive int, got 2.5"),
-    ("embedding_dim", True, "embedding_dim must be a positive int, got True"),
-    ("embedding_l2", -1e-6, r"embedding_l2 must be a finite float >= 0, got -1e-06"),
-    ("embedding_l2", float("nan"), "embedding_l2 must be a finite float >= 0, got nan"),
-    ("embedding_init_std", 0.0, "embedding_init_std must be a finite float > 0, got 0.0"),
-    ("dropout", 1.0, r"dropout must be a float in \[0, 1\), got 1.0"),
-    ("dropout", -0.1, r"dropout must be a float in \[0, 1\), got -0.1"),
-    ("activation", "sigmoid", "unknown activation 'sigmoid'; allowed: \\['relu'"),
+    ("embedding_dim", 0, "embedding_dim must be a positive integer, got 0"),
+    ("embedding_dim", -2, "embedding_dim must be a positive integer, got -2"),
+    ("embedding_dim", 2.5, "embedding_dim must be a positive integer, got 2.5"),
+    ("embedding_dim", True, "embedding_dim must be a positive integer, got True"),
+    ("embedding_l2", -1e-6, r"embedding_l2 must be a finite number >= 0, got -1e-06"),
+    ("embedding_l2", float("nan"), "embedding_l2 must be a finite number >= 0, got nan"),
+    ("embedding_init_std", 0.0, "embedding_init_std must be a finite number > 0, got 0.0"),
+    ("dropout", 1.0, r"dropout must be a number in \[0, 1\), got 1.0"),
+    ("dropout", -0.1, r"dropout must be a number in \[0, 1\), got -0.1"),
+    ("activation", "sigmoid", r"activation must be one of \['relu', .*\], got 'sigmoid'"),
     ("batch_norm", "yes", "batch_norm must be True or False, got 'yes'"),
 ]
 
@@ -108,7 +110,7 @@ def test_bad_layer_widths(name: str, key: str, value: Any, match: str) -> None:
 )
 @pytest.mark.parametrize("value", [0, -1, 1.0, None])
 def test_bad_counts(name: str, key: str, value: Any) -> None:
-    with _raises(f"{key} must be a positive int, got {value}") as error:
+    with _raises(f"{key} must be a positive integer, got {value}") as error:
         small_model(name, **{key: value})
     _one_line(error)
 
@@ -187,7 +189,7 @@ BAD_INPUTS = _bad_inputs()
 )
 def test_bad_forward_inputs(name: str, sparse: Any, dense: Any, match: str) -> None:
     model = small_model(name)
-    with _raises(match) as error:
+    with _raises(match, ValueError) as error:
         model(sparse, dense)
     _one_line(error)
     assert f"{type(model).__name__}.forward" in str(error.value)
@@ -196,7 +198,9 @@ def test_bad_forward_inputs(name: str, sparse: Any, dense: Any, match: str) -> N
 def test_device_mismatch_is_reported() -> None:
     model = small_model("mmoe").to("meta")
     sparse, dense = batch(2)
-    with _raises(r"sparse is on cpu but the model is on meta; move one with .to\(device\)"):
+    with _raises(
+        r"sparse is on cpu but the model is on meta; move one with .to\(device\)", ValueError
+    ):
         model(sparse, dense)
 
 

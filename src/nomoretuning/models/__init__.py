@@ -16,10 +16,10 @@ Example:
 """
 
 from nomoretuning.models.base import MultiTaskModel
-from nomoretuning.models.checks import ACTIVATIONS
 from nomoretuning.models.features import FeatureConfig, SparseField
-from nomoretuning.models.layers import MLP, FeatureEmbedding, mix_experts
+from nomoretuning.models.layers import ACTIVATIONS, MLP, FeatureEmbedding, mix_experts
 from nomoretuning.models.moe import MMoE, OMoE
+from nomoretuning.models.options import ModelOptions
 from nomoretuning.models.ple import PLE
 from nomoretuning.models.registry import MODEL_NAMES, MODELS, build_model, model_arguments
 from nomoretuning.models.shared_bottom import SharedBottom
@@ -34,6 +34,7 @@ __all__ = [
     "FeatureConfig",
     "FeatureEmbedding",
     "MMoE",
+    "ModelOptions",
     "MultiTaskModel",
     "OMoE",
     "SharedBottom",

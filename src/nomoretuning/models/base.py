@@ -10,6 +10,9 @@ parameter* of task t if only task t's loss can give it a gradient; every other p
 *shared* (its gradient can come from more than one task). The two sets partition
 ``model.parameters()``.
 
+The options shared by every model (embedding width, L2 and initialization, activation, dropout,
+batch norm) are a `ModelOptions`, given as flat keyword arguments and kept in ``model.options``.
+
 Embedding L2 (``regularization()``), with ``lambda = embedding_l2`` and ``e_{b,j}`` the vector
 of field j looked up for row b in the last forward (every embedding table of the model, so
 SingleTask counts each task's tables):
@@ -23,20 +26,18 @@ rows not in the batch are not penalized. It is differentiable and on the paramet
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-from nomoretuning.models.checks import (
-    check_activation,
-    check_features,
-    check_model_tasks,
-    check_nonnegative_float,
-    check_positive_int,
-    check_probability,
-)
+from nomoretuning.models.checks import check_features, check_model_tasks
 from nomoretuning.models.features import FeatureConfig
 from nomoretuning.models.layers import MLP, FeatureEmbedding
+from nomoretuning.models.options import ModelOptionArguments, ModelOptions
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 __all__ = ["MultiTaskModel"]
 
@@ -49,17 +50,14 @@ class MultiTaskModel(nn.Module):
     Args:
         features: the input description (sparse fields, dense columns).
         tasks: task names, distinct, in the order the outputs are returned.
-        embedding_dim: width of every embedding.
-        embedding_l2: weight of the embedding L2 (see the module docstring); 0 turns it off.
-        embedding_init_std: std of the N(0, std) initialization of the embedding tables.
-        activation: hidden activation of every MLP (see ``checks.ACTIVATIONS``).
-        dropout: dropout rate after each hidden layer of every MLP.
-        batch_norm: batch norm after each hidden linear layer of every MLP.
+        **options: the `ModelOptions` (``embedding_dim``, ``embedding_l2``,
+            ``embedding_init_std``, ``activation``, ``dropout``, ``batch_norm``).
 
     Attributes:
         tasks: the task names.
         features: the input description.
-        embedding_l2: the L2 weight.
+        options: the checked `ModelOptions`.
+        embedding_l2: the L2 weight (``options.embedding_l2``).
 
     Example:
         >>> import torch
@@ -77,28 +75,13 @@ class MultiTaskModel(nn.Module):
         self,
         features: FeatureConfig,
         tasks: Sequence[str],
-        *,
-        embedding_dim: int = 16,
-        embedding_l2: float = 1e-6,
-        embedding_init_std: float = 1e-4,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
+        **options: Unpack[ModelOptionArguments],
     ) -> None:
         super().__init__()
         owner = type(self).__name__
         self.features = check_features(features, owner)
         self.tasks: tuple[str, ...] = check_model_tasks(tasks, owner)
-        self.embedding_dim = check_positive_int(embedding_dim, owner, "embedding_dim")
-        self.embedding_l2 = check_nonnegative_float(embedding_l2, owner, "embedding_l2")
-        self.embedding_init_std = check_nonnegative_float(
-            embedding_init_std, owner, "embedding_init_std", strictly_positive=True
-        )
-        self.activation = check_activation(activation, owner)
-        self.dropout = check_probability(dropout, owner, "dropout")
-        if not isinstance(batch_norm, bool):
-            raise ValueError(f"{owner}: batch_norm must be True or False, got {batch_norm!r}")
-        self.batch_norm = batch_norm
+        self.options = ModelOptions.checked(owner, **options)
         self.register_buffer(
             "_vocab_sizes",
             torch.tensor([f.vocab_size for f in self.features.sparse], dtype=torch.int64),
@@ -107,18 +90,25 @@ class MultiTaskModel(nn.Module):
         self._shared_rep: Tensor | None = None
         self._gates: dict[str, Tensor] | None = None
 
+    @property
+    def embedding_l2(self) -> float:
+        """The weight of the embedding L2 (see the module docstring)."""
+        return self.options.embedding_l2
+
     # ----------------------------------------------------------------- building helpers
     def _embedding(self) -> FeatureEmbedding:
-        return FeatureEmbedding(self.features, self.embedding_dim, self.embedding_init_std)
+        options = self.options
+        return FeatureEmbedding(self.features, options.embedding_dim, options.embedding_init_std)
 
     def _mlp(self, in_dim: int, hidden_dims: Sequence[int], out_dim: int | None = None) -> MLP:
+        options = self.options
         return MLP(
             in_dim,
             hidden_dims,
             out_dim=out_dim,
-            activation=self.activation,
-            dropout=self.dropout,
-            batch_norm=self.batch_norm,
+            activation=options.activation,
+            dropout=options.dropout,
+            batch_norm=options.batch_norm,
         )
 
     # ----------------------------------------------------------------- to implement

@@ -21,29 +21,32 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from nomoretuning.checks import one_of
 from nomoretuning.models.features import FeatureConfig
 
-__all__ = ["MLP", "FeatureEmbedding", "make_activation", "mix_experts"]
+__all__ = ["ACTIVATIONS", "MLP", "FeatureEmbedding", "make_activation", "mix_experts"]
+
+
+_ACTIVATION_MODULES: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+}
+
+ACTIVATIONS: tuple[str, ...] = tuple(_ACTIVATION_MODULES)
+"""Activation names accepted by every model (``"relu"`` is the default)."""
 
 
 def make_activation(name: str) -> nn.Module:
-    """Returns a fresh activation module by name (see ``checks.ACTIVATIONS``).
+    """Returns a fresh activation module by name (one of `ACTIVATIONS`).
 
     Example:
         >>> make_activation("relu")
         ReLU()
     """
-    if name == "relu":
-        return nn.ReLU()
-    if name == "leaky_relu":
-        return nn.LeakyReLU()
-    if name == "gelu":
-        return nn.GELU()
-    if name == "silu":
-        return nn.SiLU()
-    if name == "tanh":
-        return nn.Tanh()
-    raise ValueError(f"unknown activation {name!r}; allowed: relu, leaky_relu, gelu, silu, tanh")
+    return _ACTIVATION_MODULES[one_of(name, "activation", ACTIVATIONS)]()
 
 
 def _init_linear(layer: nn.Linear) -> nn.Linear:

@@ -9,14 +9,20 @@ the gate-weighted sum of the expert outputs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
+from nomoretuning.checks import positive_int
 from nomoretuning.models.base import MultiTaskModel
-from nomoretuning.models.checks import check_dims, check_positive_int
+from nomoretuning.models.checks import check_dims
 from nomoretuning.models.features import FeatureConfig
 from nomoretuning.models.layers import mix_experts
+from nomoretuning.models.options import ModelOptionArguments
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 __all__ = ["MMoE", "OMoE"]
 
@@ -33,25 +39,11 @@ class _MixtureOfExperts(MultiTaskModel):
         expert_dims: Sequence[int] = (512, 512, 512),
         gate_dims: Sequence[int] = (128, 64),
         tower_dims: Sequence[int] = (128, 64),
-        embedding_dim: int = 16,
-        embedding_l2: float = 1e-6,
-        embedding_init_std: float = 1e-4,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
+        **options: Unpack[ModelOptionArguments],
     ) -> None:
-        super().__init__(
-            features,
-            tasks,
-            embedding_dim=embedding_dim,
-            embedding_l2=embedding_l2,
-            embedding_init_std=embedding_init_std,
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-        )
+        super().__init__(features, tasks, **options)
         name = type(self).__name__
-        self.num_experts = check_positive_int(num_experts, name, "num_experts")
+        self.num_experts = positive_int(num_experts, f"{name}: num_experts")
         self.expert_dims = check_dims(expert_dims, name, "expert_dims", allow_empty=False)
         self.gate_dims = check_dims(gate_dims, name, "gate_dims")
         self.tower_dims = check_dims(tower_dims, name, "tower_dims")
@@ -63,6 +55,11 @@ class _MixtureOfExperts(MultiTaskModel):
         self.towers = nn.ModuleList(
             self._mlp(self.expert_dims[-1], self.tower_dims, out_dim=1) for _ in self.tasks
         )
+        self._add_gates()
+
+    def _add_gates(self) -> None:
+        """Builds the gate(s); called once the experts and towers are built."""
+        raise NotImplementedError
 
     def _gate(self) -> nn.Module:
         return self._mlp(self.embedding.output_dim, self.gate_dims, out_dim=self.num_experts)
@@ -91,8 +88,7 @@ class OMoE(_MixtureOfExperts):
         expert_dims: hidden widths of each expert (at least one layer).
         gate_dims: hidden widths of the gate before its linear softmax layer (may be empty).
         tower_dims: hidden widths of each tower before its linear output (may be empty).
-        **common: ``embedding_dim``, ``embedding_l2``, ``embedding_init_std``, ``activation``,
-            ``dropout``, ``batch_norm`` (see :class:`MultiTaskModel`).
+        **options: the shared `ModelOptions` (embedding width, activation, dropout, ...).
 
     Example:
         >>> import torch
@@ -104,36 +100,7 @@ class OMoE(_MixtureOfExperts):
         (torch.Size([2]), torch.Size([2, 3]))
     """
 
-    def __init__(
-        self,
-        features: FeatureConfig,
-        tasks: Sequence[str],
-        *,
-        num_experts: int = 8,
-        expert_dims: Sequence[int] = (512, 512, 512),
-        gate_dims: Sequence[int] = (128, 64),
-        tower_dims: Sequence[int] = (128, 64),
-        embedding_dim: int = 16,
-        embedding_l2: float = 1e-6,
-        embedding_init_std: float = 1e-4,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-    ) -> None:
-        super().__init__(
-            features,
-            tasks,
-            num_experts=num_experts,
-            expert_dims=expert_dims,
-            gate_dims=gate_dims,
-            tower_dims=tower_dims,
-            embedding_dim=embedding_dim,
-            embedding_l2=embedding_l2,
-            embedding_init_std=embedding_init_std,
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-        )
+    def _add_gates(self) -> None:
         self.gate = self._gate()
 
     def _forward(self, sparse: Tensor, dense: Tensor) -> dict[str, Tensor]:
@@ -166,8 +133,7 @@ class MMoE(_MixtureOfExperts):
         gate_dims: hidden widths of each gate before its linear softmax layer (may be empty:
             the original MMoE gate is linear).
         tower_dims: hidden widths of each tower before its linear output (may be empty).
-        **common: ``embedding_dim``, ``embedding_l2``, ``embedding_init_std``, ``activation``,
-            ``dropout``, ``batch_norm`` (see :class:`MultiTaskModel`).
+        **options: the shared `ModelOptions` (embedding width, activation, dropout, ...).
 
     Example:
         >>> import torch
@@ -181,36 +147,7 @@ class MMoE(_MixtureOfExperts):
         True
     """
 
-    def __init__(
-        self,
-        features: FeatureConfig,
-        tasks: Sequence[str],
-        *,
-        num_experts: int = 8,
-        expert_dims: Sequence[int] = (512, 512, 512),
-        gate_dims: Sequence[int] = (128, 64),
-        tower_dims: Sequence[int] = (128, 64),
-        embedding_dim: int = 16,
-        embedding_l2: float = 1e-6,
-        embedding_init_std: float = 1e-4,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
-    ) -> None:
-        super().__init__(
-            features,
-            tasks,
-            num_experts=num_experts,
-            expert_dims=expert_dims,
-            gate_dims=gate_dims,
-            tower_dims=tower_dims,
-            embedding_dim=embedding_dim,
-            embedding_l2=embedding_l2,
-            embedding_init_std=embedding_init_std,
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-        )
+    def _add_gates(self) -> None:
         self.gates = nn.ModuleList(self._gate() for _ in self.tasks)
 
     def _forward(self, sparse: Tensor, dense: Tensor) -> dict[str, Tensor]:

@@ -22,15 +22,20 @@ level.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
 
+from nomoretuning.checks import positive_int
 from nomoretuning.models.base import MultiTaskModel
-from nomoretuning.models.checks import check_dims, check_positive_int
+from nomoretuning.models.checks import check_dims
 from nomoretuning.models.features import FeatureConfig
 from nomoretuning.models.layers import mix_experts
+from nomoretuning.models.options import ModelOptionArguments
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 __all__ = ["PLE"]
 
@@ -82,8 +87,7 @@ class PLE(MultiTaskModel):
         expert_dims: hidden widths of each expert (at least one layer).
         gate_dims: hidden widths of each gate before its linear softmax layer (may be empty).
         tower_dims: hidden widths of each tower before its linear output (may be empty).
-        **common: ``embedding_dim``, ``embedding_l2``, ``embedding_init_std``, ``activation``,
-            ``dropout``, ``batch_norm`` (see :class:`MultiTaskModel`).
+        **options: the shared `ModelOptions` (embedding width, activation, dropout, ...).
 
     Example:
         >>> import torch
@@ -108,29 +112,15 @@ class PLE(MultiTaskModel):
         expert_dims: Sequence[int] = (512, 512, 512),
         gate_dims: Sequence[int] = (128, 64),
         tower_dims: Sequence[int] = (128, 64),
-        embedding_dim: int = 16,
-        embedding_l2: float = 1e-6,
-        embedding_init_std: float = 1e-4,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
+        **options: Unpack[ModelOptionArguments],
     ) -> None:
-        super().__init__(
-            features,
-            tasks,
-            embedding_dim=embedding_dim,
-            embedding_l2=embedding_l2,
-            embedding_init_std=embedding_init_std,
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-        )
+        super().__init__(features, tasks, **options)
         name = type(self).__name__
-        self.num_levels = check_positive_int(num_levels, name, "num_levels")
-        self.num_specific_experts = check_positive_int(
-            num_specific_experts, name, "num_specific_experts"
+        self.num_levels = positive_int(num_levels, f"{name}: num_levels")
+        self.num_specific_experts = positive_int(
+            num_specific_experts, f"{name}: num_specific_experts"
         )
-        self.num_shared_experts = check_positive_int(num_shared_experts, name, "num_shared_experts")
+        self.num_shared_experts = positive_int(num_shared_experts, f"{name}: num_shared_experts")
         self.expert_dims = check_dims(expert_dims, name, "expert_dims", allow_empty=False)
         self.gate_dims = check_dims(gate_dims, name, "gate_dims")
         self.tower_dims = check_dims(tower_dims, name, "tower_dims")

@@ -6,9 +6,11 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
+from nomoretuning.errors import ConfigError
 from nomoretuning.models.base import MultiTaskModel
 from nomoretuning.models.features import FeatureConfig
 from nomoretuning.models.moe import MMoE, OMoE
+from nomoretuning.models.options import ModelOptions
 from nomoretuning.models.ple import PLE
 from nomoretuning.models.shared_bottom import SharedBottom
 from nomoretuning.models.single import SingleScore, SingleTask
@@ -30,15 +32,18 @@ MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 
 
 def model_arguments(name: str) -> dict[str, Any]:
-    """The keyword arguments of model ``name`` with their defaults.
+    """The keyword arguments of model ``name`` with their defaults: its own, then the
+    `ModelOptions` every model takes.
 
     Example:
-        >>> model_arguments("mmoe")["num_experts"]
-        8
+        >>> arguments = model_arguments("mmoe")
+        >>> arguments["num_experts"], arguments["embedding_dim"]
+        (8, 16)
     """
     cls = _lookup(name)
     params = inspect.signature(cls.__init__).parameters.values()
-    return {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    own = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return {**own, **ModelOptions.defaults()}
 
 
 def build_model(
@@ -47,7 +52,8 @@ def build_model(
     """Builds model ``name`` (one of :data:`MODEL_NAMES`) with keyword arguments ``kwargs``.
 
     Raises:
-        ValueError: unknown name, unknown keyword argument, or a bad value (from the model).
+        ConfigError: unknown name, unknown keyword argument, or a bad value (from the model); a
+            ``ValueError``.
 
     Example:
         >>> from nomoretuning.models import FeatureConfig, SparseField
@@ -57,16 +63,18 @@ def build_model(
         >>> build_model("mmoe", cfg, ["click"], experts=4)
         Traceback (most recent call last):
         ...
-        ValueError: build_model('mmoe'): unknown argument 'experts'; allowed: ['num_experts', 'expert_dims', 'gate_dims', 'tower_dims', 'embedding_dim', 'embedding_l2', 'embedding_init_std', 'activation', 'dropout', 'batch_norm']
+        nomoretuning.errors.ConfigError: build_model('mmoe'): unknown argument 'experts'; allowed: ['num_experts', 'expert_dims', 'gate_dims', 'tower_dims', 'embedding_dim', 'embedding_l2', 'embedding_init_std', 'activation', 'dropout', 'batch_norm']
     """  # noqa: E501
     allowed = list(model_arguments(name))
     for key in kwargs:
         if key not in allowed:
-            raise ValueError(f"build_model({name!r}): unknown argument {key!r}; allowed: {allowed}")
+            raise ConfigError(
+                f"build_model({name!r}): unknown argument {key!r}; allowed: {allowed}"
+            )
     return _lookup(name)(features, tasks, **kwargs)
 
 
 def _lookup(name: str) -> type[MultiTaskModel]:
     if not isinstance(name, str) or name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; allowed: {list(MODEL_NAMES)}")
+        raise ConfigError(f"unknown model {name!r}; allowed: {list(MODEL_NAMES)}")
     return MODELS[name]

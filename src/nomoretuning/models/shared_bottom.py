@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from torch import Tensor, nn
 
 from nomoretuning.models.base import MultiTaskModel
 from nomoretuning.models.checks import check_dims
 from nomoretuning.models.features import FeatureConfig
+from nomoretuning.models.options import ModelOptionArguments
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 __all__ = ["SharedBottom"]
 
@@ -24,8 +29,7 @@ class SharedBottom(MultiTaskModel):
         tasks: task names.
         bottom_dims: hidden widths of the shared bottom (at least one layer).
         tower_dims: hidden widths of each tower before its linear output (may be empty).
-        **common: ``embedding_dim``, ``embedding_l2``, ``embedding_init_std``, ``activation``,
-            ``dropout``, ``batch_norm`` (see :class:`MultiTaskModel`).
+        **options: the shared `ModelOptions` (embedding width, activation, dropout, ...).
 
     Example:
         >>> import torch
@@ -44,23 +48,9 @@ class SharedBottom(MultiTaskModel):
         *,
         bottom_dims: Sequence[int] = (512, 512, 512),
         tower_dims: Sequence[int] = (128, 64),
-        embedding_dim: int = 16,
-        embedding_l2: float = 1e-6,
-        embedding_init_std: float = 1e-4,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
+        **options: Unpack[ModelOptionArguments],
     ) -> None:
-        super().__init__(
-            features,
-            tasks,
-            embedding_dim=embedding_dim,
-            embedding_l2=embedding_l2,
-            embedding_init_std=embedding_init_std,
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-        )
+        super().__init__(features, tasks, **options)
         name = type(self).__name__
         self.bottom_dims = check_dims(bottom_dims, name, "bottom_dims", allow_empty=False)
         self.tower_dims = check_dims(tower_dims, name, "tower_dims")

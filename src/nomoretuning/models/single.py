@@ -4,7 +4,7 @@ shared, one logit for every task, for learning to rank)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor, nn
@@ -12,6 +12,10 @@ from torch import Tensor, nn
 from nomoretuning.models.base import MultiTaskModel
 from nomoretuning.models.checks import check_dims
 from nomoretuning.models.features import FeatureConfig
+from nomoretuning.models.options import ModelOptionArguments
+
+if TYPE_CHECKING:
+    from typing import Unpack
 
 __all__ = ["SingleScore", "SingleTask"]
 
@@ -50,8 +54,7 @@ class SingleTask(MultiTaskModel):
         tasks: task names.
         bottom_dims: hidden widths of each task's bottom (at least one layer).
         tower_dims: hidden widths of each task's tower before its linear output (may be empty).
-        **common: ``embedding_dim``, ``embedding_l2``, ``embedding_init_std``, ``activation``,
-            ``dropout``, ``batch_norm`` (see :class:`MultiTaskModel`).
+        **options: the shared `ModelOptions` (embedding width, activation, dropout, ...).
 
     Example:
         >>> import torch
@@ -70,23 +73,9 @@ class SingleTask(MultiTaskModel):
         *,
         bottom_dims: Sequence[int] = (512, 512, 512),
         tower_dims: Sequence[int] = (128, 64),
-        embedding_dim: int = 16,
-        embedding_l2: float = 1e-6,
-        embedding_init_std: float = 1e-4,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
+        **options: Unpack[ModelOptionArguments],
     ) -> None:
-        super().__init__(
-            features,
-            tasks,
-            embedding_dim=embedding_dim,
-            embedding_l2=embedding_l2,
-            embedding_init_std=embedding_init_std,
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-        )
+        super().__init__(features, tasks, **options)
         name = type(self).__name__
         self.bottom_dims = check_dims(bottom_dims, name, "bottom_dims", allow_empty=False)
         self.tower_dims = check_dims(tower_dims, name, "tower_dims")
@@ -118,8 +107,7 @@ class SingleScore(MultiTaskModel):
         tasks: task names (the keys of the output; the logits are identical).
         hidden_dims: hidden widths (may be empty: a linear model). The default is the
             Shared-Bottom stack followed by one tower, ``(512, 512, 512, 128, 64)``.
-        **common: ``embedding_dim``, ``embedding_l2``, ``embedding_init_std``, ``activation``,
-            ``dropout``, ``batch_norm`` (see :class:`MultiTaskModel`).
+        **options: the shared `ModelOptions` (embedding width, activation, dropout, ...).
 
     Example:
         >>> import torch
@@ -137,23 +125,9 @@ class SingleScore(MultiTaskModel):
         tasks: Sequence[str],
         *,
         hidden_dims: Sequence[int] = (512, 512, 512, 128, 64),
-        embedding_dim: int = 16,
-        embedding_l2: float = 1e-6,
-        embedding_init_std: float = 1e-4,
-        activation: str = "relu",
-        dropout: float = 0.0,
-        batch_norm: bool = False,
+        **options: Unpack[ModelOptionArguments],
     ) -> None:
-        super().__init__(
-            features,
-            tasks,
-            embedding_dim=embedding_dim,
-            embedding_l2=embedding_l2,
-            embedding_init_std=embedding_init_std,
-            activation=activation,
-            dropout=dropout,
-            batch_norm=batch_norm,
-        )
+        super().__init__(features, tasks, **options)
         self.hidden_dims = check_dims(hidden_dims, type(self).__name__, "hidden_dims")
         self.embedding = self._embedding()
         self.hidden = self._mlp(self.embedding.output_dim, self.hidden_dims)
