@@ -196,12 +196,15 @@ def test_tiktok_sample_trains_end_to_end(
     [
         (lambda c: c.update(extra=1), "extra: unknown key"),
         (lambda c: c.pop("data"), "data: required key is missing"),
-        (lambda c: c["data"].update(dataset="imagenet"), "data.dataset: Input should be"),
+        (
+            lambda c: c["data"].update(dataset="imagenet"),
+            "data.dataset: must be one of census_income",
+        ),
         (lambda c: c["trainer"].update(lr="fast"), "trainer.lr: Input should be a valid number"),
         (lambda c: c["trainer"].update(batch_size=0), "trainer.batch_size must be a positive"),
         (lambda c: c["model"].update(name="transformer"), "model.name: unknown model"),
         (lambda c: c["model"]["options"].update(experts=3), "model.options"),
-        (lambda c: c["method"].update(name="pcgrad"), "method.name: Input should be"),
+        (lambda c: c["method"].update(name="pcgrad"), "method.name: must be one of single_task"),
         (lambda c: c["method"].update(options={"tolerance": -1}), "tolerance of task 'income'"),
         (
             lambda c: c["method"].update(options={"speed": 1}),

@@ -10,19 +10,19 @@ import torch
 from torch import nn
 
 import nomoretuning as nt
-from nomoretuning.cli.config import DataSection, MethodSection, ModelSection, TrainerSection
+from nomoretuning.cli.config import DataSection, MethodSection, ModelSection, RunConfig
+from nomoretuning.cli.registry import DATASETS
 from nomoretuning.core.base import LossCombiner
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError, NomoretuningError
+from nomoretuning.training.config import TrainerConfig
 from nomoretuning.training.objectives import Objective, objective_for
-from nomoretuning.training.trainer import TrainerConfig
 
 __all__ = [
     "build_combiner",
     "build_dataset",
     "build_model",
     "build_objective",
-    "method_label",
     "trainer_config",
 ]
 
@@ -51,32 +51,16 @@ def _call(factory: Callable[..., Any], where: str, *args: Any, **kwargs: Any) ->
 
 def build_dataset(section: DataSection, seed: int) -> PreparedDataset:
     """Loads the dataset a config names (by path, or from the dataset cache)."""
-    from nomoretuning import data
-
     options = dict(section.options)
     if section.tasks is not None:
         options["tasks"] = section.tasks
-    name = section.dataset
-    path = section.path
-    builders: dict[str, Callable[..., PreparedDataset]] = {
-        "census_income": data.load_census_income,
-        "tiktok": data.load_tiktok,
-        "qk_video": data.load_qk_video,
-        "table": data.load_table,
-        "synthetic": data.make_synthetic,
-    }
-    if name in ("lambdarank", "search_logs"):
-        from nomoretuning.data import ranking
-
-        builders["lambdarank"] = ranking.load_lambdarank_example
-        builders["search_logs"] = ranking.make_search_logs
-    builder = builders[name]
+    builder = DATASETS[section.dataset].builder
     params = inspect.signature(builder).parameters
     if "seed" in params and "seed" not in options:
         options["seed"] = seed
-    if path is not None:
+    if section.path is not None:
         first = next(iter(params))
-        options[first] = path
+        options[first] = section.path
     return _call(builder, "data.options", **options)
 
 
@@ -169,17 +153,19 @@ def build_objective(dataset: PreparedDataset, tasks: Sequence[str]) -> Objective
     return objective_for(dataset, tasks)
 
 
-def trainer_config(
-    section: TrainerSection, seed: int, *, progress: bool | None = None
-) -> TrainerConfig:
-    values = section.model_dump()
+def trainer_config(config: RunConfig, *, progress: bool | None = None) -> TrainerConfig:
+    """The run's `TrainerConfig`: the ``trainer`` section with the config's ``seed``.
+
+    ``progress`` overrides ``trainer.progress`` (protocols running many runs turn bars off).
+
+    Example:
+        >>> from nomoretuning.cli.config import validate_config
+        >>> config = validate_config({"seed": 3, "data": {"dataset": "synthetic"}})
+        >>> trained = trainer_config(config, progress=False)
+        >>> trained.seed, trained.progress, trained.batch_size
+        (3, False, 1024)
+    """
+    options = dict(config.trainer)
     if progress is not None:
-        values["progress"] = progress
-    return TrainerConfig(seed=seed, **values)
-
-
-def method_label(section: MethodSection) -> str:
-    """The method's name in reports: ``famo+nmt`` for NMT with a FAMO inner combiner."""
-    if section.name == "nmt" and section.inner not in (None, "equal"):
-        return f"{section.inner}+nmt"
-    return section.name
+        options["progress"] = progress
+    return TrainerConfig(seed=config.seed, **options)

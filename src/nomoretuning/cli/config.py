@@ -1,6 +1,6 @@
 """Run configurations: YAML files validated with pydantic, overridable with ``--set key=value``.
 
-A config has five sections (every key optional but ``data.dataset``):
+A config has these sections (every key optional but ``data.dataset``):
 
 ```yaml
 output: runs/census-nmt        # the run directory (never overwritten unless overwrite: true)
@@ -15,44 +15,67 @@ compare: {models: [...], methods: [...], seeds: [0, 1, 2]}   # for `nomoretuning
 #   weight-adjustment run, default pay 0.5 : relevance 0.5; see docs/ranking.md)
 grid:    {points: 9}                                            # for `nomoretuning grid`
 ```
+
+The ``trainer`` section takes every field of `nomoretuning.training.config.TrainerConfig` but
+``seed`` (the run's seed is the top-level ``seed``), with the same defaults and its checks. Dataset
+and method names come from `nomoretuning.cli.registry`.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_type_hints
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 
+from nomoretuning.cli.registry import (
+    COMPARED_METHODS,
+    DATASETS,
+    DEFAULT_COMPARED_METHODS,
+    INNER_METHODS,
+    METHODS,
+    method_label,
+    parse_method_label,
+)
 from nomoretuning.errors import ConfigError
+from nomoretuning.training.config import TrainerConfig
 
 __all__ = [
-    "DATASETS",
-    "METHODS",
+    "TRAINER_OPTIONS",
     "CompareSection",
     "DataSection",
     "GridSection",
     "MethodSection",
     "ModelSection",
     "RunConfig",
-    "TrainerSection",
     "apply_overrides",
+    "dump_config",
     "load_config",
+    "trainer_options",
+    "validate_config",
 ]
 
-DATASETS = (
-    "census_income",
-    "tiktok",
-    "qk_video",
-    "table",
-    "synthetic",
-    "lambdarank",
-    "search_logs",
+TRAINER_OPTIONS: tuple[str, ...] = tuple(
+    name for name in TrainerConfig.option_names() if name != "seed"
 )
-METHODS = ("single_task", "equal", "fixed", "uncertainty", "famo", "emtl", "nmt")
-INNER_METHODS = ("equal", "famo", "emtl", "uncertainty")
+"""The keys of the ``trainer`` section: every `TrainerConfig` field but ``seed``."""
+
+
+def _must_be_one_of(value: str, allowed: Collection[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"must be one of {', '.join(allowed)}")
+    return value
 
 
 class _Section(BaseModel):
@@ -60,12 +83,15 @@ class _Section(BaseModel):
 
 
 class DataSection(_Section):
-    dataset: Literal[
-        "census_income", "tiktok", "qk_video", "table", "synthetic", "lambdarank", "search_logs"
-    ]
+    dataset: str
     path: str | list[str] | None = None
     tasks: list[str] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        return _must_be_one_of(name, DATASETS)
 
 
 class ModelSection(_Section):
@@ -74,46 +100,87 @@ class ModelSection(_Section):
 
 
 class MethodSection(_Section):
-    name: Literal["single_task", "equal", "fixed", "uncertainty", "famo", "emtl", "nmt"] = "nmt"
+    name: str = "nmt"
     priorities: list[str | list[str]] | None = None
     weights: dict[str, float] | None = None
-    inner: Literal["equal", "famo", "emtl", "uncertainty"] | None = None
+    inner: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     inner_options: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _known_method(cls, name: str) -> str:
+        return _must_be_one_of(name, METHODS)
 
-class TrainerSection(_Section):
-    batch_size: int = 1024
-    eval_batch_size: int = 16384
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    grad_clip: float | None = 10.0
-    max_epochs: int = 10
-    max_steps: int | None = None
-    eval_every: int | None = None
-    patience: int = 2
-    selection: Literal["feasible_first", "objective"] = "feasible_first"
-    feasibility_tolerance: float | None = None
-    constraints: Literal["valid", "train"] = "valid"
-    checkpoint_every: int | None = None
-    device: str = "auto"
-    progress: bool = True
-    tensorboard: bool = False
+    @field_validator("inner")
+    @classmethod
+    def _known_inner(cls, inner: str | None) -> str | None:
+        return None if inner is None else _must_be_one_of(inner, INNER_METHODS)
+
+    @property
+    def label(self) -> str:
+        """The method's name in reports (``famo+nmt`` for NMT with a FAMO inner combiner)."""
+        return method_label(self.name, self.inner)
+
+    def variant(self, label: str, tasks: Sequence[str]) -> MethodSection:
+        """This section turned into the method ``label`` names (a `COMPARED_METHODS` entry).
+
+        Options carry over, but NMT's options are dropped by the other methods; plain ``nmt``
+        keeps this section's inner combiner; NMT's priorities default to ``tasks``.
+
+        Example:
+            >>> nmt = MethodSection(name="nmt", options={"tolerance": 0.02})
+            >>> famo_nmt = nmt.variant("famo+nmt", ["ctr", "cvr"])
+            >>> famo_nmt.label, famo_nmt.priorities, nmt.variant("equal", ["ctr"]).options
+            ('famo+nmt', ['ctr', 'cvr'], {})
+        """
+        section = self.model_copy(deep=True)
+        name, inner = parse_method_label(label)
+        section.name = name
+        if name != "nmt" or inner is not None:
+            section.inner = inner
+        if name == "nmt" and not section.priorities:
+            section.priorities = list(tasks)
+        if name != "nmt" and self.name == "nmt":
+            section.options = {}
+        return section
+
+
+def _trainer_options_model() -> type[BaseModel]:
+    """A pydantic model of the ``trainer`` section, field by field from `TrainerConfig`."""
+    types = get_type_hints(TrainerConfig)
+    defaults = {field.name: field.default for field in fields(TrainerConfig)}
+    options: dict[str, Any] = {name: (types[name], defaults[name]) for name in TRAINER_OPTIONS}
+    return create_model("TrainerOptions", __config__=ConfigDict(extra="forbid"), **options)
+
+
+_TRAINER_OPTIONS_MODEL = _trainer_options_model()
+
+
+def trainer_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``trainer`` section with every option: values converted to the types of the
+    `TrainerConfig` fields (YAML's ``1e-3`` is a string), unknown keys rejected, defaults filled
+    in, and the values checked by `TrainerConfig` itself.
+
+    Example:
+        >>> trainer_options({"lr": "1e-3"})["lr"], trainer_options({})["precision"]
+        (0.001, 'fp32')
+        >>> trainer_options({"batch_size": 0})
+        Traceback (most recent call last):
+        ...
+        nomoretuning.errors.ConfigError: trainer.batch_size must be a positive integer, got 0
+    """
+    try:
+        typed = _TRAINER_OPTIONS_MODEL.model_validate(dict(options))
+    except ValidationError as error:
+        raise ConfigError(_describe(error, within="trainer")) from None
+    checked = TrainerConfig(**typed.model_dump())
+    return {name: getattr(checked, name) for name in TRAINER_OPTIONS}
 
 
 class CompareSection(_Section):
     models: list[str] = Field(default_factory=lambda: ["shared_bottom", "omoe", "mmoe", "ple"])
-    methods: list[str] = Field(
-        default_factory=lambda: [
-            "equal",
-            "nmt",
-            "single_task",
-            "famo",
-            "emtl",
-            "famo+nmt",
-            "emtl+nmt",
-        ]
-    )
+    methods: list[str] = Field(default_factory=lambda: list(DEFAULT_COMPARED_METHODS))
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
     protocol: Literal["table1", "table3"] = "table1"
     weights: dict[str, float] | None = None
@@ -137,10 +204,11 @@ class CompareSection(_Section):
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, methods: list[str]) -> list[str]:
-        allowed = {*METHODS, "famo+nmt", "emtl+nmt"}
         for method in methods:
-            if method not in allowed:
-                raise ValueError(f"unknown method {method!r}; allowed: {sorted(allowed)}")
+            if method not in COMPARED_METHODS:
+                raise ValueError(
+                    f"unknown method {method!r}; must be one of {', '.join(COMPARED_METHODS)}"
+                )
         return methods
 
 
@@ -156,9 +224,15 @@ class RunConfig(_Section):
     data: DataSection
     model: ModelSection = Field(default_factory=ModelSection)
     method: MethodSection = Field(default_factory=MethodSection)
-    trainer: TrainerSection = Field(default_factory=TrainerSection)
+    trainer: dict[str, Any] = Field(default_factory=dict, validate_default=True)
+    """Every `TRAINER_OPTIONS` key (see `trainer_options`); `TrainerConfig` is its typed form."""
     compare: CompareSection = Field(default_factory=CompareSection)
     grid: GridSection = Field(default_factory=GridSection)
+
+    @field_validator("trainer")
+    @classmethod
+    def _trainer_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        return trainer_options(options)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -215,20 +289,35 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
 
 
 def validate_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
-    """Validates a raw dict; the first error becomes a one-line ``ConfigError`` naming the key."""
+    """Validates a raw dict; the first error becomes a one-line ``ConfigError`` naming the key.
+
+    Example:
+        >>> validate_config({"data": {"dataset": "imagenet"}}, source="run.yaml")
+        Traceback (most recent call last):
+        ...
+        nomoretuning.errors.ConfigError: run.yaml: data.dataset: must be one of census_income, \
+tiktok, qk_video, table, synthetic, lambdarank, search_logs (got 'imagenet')
+    """
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        message = first["msg"]
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        elif first["type"] == "missing":
-            message = "required key is missing"
-        given = first.get("input")
-        shown = "" if first["type"] in ("missing", "extra_forbidden") else f" (got {given!r})"
-        raise ConfigError(f"{source}: {key}: {message}{shown}") from None
+        raise ConfigError(f"{source}: {_describe(error)}") from None
+
+
+def _describe(error: ValidationError, within: str = "") -> str:
+    """The first error of a validation in one line: the key, what is wrong, the value given."""
+    first = error.errors()[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):  # raised by a check that names its key itself
+        return str(cause)
+    parts = [str(part) for part in first["loc"]]
+    key = ".".join([within, *parts] if within else parts) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    if first["type"] == "missing":
+        return f"{key}: required key is missing"
+    message = str(cause) if isinstance(cause, ValueError) else first["msg"]
+    return f"{key}: {message} (got {first.get('input')!r})"
 
 
 def dump_config(config: RunConfig) -> str:

@@ -33,8 +33,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from nomoretuning.cli.builders import build_dataset, build_model, build_objective, method_label
+from nomoretuning.cli.builders import build_dataset, build_model, build_objective, trainer_config
 from nomoretuning.cli.config import MethodSection, RunConfig
+from nomoretuning.cli.registry import RANKING_DATASETS
 from nomoretuning.cli.runs import grid_weights, run_training, selected_tasks
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
@@ -50,9 +51,6 @@ __all__ = [
     "score_on_tasks",
     "table3_plan",
 ]
-
-RANKING_DATASETS = ("lambdarank", "search_logs")
-"""Datasets trained with the pairwise objective (``data.dataset`` values)."""
 
 TABLE3_TASKS = ("pay", "amount", "relevance")
 """The tasks of the Table 3 protocol, highest priority first."""
@@ -178,10 +176,11 @@ def score_on_tasks(
     model = build_model(config.model, dataset, list(trained))
     state = load_checkpoint(run_dir / "best.pt", map_location="cpu")
     model.load_state_dict(state["model"])
-    device = _device(config.trainer.device)
+    settings = trainer_config(config)
+    device = _device(settings.device)
     wrapped = _OneScore(model, trained[0], tasks).to(device)
     logits, labels, groups = predict(
-        wrapped, getattr(dataset, split), config.trainer.eval_batch_size, device, tasks
+        wrapped, getattr(dataset, split), settings.eval_batch_size, device, tasks
     )
     return objective.evaluate(logits, labels, groups)
 
@@ -244,7 +243,7 @@ def run_table3(
             records.append(
                 {
                     "model": config.model.name,
-                    "method": method_label(sub.method),
+                    "method": sub.method.label,
                     "run": run.name,
                     "tasks": list(run.tasks),
                     "seed": seed,

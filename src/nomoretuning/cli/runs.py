@@ -22,7 +22,6 @@ from nomoretuning.cli.builders import (
     build_dataset,
     build_model,
     build_objective,
-    method_label,
     trainer_config,
 )
 from nomoretuning.cli.config import MethodSection, RunConfig, dump_config
@@ -85,7 +84,7 @@ def run_training(
     if dataset is None:
         dataset = build_dataset(config.data, config.seed)
     tasks = selected_tasks(config, dataset)
-    label = method_label(config.method)
+    label = config.method.label
     if config.method.name == "single_task" and len(tasks) > 1:
         record: dict[str, Any] = {
             "test": {},
@@ -125,7 +124,7 @@ def run_training(
             model,
             combiner,
             dataset,
-            trainer_config(config.trainer, config.seed, progress=progress),
+            trainer_config(config, progress=progress),
             run_dir=run_dir,
             objective=build_objective(dataset, tasks),
             overwrite=config.overwrite or (resume and not can_resume),
@@ -149,21 +148,6 @@ def run_training(
     }
 
 
-def _method_section(base: MethodSection, name: str, tasks: Sequence[str]) -> MethodSection:
-    section = base.model_copy(deep=True)
-    if name.endswith("+nmt"):
-        section.name, section.inner = "nmt", name.split("+")[0]  # type: ignore[assignment]
-    else:
-        section.name = name  # type: ignore[assignment]
-        if name != "nmt":
-            section.inner = None
-    if section.name == "nmt" and not section.priorities:
-        section.priorities = list(tasks)
-    if section.name != "nmt":
-        section.options = {} if base.name == "nmt" else section.options
-    return section
-
-
 def run_comparison(
     config: RunConfig, output: Path, *, resume: bool = False, report: Progress = _say
 ) -> list[dict[str, Any]]:
@@ -185,7 +169,7 @@ def run_comparison(
         run.seed = seed
         run.model.name = model
         run.model.options = options_for(model, config.model.options)
-        run.method = _method_section(config.method, method, tasks)
+        run.method = config.method.variant(method, tasks)
         run.data.tasks = list(tasks)
         run_dir = output / model / method.replace("+", "_") / f"seed{seed}"
         record = run_training(run, run_dir, dataset, progress=False, resume=resume)
@@ -258,7 +242,7 @@ def run_grid(
             + ", ".join(f"{t} {record['test'][t]['auc']:.4f}" for t in tasks)
         )
     run = config.model_copy(deep=True)
-    run.method = _method_section(config.method, "nmt", tasks)
+    run.method = config.method.variant("nmt", tasks)
     run.data.tasks = list(tasks)
     nmt = run_training(run, output / "nmt", dataset, progress=False, resume=resume)
     report("nmt: " + ", ".join(f"{t} {nmt['test'][t]['auc']:.4f}" for t in tasks))
