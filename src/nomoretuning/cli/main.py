@@ -1,4 +1,5 @@
-"""The ``nomoretuning`` command line (also ``python -m nomoretuning``).
+"""The ``nomoretuning`` command line (also ``python -m nomoretuning``): argument parsing and
+dispatch to the protocols (`nomoretuning.cli.protocols`).
 
 Commands: ``train CONFIG``, ``compare CONFIG``, ``grid CONFIG``, ``plot RUN``, ``demo``.
 Bad input ends with a one-line message on stderr and exit status 2, never a traceback.
@@ -11,16 +12,11 @@ import contextlib
 import json
 import sys
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from nomoretuning.errors import ConfigError, NomoretuningError
-
-if TYPE_CHECKING:
-    from nomoretuning.cli.config import RunConfig
+from nomoretuning.errors import NomoretuningError
 
 __all__ = ["main"]
 
@@ -77,23 +73,12 @@ def _set_cache(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from nomoretuning.cli.config import load_config
-    from nomoretuning.cli.plots import plot_run
-    from nomoretuning.cli.runs import prepare_output, run_training
+    from nomoretuning.cli.protocols.train import train_command
 
     config = load_config(args.config, args.overrides)
     config.overwrite = config.overwrite or args.overwrite
     output = _output(args, config.output, f"runs/{args.config.stem}")
-    prepare_output(output, config.overwrite, args.resume)
-    record = run_training(config, output, resume=args.resume)
-    if not _is_main():
-        return 0  # under torchrun rank 0 reports and plots
-    for task, values in record["test"].items():
-        shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if k != "loss")
-        print(f"test {task}: {shown}")
-    if config.method.name != "single_task":
-        for path in plot_run(output):
-            print(f"plot: {path}")
-    print(f"run directory: {output}")
+    train_command(config, output, resume=args.resume)
     return 0
 
 
@@ -101,97 +86,25 @@ def _compare(
     args: argparse.Namespace, config_path: Path | None = None, overrides: Sequence[str] = ()
 ) -> int:
     from nomoretuning.cli.config import load_config
-    from nomoretuning.cli.plots import plot_run
-    from nomoretuning.cli.report import comparison_markdown
-    from nomoretuning.cli.runs import prepare_output, run_comparison
-    from nomoretuning.training.checkpoint import atomic_write_text
+    from nomoretuning.cli.protocols.compare import compare_command
+    from nomoretuning.cli.protocols.table3 import table3_command
 
-    config = load_config(config_path or args.config, [*getattr(args, "overrides", []), *overrides])
+    path = config_path or args.config
+    config = load_config(path, [*getattr(args, "overrides", []), *overrides])
     overwrite = config.overwrite or getattr(args, "overwrite", False)
-    resume = getattr(args, "resume", False)
-    output = _output(args, config.output, f"runs/{(config_path or args.config).stem}")
-    if config.compare.protocol == "table3":
-        return _compare_table3(config, output, overwrite, resume)
-    from nomoretuning.cli.ranking import RANKING_DATASETS
-
-    if config.data.dataset in RANKING_DATASETS:
-        raise ConfigError(
-            f"compare.protocol table1 reports AUC of per-task logits; for the ranking dataset "
-            f"{config.data.dataset!r} set compare.protocol: table3"
-        )
-    prepare_output(output, overwrite, resume)
-    records = run_comparison(config, output, resume=resume)
-    if not _is_main():
-        return 0
-    tasks = list(records[0]["test"]) if records else []
-    table = comparison_markdown(records, tasks)
-    atomic_write_text(output / "results.md", table)
-    print()
-    print(table)
-    print(f"results: {output / 'results.json'}, {output / 'results.md'}")
-    nmt_runs = [r for r in records if r["method"] == "nmt"]
-    if nmt_runs:
-        for path in plot_run(Path(nmt_runs[0]["run_dir"])):
-            print(f"plot: {path}")
-    return 0
-
-
-def _compare_table3(config: RunConfig, output: Path, overwrite: bool, resume: bool) -> int:
-    """``compare`` with ``compare.protocol: table3`` (learning to rank, docs/ranking.md)."""
-    from nomoretuning.cli.plots import plot_run
-    from nomoretuning.cli.ranking import run_table3
-    from nomoretuning.cli.report import table3_markdown
-    from nomoretuning.cli.runs import prepare_output
-    from nomoretuning.training.checkpoint import atomic_write_text
-
-    prepare_output(output, overwrite, resume)
-    records = run_table3(config, output, resume=resume)
-    if not _is_main():
-        return 0
-    tasks = list(records[0]["test"]) if records else []
-    k = int(config.data.options.get("ndcg_k", 10))
-    table = table3_markdown(records, tasks, k=k)
-    atomic_write_text(output / "results.md", table)
-    print()
-    print(table)
-    print(f"results: {output / 'results.json'}, {output / 'results.md'}")
-    deepest = max(records, key=lambda r: len(r["tasks"]) if r["method"] != "fixed" else 0)
-    with warnings.catch_warnings():  # its validation panel draws AUC, which rankings lack
-        warnings.simplefilter("ignore", UserWarning)
-        paths = plot_run(Path(deepest["run_dir"]))
-    for path in paths:
-        print(f"plot: {path}")
+    output = _output(args, config.output, f"runs/{path.stem}")
+    command = table3_command if config.compare.protocol == "table3" else compare_command
+    command(config, output, overwrite=overwrite, resume=getattr(args, "resume", False))
     return 0
 
 
 def _grid(args: argparse.Namespace) -> int:
     from nomoretuning.cli.config import load_config
-    from nomoretuning.cli.plots import plot_grid, plot_run
-    from nomoretuning.cli.ranking import RANKING_DATASETS, run_ranking_grid
-    from nomoretuning.cli.report import grid_markdown
-    from nomoretuning.cli.runs import prepare_output, run_grid
-    from nomoretuning.training.checkpoint import atomic_write_text
+    from nomoretuning.cli.protocols.grid import grid_command
 
     config = load_config(args.config, args.overrides)
     output = _output(args, config.output, f"runs/{args.config.stem}-grid")
-    prepare_output(output, config.overwrite or args.overwrite, args.resume)
-    ranking = config.data.dataset in RANKING_DATASETS
-    grid = run_ranking_grid if ranking else run_grid
-    summary = grid(config, output, resume=args.resume)
-    if not _is_main():
-        return 0
-    table = grid_markdown(summary)
-    atomic_write_text(output / "grid.md", table)
-    print()
-    print(table)
-    if not ranking:  # the trade-off plot draws AUC
-        print(f"plot: {plot_grid(summary, output)}")
-    with warnings.catch_warnings():  # the validation panel draws AUC, which rankings lack
-        if ranking:
-            warnings.simplefilter("ignore", UserWarning)
-        paths = plot_run(Path(summary["nmt"]["run_dir"]))
-    for path in paths:
-        print(f"plot: {path}")
+    grid_command(config, output, overwrite=config.overwrite or args.overwrite, resume=args.resume)
     return 0
 
 
@@ -220,12 +133,6 @@ def _demo(args: argparse.Namespace) -> int:
     with resources.as_file(config) as path:
         namespace = argparse.Namespace(output=output, overwrite=False, resume=False, overrides=[])
         return _compare(namespace, config_path=path)
-
-
-def _is_main() -> bool:
-    from nomoretuning.training.distributed import is_main_process
-
-    return is_main_process()
 
 
 @contextlib.contextmanager

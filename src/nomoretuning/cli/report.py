@@ -7,14 +7,35 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from nomoretuning.cli.runs import mean_std
-
-__all__ = ["KEEP_TOLERANCE", "comparison_markdown", "grid_markdown", "table3_markdown"]
+__all__ = [
+    "KEEP_TOLERANCE",
+    "comparison_markdown",
+    "grid_markdown",
+    "mean_std",
+    "table3_markdown",
+]
 
 BASELINE = "equal"
 
 KEEP_TOLERANCE = 0.005
 """Table 3: the top task counts as kept when its mean metric is at most 0.5 % below the baseline."""
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation, NaN values left out (NaN, NaN when none is left).
+
+    Example:
+        >>> mean_std([1.0, 3.0, float("nan")])
+        (2.0, 1.4142135623730951)
+    """
+    clean = [v for v in values if not math.isnan(v)]
+    if not clean:
+        return math.nan, math.nan
+    mean = sum(clean) / len(clean)
+    if len(clean) < 2:
+        return mean, 0.0
+    var = sum((v - mean) ** 2 for v in clean) / (len(clean) - 1)
+    return mean, math.sqrt(var)
 
 
 def _fmt(mean: float, std: float) -> str:

@@ -1,7 +1,6 @@
-"""Learning to rank from the command line: the NMT paper's Table 3 protocol and the weight grid.
-
-Table 3 (the paper's Taobao experiment, ``compare.protocol: table3``): one single-score model
-trained with the pairwise logistic loss, five runs per seed,
+"""The NMT paper's Table 3 protocol (its Taobao experiment; ``nomoretuning compare`` with
+``compare.protocol: table3``): one single-score model trained with the pairwise logistic loss,
+five runs per seed,
 
 =================================  ==========================  ====================
 run                                tasks (priority order)      method
@@ -17,38 +16,42 @@ run                                tasks (priority order)      method
 every task (the pay-only model too: its single score is ranked against the amount and relevance
 labels), and the report gives each task's NDCG@k and pairwise accuracy with the relative change
 against the pay-only baseline, as the paper reports each business metric's change.
-
-``nomoretuning grid`` on a ranking dataset runs the fixed-weight grid with NDCG@k in place of AUC.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import time
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from nomoretuning.cli import outputs
 from nomoretuning.cli.builders import build_dataset, build_model, build_objective, trainer_config
 from nomoretuning.cli.config import MethodSection, RunConfig
-from nomoretuning.cli.registry import RANKING_DATASETS
-from nomoretuning.cli.runs import grid_weights, run_training, selected_tasks
+from nomoretuning.cli.outputs import Progress
+from nomoretuning.cli.plots import plot_run
+from nomoretuning.cli.protocols.train import run_training, selected_tasks
+from nomoretuning.cli.record import Metrics, RunRecord
+from nomoretuning.cli.registry import DATASETS, RANKING_DATASETS
+from nomoretuning.cli.report import table3_markdown
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
-from nomoretuning.training.checkpoint import atomic_write_text, load_checkpoint
+from nomoretuning.training.checkpoint import load_checkpoint
+from nomoretuning.training.devices import resolve_device
 from nomoretuning.training.objectives import PairwiseObjective, predict
 
 __all__ = [
-    "RANKING_DATASETS",
+    "DEFAULT_WEIGHTS",
     "TABLE3_TASKS",
     "Table3Run",
-    "run_ranking_grid",
     "run_table3",
     "score_on_tasks",
+    "table3_command",
     "table3_plan",
 ]
 
@@ -58,7 +61,8 @@ TABLE3_TASKS = ("pay", "amount", "relevance")
 DEFAULT_WEIGHTS = {"pay": 0.5, "relevance": 0.5}
 """Weights of the ``pay+relevance (fixed weights)`` run unless ``compare.weights`` is set."""
 
-Progress = Callable[[str], None]
+WHAT = "compare.protocol table3"
+"""How error messages name the protocol."""
 
 
 @dataclass(frozen=True)
@@ -155,12 +159,6 @@ class _OneScore(nn.Module):
         return dict.fromkeys(self.tasks, score)
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def score_on_tasks(
     config: RunConfig,
     dataset: PreparedDataset,
@@ -169,15 +167,18 @@ def score_on_tasks(
     tasks: Sequence[str],
     objective: PairwiseObjective,
     split: str = "test",
-) -> dict[str, dict[str, float]]:
+) -> Metrics:
     """Metrics on ``split`` of the single-score model saved in ``run_dir/best.pt`` for every task
-    in ``tasks``, including tasks it was not trained on (its one score ranks every label)."""
+    in ``tasks``, including tasks it was not trained on (its one score ranks every label).
+
+    Scores on the run's training device (`resolve_device`: GPU ``LOCAL_RANK`` under torchrun).
+    """
     torch.manual_seed(config.seed)
     model = build_model(config.model, dataset, list(trained))
     state = load_checkpoint(run_dir / "best.pt", map_location="cpu")
     model.load_state_dict(state["model"])
     settings = trainer_config(config)
-    device = _device(settings.device)
+    device = resolve_device(settings.device)
     wrapped = _OneScore(model, trained[0], tasks).to(device)
     logits, labels, groups = predict(
         wrapped, getattr(dataset, split), settings.eval_batch_size, device, tasks
@@ -185,36 +186,17 @@ def score_on_tasks(
     return objective.evaluate(logits, labels, groups)
 
 
-def _check_ranking(config: RunConfig, what: str) -> None:
-    if config.data.dataset not in RANKING_DATASETS:
+def _check_config(config: RunConfig) -> None:
+    """What the protocol needs of a config: a ranking dataset, the single-score model, no
+    ``compare.models`` or ``compare.methods``."""
+    if not DATASETS[config.data.dataset].ranking:
         raise ConfigError(
-            f"{what}: needs a ranking dataset ({', '.join(RANKING_DATASETS)}), "
+            f"{WHAT}: needs a ranking dataset ({', '.join(RANKING_DATASETS)}), "
             f"got data.dataset {config.data.dataset!r}"
         )
-
-
-def _objective(dataset: PreparedDataset, tasks: Sequence[str], what: str) -> PairwiseObjective:
-    objective = build_objective(dataset, tasks)
-    if not isinstance(objective, PairwiseObjective):
-        raise ConfigError(f"{what}: dataset {dataset.name!r} has no pairwise ranking objective")
-    return objective
-
-
-def run_table3(
-    config: RunConfig, output: Path, *, resume: bool = False, report: Progress = print
-) -> list[dict[str, Any]]:
-    """Runs the Table 3 protocol (see the module docstring); writes ``output/results.json``.
-
-    Each record: ``model``, ``method``, ``run`` (the Table 3 row), ``tasks`` (trained, priority
-    order), ``seed``, ``test`` (``{task: {"ndcg", "pairwise_accuracy", "loss"}}`` for every task of
-    the protocol), ``valid`` (the trained tasks), ``wall_time_s``, ``epochs``, ``steps``,
-    ``stages``, ``run_dir``.
-    """
-    what = "compare.protocol table3"
-    _check_ranking(config, what)
     if config.model.name != "single_score":
         raise ConfigError(
-            f"{what}: trains the single-score model (one score for every task); set "
+            f"{WHAT}: trains the single-score model (one score for every task); set "
             f"model.name: single_score, got {config.model.name!r}"
         )
     unused = sorted({"models", "methods"} & config.compare.model_fields_set)
@@ -224,11 +206,30 @@ def run_table3(
             "pay+relevance, pay+relevance with fixed weights, pay+amount, pay+amount+relevance); "
             "remove it"
         )
+
+
+def _objective(dataset: PreparedDataset, tasks: Sequence[str]) -> PairwiseObjective:
+    objective = build_objective(dataset, tasks)
+    if not isinstance(objective, PairwiseObjective):
+        raise ConfigError(f"{WHAT}: dataset {dataset.name!r} has no pairwise ranking objective")
+    return objective
+
+
+def run_table3(
+    config: RunConfig, output: Path, *, resume: bool = False, report: Progress = outputs.say
+) -> list[RunRecord]:
+    """Runs the Table 3 protocol (see the module docstring); writes ``output/results.json``.
+
+    Each record has its ``run`` (the Table 3 row) and ``tasks`` (trained, priority order);
+    ``test`` holds ``{task: {"ndcg", "pairwise_accuracy", "loss"}}`` for every task of the
+    protocol, ``valid`` the trained tasks.
+    """
+    _check_config(config)
     dataset = build_dataset(config.data, config.seed)
     tasks = selected_tasks(config, dataset)
     plan = table3_plan(tasks, config.method, config.compare.weights)
-    objective = _objective(dataset, tasks, what)
-    records: list[dict[str, Any]] = []
+    objective = _objective(dataset, tasks)
+    records: list[RunRecord] = []
     total = len(plan) * len(config.compare.seeds)
     start = time.perf_counter()
     for run in plan:
@@ -238,86 +239,36 @@ def run_table3(
             sub.data.tasks = list(run.tasks)
             sub.method = run.method.model_copy(deep=True)
             run_dir = output / run.slug / f"seed{seed}"
-            record = run_training(sub, run_dir, dataset, progress=False, resume=resume)
+            trained = run_training(sub, run_dir, dataset, progress=False, resume=resume)
             test = score_on_tasks(sub, dataset, run_dir, run.tasks, tasks, objective)
-            records.append(
-                {
-                    "model": config.model.name,
-                    "method": sub.method.label,
-                    "run": run.name,
-                    "tasks": list(run.tasks),
-                    "seed": seed,
-                    "test": test,
-                    "valid": record["valid"],
-                    "wall_time_s": record["wall_time_s"],
-                    "epochs": record["epochs"],
-                    "steps": record["steps"],
-                    "stages": record["stages"],
-                    "run_dir": str(run_dir),
-                }
-            )
-            atomic_write_text(output / "results.json", json.dumps(records, indent=2))
+            record = dataclasses.replace(trained, run=run.name, tasks=list(run.tasks), test=test)
+            records.append(record)
+            outputs.write_json_on_main(output / "results.json", [r.to_dict() for r in records])
             shown = ", ".join(f"{t} {test[t]['ndcg']:.4f}" for t in tasks)
             report(
                 f"[{len(records)}/{total}] {run.name:30s} seed {seed}: NDCG@{objective.k} "
-                f"{shown} ({record['wall_time_s']:.0f}s, {time.perf_counter() - start:.0f}s total)"
+                f"{shown} ({record.wall_time_s:.0f}s, {time.perf_counter() - start:.0f}s total)"
             )
     return records
 
 
-def run_ranking_grid(
-    config: RunConfig, output: Path, *, resume: bool = False, report: Progress = print
-) -> dict[str, Any]:
-    """The fixed-weight grid on a ranking dataset, NMT beside it, scored by NDCG@k.
-
-    Writes ``output/grid.json`` in the schema of ``nomoretuning grid`` (``tasks``, ``grid``,
-    ``nmt``, ``cost``, ``best_grid_by_valid_primary``) with ``metric: "ndcg"``.
-    """
-    what = "grid"
-    _check_ranking(config, what)
-    dataset = build_dataset(config.data, config.seed)
-    tasks = selected_tasks(config, dataset)
-    objective = _objective(dataset, tasks, what)
-    metric = objective.selection_metric
-    points: list[dict[str, Any]] = []
-    weights_list = grid_weights(tasks, config.grid.points, config.grid.three_task_points)
-    for index, weights in enumerate(weights_list, 1):
-        run = config.model_copy(deep=True)
-        run.method = MethodSection(name="fixed", weights=weights)
-        run.data.tasks = list(tasks)
-        name = "_".join(f"{weights[t]:.3f}" for t in tasks)
-        record = run_training(run, output / "grid" / name, dataset, progress=False, resume=resume)
-        record["weights"] = weights
-        points.append(record)
-        report(
-            f"[{index}/{len(weights_list)}] weights {name}: "
-            + ", ".join(f"{t} {record['test'][t][metric]:.4f}" for t in tasks)
-        )
-    run = config.model_copy(deep=True)
-    if run.method.name != "nmt":
-        run.method = MethodSection(name="nmt")
-    run.method.priorities = run.method.priorities or list(tasks)
-    run.data.tasks = list(tasks)
-    nmt = run_training(run, output / "nmt", dataset, progress=False, resume=resume)
-    report("nmt: " + ", ".join(f"{t} {nmt['test'][t][metric]:.4f}" for t in tasks))
-    cost = {
-        "grid_runs": len(points),
-        "grid_epochs": round(sum(p["epochs"] for p in points), 2),
-        "grid_wall_time_s": round(sum(p["wall_time_s"] for p in points), 1),
-        "nmt_epochs": nmt["epochs"],
-        "nmt_wall_time_s": nmt["wall_time_s"],
-    }
-    cost["wall_time_ratio"] = round(
-        cost["grid_wall_time_s"] / max(cost["nmt_wall_time_s"], 1e-9), 2
-    )
-    best = max(points, key=lambda p: p["valid"][tasks[0]][metric])
-    summary = {
-        "tasks": list(tasks),
-        "metric": metric,
-        "grid": points,
-        "nmt": nmt,
-        "cost": cost,
-        "best_grid_by_valid_primary": best["weights"],
-    }
-    atomic_write_text(output / "grid.json", json.dumps(summary, indent=2))
-    return summary
+def table3_command(config: RunConfig, output: Path, *, overwrite: bool, resume: bool) -> None:
+    """``nomoretuning compare`` with ``compare.protocol: table3``: the protocol, ``results.md``
+    and the table printed, the plots of the deepest NMT run."""
+    outputs.prepare_output(output, overwrite, resume)
+    records = run_table3(config, output, resume=resume)
+    if not outputs.is_main_process():
+        return
+    tasks = list(records[0].test) if records else []
+    k = int(config.data.options.get("ndcg_k", 10))
+    table = table3_markdown([r.to_dict() for r in records], tasks, k=k)
+    outputs.write_text_on_main(output / "results.md", table)
+    print()
+    print(table)
+    print(f"results: {output / 'results.json'}, {output / 'results.md'}")
+    deepest = max(records, key=lambda r: len(r.tasks or ()) if r.method != "fixed" else 0)
+    with warnings.catch_warnings():  # its validation panel draws AUC, which rankings lack
+        warnings.simplefilter("ignore", UserWarning)
+        paths = plot_run(Path(deepest.run_dir))
+    for path in paths:
+        print(f"plot: {path}")

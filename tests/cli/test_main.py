@@ -1,0 +1,166 @@
+"""The command line's front: bad input of every kind ends with one line on stderr and exit status
+2 (no traceback), ``python -m nomoretuning``, and ``demo`` says which data it uses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_helpers import (
+    CENSUS,
+    LAMBDARANK,
+    census_config,
+    needs_census,
+    run_cli,
+    table3_config,
+    write_config,
+)
+
+from nomoretuning.cli import main as cli
+from nomoretuning.cli.registry import DATASETS
+
+Mutation = Callable[[dict[str, Any]], object]
+
+
+def _set(path: str, value: object) -> Mutation:
+    def mutate(config: dict[str, Any]) -> None:
+        node = config
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+
+    return mutate
+
+
+def _assert_one_line_exit_2(code: int, err: str, message: str) -> None:
+    assert code == 2, err
+    assert message in err
+    assert err.startswith("nomoretuning: error: ")
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+@needs_census
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c.update(extra=1), "extra: unknown key"),
+        (lambda c: c.pop("data"), "data: required key is missing"),
+        (_set("data.dataset", "imagenet"), f"data.dataset: must be one of {', '.join(DATASETS)}"),
+        (_set("trainer.lr", "fast"), "trainer.lr: Input should be a valid number"),
+        (_set("trainer.batch_size", 0), "trainer.batch_size must be a positive"),
+        (_set("trainer.precision", "fp8"), "trainer.precision: Input should be 'fp32'"),
+        (_set("trainer.seed", 3), "trainer.seed: unknown key"),
+        (_set("model.name", "transformer"), "model.name: unknown model"),
+        (_set("model.options.experts", 3), "model.options"),
+        (_set("method.name", "pcgrad"), "method.name: must be one of single_task, equal"),
+        (_set("method.inner", "nmt"), "method.inner: must be one of equal, famo, emtl"),
+        (_set("method.options", {"tolerance": -1}), "tolerance of task 'income'"),
+        (_set("method.options", {"speed": 1}), "method.options.speed: unknown option"),
+        (_set("method.priorities", ["income", "age"]), "method.priorities"),
+        (_set("data.tasks", ["income", "age"]), "unknown task"),
+        (_set("data.path", "/nonexistent/census.gz"), "/nonexistent/census.gz"),
+        (_set("method.name", "fixed"), "method.weights"),
+    ],
+)
+def test_bad_configs_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mutate: Mutation, message: str
+) -> None:
+    config = census_config()
+    mutate(config)
+    path = write_config(tmp_path, config, "bad.yaml")
+    code, _, err = run_cli(["train", str(path), "--output", str(tmp_path / "out")], capsys)
+    _assert_one_line_exit_2(code, err, message)
+
+
+@pytest.mark.parametrize(
+    ("command", "mutate", "message"),
+    [
+        ("train", _set("data.tasks", ["pay", "clicks"]), "tasks must be distinct names among"),
+        ("compare", _set("data.tasks", ["amount", "relevance"]), "needs the task 'pay'"),
+        ("compare", _set("data.tasks", ["pay"]), "at least one of 'amount', 'relevance'"),
+        ("compare", _set("data", {"dataset": "lambdarank"}), "needs the task 'pay'"),
+        ("compare", _set("model.name", "mmoe"), "set model.name: single_score"),
+        ("compare", _set("compare.protocol", "table2"), "compare.protocol: Input should be"),
+        ("compare", _set("compare.protocol", "table1"), "set compare.protocol: table3"),
+        ("compare", _set("compare.weights", {"pay": 1.0, "amount": 1.0}), "compare.weights"),
+        ("compare", _set("compare.weights", {"pay": 0}), "must be > 0"),
+        ("compare", _set("compare.models", ["mmoe"]), "compare.models: not used by protocol"),
+        ("compare", _set("compare.methods", ["pcgrad"]), "compare.methods: unknown method"),
+        ("train", _set("data.options.max_pairs_per_group", 0), "max_pairs_per_group"),
+        ("train", _set("data.options.ndcg_k", 0), "ndcg_k must be a positive integer"),
+        ("grid", _set("data.tasks", ["pay"]), "grid: needs 2 or 3 tasks"),
+    ],
+)
+def test_bad_ranking_configs_exit_2_with_one_line(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    mutate: Mutation,
+    message: str,
+) -> None:
+    config = table3_config()
+    mutate(config)
+    if config["data"].get("dataset") == "lambdarank":
+        config["data"]["path"] = str(LAMBDARANK)
+        if not (LAMBDARANK / "rank.train").is_file():
+            pytest.skip("no ../shared/data")
+    path = write_config(tmp_path, config, "bad.yaml")
+    code, _, err = run_cli([command, str(path), "--output", str(tmp_path / "out")], capsys)
+    _assert_one_line_exit_2(code, err, message)
+
+
+def test_bad_files_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["train", str(tmp_path / "missing.yaml")], capsys)
+    _assert_one_line_exit_2(code, err, "config file not found")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("data: [unclosed\n")
+    code, _, err = run_cli(["train", str(broken)], capsys)
+    _assert_one_line_exit_2(code, err, "invalid YAML at line")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    code, _, err = run_cli(["train", str(empty)], capsys)
+    _assert_one_line_exit_2(code, err, "the config is empty")
+    config = write_config(tmp_path, census_config())
+    code, _, err = run_cli(["train", str(config), "--set", "trainer.lr"], capsys)
+    _assert_one_line_exit_2(code, err, "expected key=value")
+    code, _, err = run_cli(["plot", str(tmp_path)], capsys)
+    _assert_one_line_exit_2(code, err, "no history.csv")
+
+
+def test_python_dash_m_entry_point() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "nomoretuning", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0
+    for command in ("train", "compare", "grid", "plot", "demo"):
+        assert command in done.stdout
+
+
+@needs_census
+def test_demo_says_which_data_it_uses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Path] = []
+
+    def fake_compare(args: object, config_path: Path | None = None, overrides: object = ()) -> int:
+        assert config_path is not None
+        seen.append(Path(config_path))
+        return 0
+
+    monkeypatch.setattr(cli, "_compare", fake_compare)
+    monkeypatch.setenv("NOMORETUNING_CACHE", str(tmp_path / "empty"))
+    assert cli.main(["demo", "--output", str(tmp_path / "d1")]) == 0
+    assert "SYNTHETIC" in capsys.readouterr().out
+    monkeypatch.setenv("NOMORETUNING_CACHE", str(CENSUS.parent))
+    assert cli.main(["demo", "--output", str(tmp_path / "d2")]) == 0
+    assert "real data, UCI Census-Income" in capsys.readouterr().out
+    assert [p.name for p in seen] == ["demo_synthetic.yaml", "demo_census.yaml"]

@@ -1,0 +1,167 @@
+"""``nomoretuning train`` end to end on real data (short budgets): the run directory, overrides,
+inner methods, mixed precision, merged single-task runs, the TikTok sample and learning to rank."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from cli_helpers import (
+    CONFIGS,
+    FAST,
+    LAMBDARANK,
+    TIKTOK,
+    census_config,
+    needs_census,
+    needs_lambdarank,
+    run_cli,
+    write_config,
+)
+
+from nomoretuning.cli.config import validate_config
+from nomoretuning.cli.protocols.train import run_training
+from nomoretuning.training import metrics
+
+
+@needs_census
+def test_train_writes_a_complete_run_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, census_config())
+    out_dir = tmp_path / "run"
+    code, out, err = run_cli(["train", str(config), "--output", str(out_dir)], capsys)
+    assert code == 0, err
+    assert "test income: auc" in out
+    names = {p.name for p in out_dir.iterdir()}
+    assert {
+        "config.yaml",
+        "history.csv",
+        "evaluations.csv",
+        "metrics.json",
+        "last.pt",
+        "best.pt",
+        "plots",
+    } <= names
+    metrics_json = json.loads((out_dir / "metrics.json").read_text())
+    assert [s["stage"] for s in metrics_json["stages"]] == [1, 2]
+    assert 0.5 < metrics_json["test"]["income"]["auc"] <= 1
+    resolved = yaml.safe_load((out_dir / "config.yaml").read_text())
+    assert resolved["trainer"]["max_steps"] == 6
+    assert (out_dir / "plots" / "training.png").stat().st_size > 10_000
+
+    # never overwritten unless asked
+    code, _, err = run_cli(["train", str(config), "--output", str(out_dir)], capsys)
+    assert code == 2
+    assert "already exists and is not empty" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["train", str(config), "--output", str(out_dir), "--overwrite"], capsys)
+    assert code == 0, err
+
+    code, out, _ = run_cli(["plot", str(out_dir)], capsys)
+    assert code == 0
+    assert "training.png" in out
+
+
+@needs_census
+def test_set_overrides_and_inner_methods(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir = tmp_path / "famo_nmt"
+    code, _, err = run_cli(
+        [
+            "train",
+            str(write_config(tmp_path, census_config())),
+            "--output",
+            str(out_dir),
+            "--set",
+            "method.inner=famo",
+            "--set",
+            "method.options={dual: pi}",
+            "--set",
+            "trainer.max_steps=4",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    resolved = yaml.safe_load((out_dir / "config.yaml").read_text())
+    assert resolved["method"]["inner"] == "famo"
+    assert resolved["method"]["options"] == {"dual": "pi"}
+    assert resolved["trainer"]["max_steps"] == 4
+
+
+@needs_census
+def test_bf16_precision_is_settable_from_a_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = census_config(trainer={**FAST, "max_steps": 2, "precision": "bf16"})
+    out_dir = tmp_path / "bf16"
+    code, _, err = run_cli(
+        ["train", str(write_config(tmp_path, config)), "--output", str(out_dir)], capsys
+    )
+    assert code == 0, err
+    assert yaml.safe_load((out_dir / "config.yaml").read_text())["trainer"]["precision"] == "bf16"
+    assert 0 < json.loads((out_dir / "metrics.json").read_text())["test"]["income"]["auc"] <= 1
+
+
+@needs_census
+def test_single_task_trains_each_task_alone_and_merges_the_record(tmp_path: Path) -> None:
+    config = validate_config(census_config(method={"name": "single_task"}))
+    record = run_training(config, tmp_path / "single", progress=False)
+    assert set(record.test) == set(record.valid) == {"income", "marital"}
+    assert record.method == "single_task"
+    assert record.stages is None
+    assert "stages" not in record.to_dict()
+    runs = [json.loads((tmp_path / "single" / t / "metrics.json").read_text()) for t in record.test]
+    assert record.steps == sum(run["steps"] for run in runs)
+    assert record.test["marital"] == runs[1]["test"]["marital"]
+
+
+@pytest.mark.skipif(not TIKTOK.exists(), reason="../shared/data is not beside the checkout")
+def test_tiktok_sample_trains_end_to_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = census_config(
+        data={
+            "dataset": "tiktok",
+            "path": str(TIKTOK),
+            "tasks": ["finish", "like"],
+            "options": {"allow_single_class": True, "min_count": 1},
+        },
+        model={
+            "name": "shared_bottom",
+            "options": {"bottom_dims": [8], "tower_dims": [4], "embedding_dim": 4},
+        },
+        trainer={**FAST, "batch_size": 32},
+    )
+    path = write_config(tmp_path, config)
+    code, _, err = run_cli(["train", str(path), "--output", str(tmp_path / "tt")], capsys)
+    assert code == 0, err
+
+
+@needs_lambdarank
+def test_train_on_the_real_lambdarank_example_beats_a_random_ranking(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = yaml.safe_load((CONFIGS / "ranking_lambdarank.yaml").read_text())
+    config["data"]["path"] = str(LAMBDARANK)
+    config["trainer"].update(max_epochs=2)
+    out_dir = tmp_path / "lr"
+    code, out, err = run_cli(
+        ["train", str(write_config(tmp_path, config)), "--output", str(out_dir)], capsys
+    )
+    assert code == 0, err
+    assert "test relevance: ndcg" in out
+    result = json.loads((out_dir / "metrics.json").read_text())
+    trained = result["test"]["relevance"]["ndcg"]
+    assert {"ndcg", "pairwise_accuracy", "loss"} == set(result["test"]["relevance"])
+
+    from nomoretuning.data.ranking import load_lambdarank_example
+
+    test = load_lambdarank_example(LAMBDARANK).test
+    y, g = test.labels["relevance"].numpy(), test.groups.numpy()  # type: ignore[attr-defined]
+    rng = np.random.default_rng(0)
+    random = np.mean([metrics.ndcg_at_k(y, rng.random(y.size), g, 10) for _ in range(20)])
+    assert trained > random + 0.08, (trained, random)
