@@ -15,7 +15,7 @@ import nomoretuning as nt
 from nomoretuning.core import pairwise_logistic_loss
 from nomoretuning.data import GroupedSplit, make_search_logs, make_synthetic
 from nomoretuning.data.batching import Batch
-from nomoretuning.errors import DataError
+from nomoretuning.errors import ConfigError, DataError
 from nomoretuning.models import build_model
 from nomoretuning.training.objectives import (
     BinaryObjective,
@@ -224,18 +224,20 @@ def test_evaluate_rejects_exponential_gain_on_amounts_and_handles_no_pairs() -> 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"tasks": []}, "distinct"),
-        ({"pair_masks": {"clicks": "positive"}}, "pair_masks names 'clicks'"),
+        ({"tasks": []}, "tasks must name at least one task"),
+        ({"tasks": ["pay", "pay"]}, "task 'pay' appears more than once"),
+        ({"pair_masks": {"clicks": "positive"}}, r"a task of pair_masks must be one of \['pay'\]"),
         ({"pair_masks": {"pay": "purchased"}}, "'positive' or a function"),
-        ({"max_pairs_per_group": 0}, "max_pairs_per_group"),
-        ({"k": 0}, "k must be"),
-        ({"gain": "log"}, "gain must be"),
-        ({"no_relevant": "drop"}, "no_relevant"),
+        ({"max_pairs_per_group": 0}, "max_pairs_per_group must be a positive integer or null"),
+        ({"k": 0}, "k must be a positive integer, got 0"),
+        ({"gain": "log"}, r"gain must be one of \['exponential', 'linear'\], got 'log'"),
+        ({"gain": {"amount": "linear"}}, "a task of gain must be one of"),
+        ({"no_relevant": "drop"}, r"no_relevant must be one of \['skip', 'zero', 'one'\]"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
     args: dict[str, object] = {"tasks": ["pay"], **kwargs}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ConfigError, match=match):
         PairwiseObjective(**args)  # type: ignore[arg-type]
 
 

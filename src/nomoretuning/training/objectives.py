@@ -16,10 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nomoretuning.checks import one_of, optional_positive_int, positive_int, task_names
 from nomoretuning.core.losses import make_pairs, pairwise_logistic_loss
 from nomoretuning.data.batching import Batch, PreparedDataset, TensorSplit
-from nomoretuning.data.ranking.spec import Gain, PairwiseSpec
-from nomoretuning.errors import DataError
+from nomoretuning.data.ranking.spec import GAINS, Gain, PairwiseSpec
+from nomoretuning.errors import ConfigError, DataError
 from nomoretuning.training import metrics
 
 __all__ = [
@@ -177,50 +178,26 @@ class PairwiseObjective:
         gain: Gain | Mapping[str, Gain] = "exponential",
         no_relevant: metrics.NoRelevant = "skip",
     ) -> None:
-        self.tasks = tuple(tasks)
-        if not self.tasks or len(set(self.tasks)) != len(self.tasks):
-            raise ValueError(f"PairwiseObjective: tasks must be distinct names, got {list(tasks)}")
+        self.tasks = task_names(tasks, "PairwiseObjective: tasks")
         masks = dict(pair_masks or {})
         for task, rule in masks.items():
-            if task not in self.tasks:
-                raise ValueError(
-                    f"PairwiseObjective: pair_masks names {task!r}, not one of {list(self.tasks)}"
-                )
+            one_of(task, "PairwiseObjective: a task of pair_masks", self.tasks)
             if rule != "positive" and not callable(rule):
-                raise ValueError(
+                raise ConfigError(
                     f"PairwiseObjective: pair_masks[{task!r}] must be 'positive' or a function "
                     f"label -> bool mask, got {rule!r}"
                 )
         self.pair_masks: dict[str, PairMask] = masks
-        if max_pairs_per_group is not None and (
-            isinstance(max_pairs_per_group, bool)
-            or not isinstance(max_pairs_per_group, int)
-            or max_pairs_per_group < 1
-        ):
-            raise ValueError(
-                "PairwiseObjective: max_pairs_per_group must be a positive integer or None, "
-                f"got {max_pairs_per_group!r}"
-            )
-        self.max_pairs_per_group = max_pairs_per_group
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"PairwiseObjective: k must be a positive integer, got {k!r}")
-        self.k = k
+        self.max_pairs_per_group = optional_positive_int(
+            max_pairs_per_group, "PairwiseObjective: max_pairs_per_group"
+        )
+        self.k = positive_int(k, "PairwiseObjective: k")
         gains = dict.fromkeys(self.tasks, gain) if isinstance(gain, str) else dict(gain)
         for task, value in gains.items():
-            if task not in self.tasks:
-                raise ValueError(
-                    f"PairwiseObjective: gain names {task!r}, not one of {list(self.tasks)}"
-                )
-            if value not in ("exponential", "linear"):
-                raise ValueError(
-                    f"PairwiseObjective: gain must be 'exponential' or 'linear', got {value!r}"
-                )
+            one_of(task, "PairwiseObjective: a task of gain", self.tasks)
+            one_of(value, "PairwiseObjective: gain", GAINS)
         self.gains: dict[str, Gain] = {t: gains.get(t, "exponential") for t in self.tasks}
-        if no_relevant not in ("skip", "zero", "one"):
-            raise ValueError(
-                f"PairwiseObjective: no_relevant must be 'skip', 'zero' or 'one', got "
-                f"{no_relevant!r}"
-            )
+        one_of(no_relevant, "PairwiseObjective: no_relevant", ("skip", "zero", "one"))
         self.no_relevant: metrics.NoRelevant = no_relevant
         self.seed = seed
         self._generator = None if seed is None else torch.Generator().manual_seed(int(seed))

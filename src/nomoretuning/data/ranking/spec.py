@@ -13,13 +13,15 @@ from typing import Literal
 from nomoretuning.checks import optional_positive_int, positive_int
 from nomoretuning.errors import DataError
 
-__all__ = ["Gain", "PairMaskRule", "PairwiseSpec"]
+__all__ = ["GAINS", "Gain", "PairMaskRule", "PairwiseSpec"]
 
 PairMaskRule = Literal["positive"]
 """Which rows of a task form pairs: ``"positive"``, the rows with a label > 0."""
 
 Gain = Literal["exponential", "linear"]
 """NDCG gain of a task: ``2**label - 1`` or ``label``."""
+GAINS: tuple[Gain, ...] = ("exponential", "linear")
+"""Every `Gain`."""
 
 
 @dataclass(frozen=True)
