@@ -81,7 +81,7 @@ def test_bad_configs_exit_2_with_one_line(
 @pytest.mark.parametrize(
     ("command", "mutate", "message"),
     [
-        ("train", _set("data.tasks", ["pay", "clicks"]), "tasks must be distinct names among"),
+        ("train", _set("data.tasks", ["pay", "clicks"]), "'clicks'"),  # names the bad task
         ("compare", _set("data.tasks", ["amount", "relevance"]), "needs the task 'pay'"),
         ("compare", _set("data.tasks", ["pay"]), "at least one of 'amount', 'relevance'"),
         ("compare", _set("data", {"dataset": "lambdarank"}), "needs the task 'pay'"),
