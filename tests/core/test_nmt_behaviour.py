@@ -332,7 +332,10 @@ def test_emtl_composition_adds_the_prior_weighted_penalty() -> None:
         ({"priorities": [["a", "b"], "a"]}, "'a' appears more than once"),
         ({"priorities": ["a", []]}, "task name or a list"),
         ({"priorities": ["a", 3]}, "task name or a list"),
-        ({"priorities": ["a", "b"], "tolerance": -0.1}, "tolerance of task 'a' must be a finite number >= 0"),
+        (
+            {"priorities": ["a", "b"], "tolerance": -0.1},
+            "tolerance of task 'a' must be a finite number >= 0",
+        ),
         ({"priorities": ["a", "b"], "tolerance": {"c": 0.1}}, "unknown task 'c'"),
         ({"priorities": ["a", "b"], "tolerance": float("nan")}, "finite number >= 0"),
         ({"priorities": ["a", "b"], "tolerance_mode": "percent"}, "tolerance_mode must be one of"),

@@ -7,6 +7,10 @@ from trainer_helpers import toy_dataset
 
 from nomoretuning.data.batching import PreparedDataset
 
+collect_ignore = ["conftest.py"]
+"""Not collected for doctests (``--doctest-modules`` would import it as the module ``conftest``,
+clashing with tests/data/conftest.py)."""
+
 
 @pytest.fixture(scope="module")
 def dataset() -> PreparedDataset:
