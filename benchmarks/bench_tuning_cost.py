@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
 import nomoretuning as nt
-from nomoretuning.cli.runs import grid_weights
+from nomoretuning.cli.protocols.grid import grid_weights
 from nomoretuning.data import PreparedDataset
 from nomoretuning.training.trainer import Trainer, TrainerConfig
 
