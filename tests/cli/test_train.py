@@ -165,3 +165,38 @@ def test_train_on_the_real_lambdarank_example_beats_a_random_ranking(
     rng = np.random.default_rng(0)
     random = np.mean([metrics.ndcg_at_k(y, rng.random(y.size), g, 10) for _ in range(20)])
     assert trained > random + 0.08, (trained, random)
+
+
+@needs_census
+def test_a_corrupt_checkpoint_on_resume_is_one_line_and_the_previous_one_finishes_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, census_config())
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    for out_dir in (reference, run):
+        code, _, err = run_cli(["train", str(config), "--output", str(out_dir)], capsys)
+        assert code == 0, err
+    # The run is interrupted after its last checkpoint, which the crash left truncated.
+    (run / "metrics.json").unlink()
+    (run / "best.pt").unlink()
+    last = run / "last.pt"
+    last.write_bytes(last.read_bytes()[:2000])
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+
+    code, _, err = run_cli(["train", str(config), "--output", str(run), "--resume"], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert f"{last} is not a readable checkpoint" in err
+    assert "--resume previous" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+    code, _, err = run_cli(
+        ["train", str(config), "--output", str(run), "--resume", "previous"], capsys
+    )
+    assert code == 0, err
+    finished = [json.loads((d / "metrics.json").read_text()) for d in (reference, run)]
+    for metrics_json in finished:
+        metrics_json.pop("wall_time_s"), metrics_json.pop("run_dir")
+    assert finished[0] == finished[1]
+    for log in ("history.csv", "evaluations.csv"):
+        assert (run / log).read_text() == (reference / log).read_text()

@@ -147,7 +147,7 @@ def test_famo_bad_usage() -> None:
     with pytest.raises(ValueError, match="missing task loss 'b'"):
         famo.step({"a": _t(1.0), "b": _t(1.0)}, closure=lambda: {"a": _t(1.0)})
     for kwargs, message in [
-        ({"lr": 0.0}, "lr must be > 0"),
+        ({"lr": 0.0}, "FAMO: lr must be a finite number > 0"),
         ({"weight_decay": -1.0}, "weight_decay"),
         ({"floors": {"z": 0.0}}, "unknown task 'z'"),
         ({"betas": (0.9, 1.0)}, "betas"),

@@ -41,7 +41,14 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--output", type=Path, help="run directory (default: the config's output)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-        p.add_argument("--resume", action="store_true", help="continue an interrupted output")
+        p.add_argument(
+            "--resume",
+            nargs="?",
+            const="last",
+            choices=["last", "previous"],
+            help="continue an interrupted output from its last checkpoint (or, with "
+            "`--resume previous`, from the one before it)",
+        )
         p.add_argument(
             "--cache-dir", type=Path, help="dataset cache (default: $NOMORETUNING_CACHE)"
         )
@@ -78,7 +85,7 @@ def _train(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.overrides)
     config.overwrite = config.overwrite or args.overwrite
     output = _output(args, config.output, f"runs/{args.config.stem}")
-    train_command(config, output, resume=args.resume)
+    train_command(config, output, resume=args.resume or False)
     return 0
 
 
@@ -94,7 +101,7 @@ def _compare(
     overwrite = config.overwrite or getattr(args, "overwrite", False)
     output = _output(args, config.output, f"runs/{path.stem}")
     command = table3_command if config.compare.protocol == "table3" else compare_command
-    command(config, output, overwrite=overwrite, resume=getattr(args, "resume", False))
+    command(config, output, overwrite=overwrite, resume=getattr(args, "resume", None) or False)
     return 0
 
 
@@ -104,7 +111,9 @@ def _grid(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.overrides)
     output = _output(args, config.output, f"runs/{args.config.stem}-grid")
-    grid_command(config, output, overwrite=config.overwrite or args.overwrite, resume=args.resume)
+    grid_command(
+        config, output, overwrite=config.overwrite or args.overwrite, resume=args.resume or False
+    )
     return 0
 
 
@@ -131,7 +140,7 @@ def _demo(args: argparse.Namespace) -> int:
     config = resources.files("nomoretuning") / "configs" / name
     output = args.output or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     with resources.as_file(config) as path:
-        namespace = argparse.Namespace(output=output, overwrite=False, resume=False, overrides=[])
+        namespace = argparse.Namespace(output=output, overwrite=False, resume=None, overrides=[])
         return _compare(namespace, config_path=path)
 
 

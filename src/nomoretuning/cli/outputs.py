@@ -21,6 +21,7 @@ from pathlib import Path
 from nomoretuning.errors import ConfigError
 from nomoretuning.training import distributed as parallel
 from nomoretuning.training.checkpoint import atomic_write_text
+from nomoretuning.training.trainer import Resume
 
 __all__ = [
     "Progress",
@@ -45,7 +46,7 @@ def is_main_process() -> bool:
     return parallel.is_main_process()
 
 
-def prepare_output(path: Path, overwrite: bool, resume: bool = False) -> None:
+def prepare_output(path: Path, overwrite: bool, resume: Resume = False) -> None:
     """Refuses to touch an existing, non-empty directory unless asked (rank 0 decides).
 
     Raises:
@@ -55,7 +56,7 @@ def prepare_output(path: Path, overwrite: bool, resume: bool = False) -> None:
     parallel.run_on_main(lambda: _prepare_output(path, overwrite, resume), ConfigError)
 
 
-def _prepare_output(path: Path, overwrite: bool, resume: bool) -> None:
+def _prepare_output(path: Path, overwrite: bool, resume: Resume) -> None:
     if path.exists() and not path.is_dir():
         raise ConfigError(f"output {path} exists and is not a directory")
     if path.exists() and any(path.iterdir()) and not (overwrite or resume):

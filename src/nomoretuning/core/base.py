@@ -8,11 +8,13 @@ calls ``backward()``: the training loop owns that.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, TypeGuard, runtime_checkable
 
 import torch
 from torch import Tensor, nn
+
+from nomoretuning import checks
 
 __all__ = [
     "Closure",
@@ -20,34 +22,11 @@ __all__ = [
     "StagedCombiner",
     "check_losses",
     "check_prior",
-    "check_tasks",
     "is_staged",
 ]
 
 Closure = Callable[[], Mapping[str, Tensor]]
 """Recomputes the task losses at the current parameters on the same batch (no gradient needed)."""
-
-
-def check_tasks(tasks: Iterable[str], what: str = "tasks") -> tuple[str, ...]:
-    """Validates task names: non-empty strings, no duplicates.
-
-    Example:
-        >>> check_tasks(["ctr", "cvr"])
-        ('ctr', 'cvr')
-    """
-    if isinstance(tasks, str):
-        raise ValueError(f"{what} must be a sequence of task names, got the string {tasks!r}")
-    names = tuple(tasks)
-    if not names:
-        raise ValueError(f"{what} must name at least one task")
-    seen: set[str] = set()
-    for name in names:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"{what}: task names must be non-empty strings, got {name!r}")
-        if name in seen:
-            raise ValueError(f"{what}: task {name!r} appears more than once")
-        seen.add(name)
-    return names
 
 
 def check_losses(losses: Mapping[str, Tensor], tasks: Sequence[str]) -> None:
@@ -118,7 +97,7 @@ class LossCombiner(nn.Module):
 
     def __init__(self, tasks: Sequence[str]) -> None:
         super().__init__()
-        self.tasks: tuple[str, ...] = check_tasks(tasks)
+        self.tasks: tuple[str, ...] = checks.task_names(tasks)
 
     def forward(
         self, losses: Mapping[str, Tensor], prior: Mapping[str, float] | None = None

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from nomoretuning import checks
 from nomoretuning.core.base import Closure, LossCombiner, check_losses
 
 __all__ = ["FAMO"]
@@ -73,10 +74,10 @@ class FAMO(LossCombiner):
         betas: tuple[float, float] = (0.9, 0.999),
     ) -> None:
         super().__init__(tasks)
-        _positive("lr", lr)
+        checks.positive_number(lr, "FAMO: lr")
         if not math.isfinite(weight_decay) or weight_decay < 0:
             raise ValueError(f"FAMO: weight_decay must be >= 0, got {weight_decay}")
-        _positive("eps", eps)
+        checks.positive_number(eps, "FAMO: eps")
         if not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"FAMO: betas must lie in [0, 1), got {betas}")
         floors = dict(floors or {})
@@ -174,8 +175,3 @@ class FAMO(LossCombiner):
 
     def extra_repr(self) -> str:
         return f"tasks={list(self.tasks)}, lr={self.lr}, weight_decay={self.weight_decay}"
-
-
-def _positive(name: str, value: float) -> None:
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"FAMO: {name} must be > 0, got {value}")

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from nomoretuning.core.base import LossCombiner, check_losses, check_tasks
+from nomoretuning import checks
+from nomoretuning.core.base import LossCombiner, check_losses
 
 __all__ = ["EqualWeights", "FixedWeights", "UncertaintyWeighting"]
 
@@ -51,7 +52,7 @@ class FixedWeights(LossCombiner):
     def __init__(self, weights: Mapping[str, float]) -> None:
         if not isinstance(weights, Mapping):
             raise ValueError(f"FixedWeights needs a dict task -> weight, got {type(weights)}")
-        super().__init__(check_tasks(weights.keys(), "FixedWeights"))
+        super().__init__(checks.task_names(weights.keys(), "FixedWeights"))
         for task, w in weights.items():
             if not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
                 raise ValueError(f"FixedWeights: weight of task {task!r} must be >= 0, got {w!r}")

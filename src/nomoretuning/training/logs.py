@@ -7,10 +7,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nomoretuning.training.checkpoint import CheckpointFiles
+from nomoretuning.training.errors import TrainingError
 from nomoretuning.training.history import CsvLog
 from nomoretuning.training.selection import Candidate
 
-__all__ = ["EVALUATION_METRICS", "RunLogs", "progress_bar"]
+__all__ = ["EVALUATION_METRICS", "RUN_FILES", "RunLogs", "prepare_run_directory", "progress_bar"]
+
+RUN_FILES = (
+    "history.csv",
+    "evaluations.csv",
+    "last.pt",
+    "previous.pt",
+    "best.pt",
+    "metrics.json",
+)
+"""The files a run writes into its directory (``overwrite`` replaces exactly these)."""
 
 EVALUATION_METRICS = ("auc", "logloss", "loss", "gauc", "ndcg", "pairwise_accuracy")
 """The metric columns of ``evaluations.csv`` (those a task's objective does not report stay
@@ -129,3 +141,22 @@ def progress_bar(enabled: bool, total: int, description: str) -> Any:
     except ImportError:  # pragma: no cover - tqdm ships with the cli extra
         return None
     return tqdm(total=total, desc=description, leave=False, dynamic_ncols=True)
+
+
+def prepare_run_directory(
+    run_dir: Path, checkpoints: CheckpointFiles, resume: str | None, overwrite: bool
+) -> None:
+    """Makes ``run_dir`` ready: to resume (its checkpoint ``resume`` must exist), or for a new
+    run (empty, or ``overwrite``: the run files of an earlier run are removed, nothing else)."""
+    if resume is not None:
+        if not checkpoints.exists(resume):
+            raise TrainingError(f"{run_dir}: no {checkpoints.path(resume).name} to resume from")
+    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise TrainingError(
+            f"{run_dir} already exists and is not empty; choose another run directory, "
+            f"resume it, or pass overwrite"
+        )
+    elif run_dir.exists():
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)

@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import torch
+
 from nomoretuning.training.records import StageRecord
 
-__all__ = ["TrainerState"]
+__all__ = ["TrainerState", "restore_rng_state", "rng_state"]
 
 
 @dataclass
@@ -68,3 +70,18 @@ class TrainerState:
         self.epochs_run = float(position["epochs_run"])
         self.wall_time = float(position["wall_time"])
         self.stage_records = [StageRecord.from_dict(r) for r in json.loads(state["stage_records"])]
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's random number generators (torch, and CUDA when present)."""
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Puts back what `rng_state` returned."""
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

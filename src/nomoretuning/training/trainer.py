@@ -45,26 +45,18 @@ from nomoretuning.training.constraints import ConstraintData, measure_training_l
 from nomoretuning.training.devices import resolve_device
 from nomoretuning.training.errors import TrainingError
 from nomoretuning.training.evaluation import evaluate_split
-from nomoretuning.training.logs import RunLogs, progress_bar
+from nomoretuning.training.logs import RunLogs, prepare_run_directory, progress_bar
 from nomoretuning.training.objectives import Objective, objective_for
 from nomoretuning.training.records import FitResult, Metrics, StageRecord
 from nomoretuning.training.selection import Candidate, CandidateSelection
 from nomoretuning.training.stages import StagePlan
-from nomoretuning.training.state import TrainerState
+from nomoretuning.training.state import TrainerState, restore_rng_state, rng_state
 from nomoretuning.training.steps import StepRunner
 
-__all__ = ["FitResult", "Trainer", "TrainerConfig", "TrainingError"]
+__all__ = ["FitResult", "Resume", "Trainer", "TrainerConfig", "TrainingError"]
 
 Resume = bool | Literal["last", "previous"]
-RUN_FILES = (
-    "history.csv",
-    "evaluations.csv",
-    "last.pt",
-    "previous.pt",
-    "best.pt",
-    "metrics.json",
-)
-"""The files a run writes into its directory (``overwrite`` replaces exactly these)."""
+"""``fit(resume=...)``: False (a new run), True or ``"last"`` (from ``last.pt``), ``"previous"``."""
 
 
 class Trainer:
@@ -400,31 +392,15 @@ class Trainer:
             self._open_on_main(resume)
 
     def _open_on_main(self, resume: str | None) -> None:
-        run_dir = self.run_dir
-        assert run_dir is not None and self.checkpoints is not None
-        if resume is not None:
-            if not self.checkpoints.exists(resume):
-                name = self.checkpoints.path(resume).name
-                raise TrainingError(f"{run_dir}: no {name} to resume from")
-        elif run_dir.exists() and any(run_dir.iterdir()) and not self.overwrite:
-            raise TrainingError(
-                f"{run_dir} already exists and is not empty; choose another run directory, "
-                f"resume it, or pass overwrite"
-            )
-        elif run_dir.exists():
-            for name in RUN_FILES:
-                (run_dir / name).unlink(missing_ok=True)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.logs = RunLogs(self.tasks, run_dir, tensorboard=self.config.tensorboard)
+        assert self.run_dir is not None and self.checkpoints is not None
+        prepare_run_directory(self.run_dir, self.checkpoints, resume, self.overwrite)
+        self.logs = RunLogs(self.tasks, self.run_dir, tensorboard=self.config.tensorboard)
 
     def _save_last(self) -> None:
         if self.run_dir is None:
             return
         self.logs.flush()
-        rng = {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
+        rng = rng_state()
         rng_by_rank = parallel.all_gather_objects(rng) if self.world_size > 1 else None
         if not self._writes:
             return
@@ -464,17 +440,13 @@ class Trainer:
             self.runner.optimizer.load_state_dict(state["optimizer"])
         if self.runner.scaler is not None and "scaler" in state:
             self.runner.scaler.load_state_dict(state["scaler"])
-        rng = state["rng"]
         by_rank = state.get("rng_by_rank")
         if self.world_size > 1 and by_rank is not None and len(by_rank) == self.world_size:
-            rng = by_rank[self.rank]  # same world size: each rank continues its own stream
+            restore_rng_state(by_rank[self.rank])  # same world size: each rank its own stream
         elif self.rank > 0:
             torch.manual_seed(self.config.seed + 7919 * self.rank + self.state.global_step)
-            rng = None
-        if rng is not None:
-            torch.set_rng_state(rng["torch"].cpu())
-            if rng["cuda"] and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        else:
+            restore_rng_state(state["rng"])
         self.logs.truncate(state["log_rows"])
 
 

@@ -25,12 +25,13 @@ from nomoretuning.cli.record import RunRecord
 from nomoretuning.cli.registry import DATASETS
 from nomoretuning.cli.report import comparison_markdown
 from nomoretuning.errors import ConfigError
+from nomoretuning.training.trainer import Resume
 
 __all__ = ["check_shared_options", "compare_command", "options_for", "run_comparison"]
 
 
 def run_comparison(
-    config: RunConfig, output: Path, *, resume: bool = False, report: Progress = outputs.say
+    config: RunConfig, output: Path, *, resume: Resume = False, report: Progress = outputs.say
 ) -> list[RunRecord]:
     """Runs every model x method x seed of ``config.compare``; writes ``output/results.json``."""
     for model in config.compare.models:
@@ -85,7 +86,7 @@ def check_shared_options(models: Sequence[str], options: dict[str, Any]) -> None
             raise ConfigError(f"model.options.{key}: no compared architecture takes this option")
 
 
-def compare_command(config: RunConfig, output: Path, *, overwrite: bool, resume: bool) -> None:
+def compare_command(config: RunConfig, output: Path, *, overwrite: bool, resume: Resume) -> None:
     """``nomoretuning compare`` with ``compare.protocol: table1``: the comparison, ``results.md``
     and the table printed, the plots of the first NMT run."""
     if DATASETS[config.data.dataset].ranking:

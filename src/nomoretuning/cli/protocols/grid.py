@@ -26,6 +26,7 @@ from nomoretuning.cli.record import RunRecord
 from nomoretuning.cli.registry import DATASETS
 from nomoretuning.cli.report import grid_markdown
 from nomoretuning.errors import ConfigError
+from nomoretuning.training.trainer import Resume
 
 __all__ = ["grid_command", "grid_weights", "run_grid"]
 
@@ -57,7 +58,7 @@ def run_grid(
     output: Path,
     *,
     metric: str | None = None,
-    resume: bool = False,
+    resume: Resume = False,
     report: Progress = outputs.say,
 ) -> dict[str, Any]:
     """Runs the grid and NMT; writes ``output/grid.json`` and returns its content.
@@ -121,7 +122,7 @@ def _shown(record: RunRecord, tasks: Sequence[str], metric: str) -> str:
     return ", ".join(f"{t} {record.test[t][metric]:.4f}" for t in tasks)
 
 
-def grid_command(config: RunConfig, output: Path, *, overwrite: bool, resume: bool) -> None:
+def grid_command(config: RunConfig, output: Path, *, overwrite: bool, resume: Resume) -> None:
     """``nomoretuning grid``: the grid, ``grid.md`` and the table printed, the trade-off plot
     (AUC; binary tasks only) and the NMT run's plots."""
     outputs.prepare_output(output, overwrite, resume)

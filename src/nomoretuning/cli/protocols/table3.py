@@ -44,6 +44,7 @@ from nomoretuning.errors import ConfigError
 from nomoretuning.training.checkpoint import load_checkpoint
 from nomoretuning.training.devices import resolve_device
 from nomoretuning.training.objectives import PairwiseObjective, predict
+from nomoretuning.training.trainer import Resume
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -216,7 +217,7 @@ def _objective(dataset: PreparedDataset, tasks: Sequence[str]) -> PairwiseObject
 
 
 def run_table3(
-    config: RunConfig, output: Path, *, resume: bool = False, report: Progress = outputs.say
+    config: RunConfig, output: Path, *, resume: Resume = False, report: Progress = outputs.say
 ) -> list[RunRecord]:
     """Runs the Table 3 protocol (see the module docstring); writes ``output/results.json``.
 
@@ -252,7 +253,7 @@ def run_table3(
     return records
 
 
-def table3_command(config: RunConfig, output: Path, *, overwrite: bool, resume: bool) -> None:
+def table3_command(config: RunConfig, output: Path, *, overwrite: bool, resume: Resume) -> None:
     """``nomoretuning compare`` with ``compare.protocol: table3``: the protocol, ``results.md``
     and the table printed, the plots of the deepest NMT run."""
     outputs.prepare_output(output, overwrite, resume)

@@ -27,7 +27,7 @@ from nomoretuning.cli.record import RunRecord
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
 from nomoretuning.training import distributed as parallel
-from nomoretuning.training.trainer import Trainer
+from nomoretuning.training.trainer import Resume, Trainer
 
 __all__ = ["run_training", "selected_tasks", "train_command"]
 
@@ -54,7 +54,7 @@ def run_training(
     dataset: PreparedDataset | None = None,
     *,
     progress: bool | None = None,
-    resume: bool = False,
+    resume: Resume = False,
 ) -> RunRecord:
     """One run of a config (one model, one method, one seed); returns its record.
 
@@ -78,7 +78,9 @@ def run_training(
     # Under torchrun rank 0 reads the output directory and tells the other ranks.
     result = parallel.run_on_main(finished, ConfigError)
     if result is None:
-        can_resume = parallel.broadcast_object(resume and (run_dir / "last.pt").exists())
+        # A run with a checkpoint continues from it; one that never wrote one starts afresh.
+        has_checkpoint = any((run_dir / name).exists() for name in ("last.pt", "previous.pt"))
+        can_resume = parallel.broadcast_object(bool(resume) and has_checkpoint)
         torch.manual_seed(config.seed)
         model = build_model(config.model, dataset, tasks)
         combiner = build_combiner(config.method, tasks, model)
@@ -93,7 +95,7 @@ def run_training(
         )
         if outputs.is_main_process():
             run_dir.mkdir(parents=True, exist_ok=True)
-        result = trainer.fit(resume=can_resume).to_dict()
+        result = trainer.fit(resume=resume if can_resume else False).to_dict()
         outputs.write_text_on_main(run_dir / "config.yaml", dump_config(config))
     return RunRecord(
         model=config.model.name,
@@ -115,7 +117,7 @@ def _single_task_runs(
     dataset: PreparedDataset,
     tasks: tuple[str, ...],
     progress: bool | None,
-    resume: bool,
+    resume: Resume,
 ) -> RunRecord:
     """Each task trained alone in ``run_dir/<task>``; one record with every task's metrics."""
     records: dict[str, RunRecord] = {}
@@ -138,7 +140,7 @@ def _single_task_runs(
     )
 
 
-def train_command(config: RunConfig, output: Path, *, resume: bool) -> None:
+def train_command(config: RunConfig, output: Path, *, resume: Resume) -> None:
     """``nomoretuning train``: one run in ``output``, its test metrics printed, its plots drawn."""
     outputs.prepare_output(output, config.overwrite, resume)
     record = run_training(config, output, resume=resume)
