@@ -98,7 +98,7 @@ class ConstraintData:
     def _slack(self, task: str) -> float:
         reference = self.reference[task]
         if self.feasibility_tolerance is not None:
-            return self.feasibility_tolerance * abs(reference)
+            return constraint.slack(reference, self.feasibility_tolerance, "relative")
         staged = self.plan.staged
         return staged.slack(task, reference) if staged is not None else 0.0
 
