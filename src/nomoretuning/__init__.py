@@ -6,9 +6,9 @@ sub-packages.
 Example:
     >>> import torch
     >>> import nomoretuning as nt
-    >>> nmt = nt.NMT(["like", "finish"], tolerance=0.01)
-    >>> nmt({"like": torch.tensor(0.5), "finish": torch.tensor(0.7)})
-    tensor(0.5000)
+    >>> nmt = nt.NMT(["like", "finish"])
+    >>> nmt({"like": torch.tensor(0.5), "finish": torch.tensor(0.7)})  # stage 1: both, equally
+    tensor(0.6000)
 """
 
 from nomoretuning.core import (

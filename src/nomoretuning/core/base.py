@@ -170,9 +170,20 @@ class StagedCombiner(Protocol):
         """The slack of ``task``'s constraint around ``bound`` (default: its recorded bound)."""
         ...
 
-    def next_stage(self, bound: float | Mapping[str, float] | None = None) -> None: ...
+    def next_stage(
+        self,
+        bound: float | Mapping[str, float] | None = None,
+        baseline: float | Mapping[str, float] | None = None,
+    ) -> None:
+        """Ends the stage with its tasks' bounds (and, optionally, the loss of a constant
+        prediction on the same data)."""
+        ...
 
-    def update_multipliers(self, losses: Mapping[str, Tensor | float]) -> None: ...
+    def update_multipliers(
+        self, losses: Mapping[str, Tensor | float], steps: int | None = None
+    ) -> None:
+        """One dual step from losses measured elsewhere, standing for ``steps`` primal steps."""
+        ...
 
     def step(
         self,

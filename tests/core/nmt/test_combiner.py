@@ -1,10 +1,10 @@
-"""NMT's traps (DESIGN.md section 1), state, stage switching, composition and bad inputs."""
+"""NMT itself: the re-scaled Lagrangian, stages, state, composition and bad inputs (the dual
+rules and their traps: test_dual.py; convex problems with known optima: test_convex.py)."""
 
 from __future__ import annotations
 
-import itertools
+import functools
 import math
-import random
 
 import pytest
 import torch
@@ -12,6 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nomoretuning as nt
+from nomoretuning.errors import ConfigError
+
+# These tests drive the constrained stages by hand: no joint first stage (the default's
+# schedule is tested in test_combiner.py).
+NMT = functools.partial(nt.NMT, joint_start=False)
 
 
 def _scalar(value: float) -> torch.Tensor:
@@ -19,102 +24,19 @@ def _scalar(value: float) -> torch.Tensor:
 
 
 def _in_stage_two(**kwargs: object) -> nt.NMT:
-    nmt = nt.NMT(["top", "low"], **kwargs)  # type: ignore[arg-type]
+    nmt = NMT(["top", "low"], **kwargs)  # type: ignore[arg-type]
     nmt.next_stage(bound=1.0)
     return nmt
 
 
-# ------------------------------------------------------------------------------- traps
-def test_multiplier_grows_while_violated_and_returns_to_zero_once_slack() -> None:
-    nmt = _in_stage_two(tolerance=0.01, dual_lr=1.0)
-    history = []
-    for _ in range(20):  # violated: 1.5 > 1.0 * 1.01
-        nmt.step({"top": _scalar(1.5), "low": _scalar(0.3)})
-        history.append(nmt.multipliers["top"])
-    assert all(b > a for a, b in itertools.pairwise(history))
-    assert history[-1] == pytest.approx(20 * 0.49)
-    assert nmt.violations["top"] == pytest.approx(0.49)
-    for _ in range(100):  # slack: 0.5 < 1.01
-        nmt.step({"top": _scalar(0.5), "low": _scalar(0.3)})
-    assert nmt.multipliers["top"] == 0.0
-
-
-def test_dual_step_uses_the_raw_violation_not_the_autograd_derivative() -> None:
-    # d L~ / d lambda = (g - L~)/(1 + lambda) is negative here although the constraint is violated.
-    nmt = _in_stage_two(tolerance=0.0, dual_lr=1.0)
-    lam = torch.zeros((), requires_grad=True)
-    low, top = 2.0, 1.05
-    rescaled = (low + lam * (top - 1.0)) / (1 + lam)
-    (autograd_direction,) = torch.autograd.grad(rescaled, lam)
-    assert float(autograd_direction) < 0
-    nmt.step({"top": _scalar(top), "low": _scalar(low)})
-    assert nmt.multipliers["top"] == pytest.approx(0.05)
-
-
-def test_zero_tolerance_with_noisy_losses_drifts_and_the_default_does_not() -> None:
-    # At the optimum the mini-batch violation is zero-mean noise: with eps = 0 the projected
-    # ascent is a reflected random walk whose multiplier keeps growing (~ sqrt(steps)); the
-    # default 1 % relative tolerance keeps it at zero.
-    rng = random.Random(0)
-    noise = [rng.gauss(0.0, 0.005) for _ in range(20000)]
-    drifting = _in_stage_two(tolerance=0.0, dual_lr=1.0)
-    default = _in_stage_two(dual_lr=1.0)
-    fast = _in_stage_two()  # default dual_lr: larger steps, still no drift
-    trajectory = []
-    late: list[float] = []
-    for i, e in enumerate(noise):
-        losses = {"top": _scalar(1.0 + e), "low": _scalar(0.5)}
-        drifting.step(losses)
-        default.step(losses)
-        fast.step(losses)
-        if i >= 15000:
-            late.append(fast.multipliers["top"])
-        if (i + 1) % 5000 == 0:
-            trajectory.append(drifting.multipliers["top"])
-    assert trajectory[-1] > 0.2
-    assert trajectory[-1] > trajectory[0]
-    assert default.multipliers["top"] < 1e-3
-    assert sum(late) / len(late) < 0.5  # stationary, not growing like sqrt(steps)
-
-
-def test_relative_violation_divides_by_the_bound_and_raw_does_not() -> None:
-    relative = nt.NMT(["top", "low"], tolerance=0.0, dual_lr=1.0)
-    raw = nt.NMT(["top", "low"], tolerance=0.0, dual_lr=1.0, violation="raw")
-    for nmt in (relative, raw):
-        nmt.next_stage(bound=2.0)
-        nmt.step({"top": _scalar(2.5), "low": _scalar(0.0)})
-    assert relative.multipliers["top"] == pytest.approx(0.25)
-    assert raw.multipliers["top"] == pytest.approx(0.5)
-    assert relative.violations["top"] == pytest.approx(0.5)  # reported in loss units
-
-
-def test_a_step_without_a_dual_update_leaves_the_multipliers_to_held_out_losses() -> None:
-    nmt = nt.NMT(["top", "low"], dual_lr=1.0, tolerance=0.0)
-    nmt.next_stage(bound=1.0)
-    nmt.step({"top": _scalar(3.0), "low": _scalar(0.0)}, update_dual=False)
-    assert nmt.multipliers["top"] == 0.0
-    nmt.update_multipliers({"top": 1.5})
-    assert nmt.multipliers["top"] == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="missing loss of constrained task 'top'"):
-        nmt.update_multipliers({"low": 1.0})
-    with pytest.raises(ValueError, match="not finite"):
-        nmt.update_multipliers({"top": float("nan")})
-
-
-def test_smoothing_averages_the_violation() -> None:
-    nmt = _in_stage_two(tolerance=0.0, smoothing=0.5, dual_lr=1.0)
-    nmt.step({"top": _scalar(1.2), "low": _scalar(0.0)})  # first violation taken as is
-    nmt.step({"top": _scalar(1.0), "low": _scalar(0.0)})  # EMA: 0.5 * 0.2 + 0.5 * 0
-    assert nmt.multipliers["top"] == pytest.approx(0.2 + 0.1)
-
-
+# ------------------------------------------------------------------ the Lagrangian
 def test_warm_start_keeps_the_multiplier_at_zero_when_the_tasks_do_not_conflict() -> None:
     theta = torch.zeros(2, dtype=torch.float64, requires_grad=True)
 
     def losses() -> dict[str, torch.Tensor]:
         return {"top": (theta[0] - 1) ** 2 + 1, "low": (theta[1] - 2) ** 2}
 
-    nmt = nt.NMT(["top", "low"])
+    nmt = NMT(["top", "low"])
     opt = torch.optim.SGD([theta], lr=0.1)
     for stage_steps in (300, 300):
         for _ in range(stage_steps):
@@ -141,7 +63,7 @@ def test_rescaled_gradient_is_a_convex_combination(
 ) -> None:
     theta = torch.zeros(3, dtype=torch.float64, requires_grad=True)
     a, b = torch.tensor(g1, dtype=torch.float64), torch.tensor(g2, dtype=torch.float64)
-    nmt = nt.NMT(["top", "low"], initial_multiplier=lam)
+    nmt = NMT(["top", "low"], initial_multiplier=lam)
     nmt.next_stage(bound=1.0)
     assert sum(nmt.term_weights.values()) == pytest.approx(1.0)
     loss = nmt({"top": (theta * a).sum() + 1, "low": (theta * b).sum()})
@@ -152,7 +74,7 @@ def test_rescaled_gradient_is_a_convex_combination(
 
 
 def test_forward_returns_the_rescaled_lagrangian_value() -> None:
-    nmt = nt.NMT(["top", "low"], tolerance=0.1, initial_multiplier=3.0)
+    nmt = NMT(["top", "low"], tolerance=0.1, initial_multiplier=3.0)
     assert float(nmt({"top": _scalar(2.0), "low": _scalar(5.0)})) == 2.0  # stage 1: L_top
     nmt.next_stage(bound=2.0)
     value = nmt({"top": _scalar(2.5), "low": _scalar(0.7)})
@@ -161,7 +83,7 @@ def test_forward_returns_the_rescaled_lagrangian_value() -> None:
 
 # ------------------------------------------------------------------- stages and state
 def test_step_budget_switches_stages_and_finishes() -> None:
-    nmt = nt.NMT(["a", "b", "c"], switch=nt.StepBudget(3), bound_window=2)
+    nmt = NMT(["a", "b", "c"], switch=nt.StepBudget(3), bound_window=2)
     losses = {"a": _scalar(1.0), "b": _scalar(2.0), "c": _scalar(3.0)}
     for _ in range(3):
         nmt.step(losses)
@@ -178,7 +100,7 @@ def test_step_budget_switches_stages_and_finishes() -> None:
 
 
 def test_plateau_switches_when_the_training_loss_stops_improving() -> None:
-    nmt = nt.NMT(["a", "b"], switch=nt.Plateau(window=5, threshold=0.01), bound_window=5)
+    nmt = NMT(["a", "b"], switch=nt.Plateau(window=5, threshold=0.01), bound_window=5)
     for i in range(10):  # still falling fast
         nmt.step({"a": _scalar(10.0 - i), "b": _scalar(1.0)})
     assert nmt.stage == 1
@@ -189,7 +111,7 @@ def test_plateau_switches_when_the_training_loss_stops_improving() -> None:
 
 
 def test_bound_estimate_is_the_mean_of_the_recent_window() -> None:
-    nmt = nt.NMT(["a", "b"], bound_window=3)
+    nmt = NMT(["a", "b"], bound_window=3)
     for value in (9.0, 1.0, 2.0, 3.0):
         nmt.step({"a": _scalar(value), "b": _scalar(0.0)})
     assert nmt.bound_estimate == {"a": pytest.approx(2.0)}
@@ -198,7 +120,7 @@ def test_bound_estimate_is_the_mean_of_the_recent_window() -> None:
 
 
 def _famo_nmt() -> nt.NMT:
-    return nt.NMT(
+    return NMT(
         ["top", "low"],
         tolerance=0.05,
         dual="pi",
@@ -269,15 +191,15 @@ def _roundtrip_bytes(obj: object) -> object:
 
 
 def test_loading_state_of_other_priorities_is_refused() -> None:
-    state = nt.NMT(["a", "b"]).state_dict()
+    state = NMT(["a", "b"]).state_dict()
     with pytest.raises(ValueError, match="saved for priorities"):
-        nt.NMT(["b", "a"]).load_state_dict(state)
+        NMT(["b", "a"]).load_state_dict(state)
 
 
 # -------------------------------------------------------------------------- composition
 def test_famo_composition_weights_terms_by_lagrangian_times_famo() -> None:
     theta = torch.tensor([0.5, -0.5], dtype=torch.float64, requires_grad=True)
-    nmt = nt.NMT(["top", "low"], initial_multiplier=3.0, combiner=lambda t: nt.FAMO(t))
+    nmt = NMT(["top", "low"], initial_multiplier=3.0, combiner=lambda t: nt.FAMO(t))
     nmt.next_stage(bound=0.1)
     famo = nmt.inner
     assert isinstance(famo, nt.FAMO)
@@ -297,7 +219,7 @@ def test_famo_composition_weights_terms_by_lagrangian_times_famo() -> None:
 def test_composition_with_zero_multiplier_is_pure_objective_descent() -> None:
     theta = torch.tensor([0.5, -0.5], dtype=torch.float64, requires_grad=True)
     for factory in (lambda t: nt.FAMO(t), lambda t: nt.EMTL(t, shared=[theta])):
-        nmt = nt.NMT(["top", "low"], combiner=factory)
+        nmt = NMT(["top", "low"], combiner=factory)
         nmt.next_stage(bound=1.0)
         losses = {"top": (theta**2).sum(), "low": ((theta - 1) ** 2).sum()}
         (grad,) = torch.autograd.grad(nmt(losses), theta)
@@ -306,7 +228,7 @@ def test_composition_with_zero_multiplier_is_pure_objective_descent() -> None:
 
 def test_emtl_composition_adds_the_prior_weighted_penalty() -> None:
     theta = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
-    nmt = nt.NMT(
+    nmt = NMT(
         ["top", "low"],
         initial_multiplier=1.0,
         combiner=lambda t: nt.EMTL(t, shared=[theta], alpha=0.5),
@@ -318,7 +240,7 @@ def test_emtl_composition_adds_the_prior_weighted_penalty() -> None:
     r = [5 / math.sqrt(20), 3 / math.sqrt(2)]
     mean = sum(r) / 2
     penalty = 0.5 * (0.5 * (r[0] - mean) ** 2 + 0.5 * (r[1] - mean) ** 2) / mean**2
-    lagrangian = (3.0 + 1.0 * (5.0 - 4.0 - 0.04)) / 2
+    lagrangian = (3.0 + 1.0 * (5.0 - 4.0 - 0.02)) / 2  # slack: 0.5 % of the bound
     assert value == pytest.approx(lagrangian + penalty, rel=1e-6)
 
 
@@ -340,6 +262,8 @@ def test_emtl_composition_adds_the_prior_weighted_penalty() -> None:
         ({"priorities": ["a", "b"], "tolerance": float("nan")}, "finite number >= 0"),
         ({"priorities": ["a", "b"], "tolerance_mode": "percent"}, "tolerance_mode must be one of"),
         ({"priorities": ["a", "b"], "dual": "adam"}, "dual must be one of"),
+        ({"priorities": ["a", "b"], "target": 0.0}, r"target must be a number in \(0, 1\]"),
+        ({"priorities": ["a", "b"], "refine": "yes"}, "refine must be true or false"),
         ({"priorities": ["a", "b"], "violation": "scaled"}, "violation must be one of"),
         ({"priorities": ["a", "b"], "dual_lr": 0.0}, "dual_lr must be a finite number > 0"),
         ({"priorities": ["a", "b"], "smoothing": 1.0}, r"smoothing must be a number in \[0, 1\)"),
@@ -354,7 +278,7 @@ def test_emtl_composition_adds_the_prior_weighted_penalty() -> None:
 )
 def test_bad_constructor_arguments(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        nt.NMT(**kwargs)  # type: ignore[arg-type]
+        NMT(**kwargs)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -368,14 +292,14 @@ def test_bad_constructor_arguments(kwargs: dict[str, object], message: str) -> N
 )
 @pytest.mark.parametrize("method", ["forward", "step"])
 def test_bad_losses(losses: dict[str, float], message: str, method: str) -> None:
-    nmt = nt.NMT(["a", "b"])
+    nmt = NMT(["a", "b"])
     tensors = {k: _scalar(v) for k, v in losses.items()}
     with pytest.raises(ValueError, match=message):
         nmt(tensors) if method == "forward" else nmt.step(tensors)
 
 
 def test_non_scalar_and_non_tensor_losses() -> None:
-    nmt = nt.NMT(["a", "b"])
+    nmt = NMT(["a", "b"])
     with pytest.raises(
         ValueError, match=r"task 'a' must be a scalar \(0-dim\) tensor, got shape \(4,\)"
     ):
@@ -389,7 +313,7 @@ def test_non_scalar_and_non_tensor_losses() -> None:
 
 
 def test_bad_bounds() -> None:
-    nmt = nt.NMT(["a", "b"])
+    nmt = NMT(["a", "b"])
     with pytest.raises(RuntimeError, match="no training loss recorded in stage 1"):
         nmt.next_stage()
     with pytest.raises(ValueError, match="bound of task 'a' is not finite"):
@@ -397,3 +321,59 @@ def test_bad_bounds() -> None:
     with pytest.raises(ValueError, match="exactly the stage tasks"):
         nmt.next_stage(bound={"b": 1.0})
     assert nmt.stage == 1 and nmt.bounds == {}
+
+
+# ----------------------------------------------------------------- refinement, baselines
+def test_refine_adds_a_last_stage_for_the_top_task_under_the_lower_bounds() -> None:
+    nmt = NMT(["a", "b", "c"], refine=True)
+    assert nmt.num_stages == 4
+    seen = []
+    for bound in (1.0, 2.0, 3.0, 0.9):
+        seen.append((nmt.stage_tasks, nmt.constrained_tasks))
+        nmt.next_stage(bound=bound)
+    assert seen == [
+        (("a",), ()),
+        (("b",), ("a",)),
+        (("c",), ("a", "b")),
+        (("a",), ("b", "c")),
+    ]
+    assert nmt.finished and nmt.bounds == {"a": 0.9, "b": 2.0, "c": 3.0}
+    state = NMT(["a", "b"], refine=True).state_dict()
+    with pytest.raises(ValueError, match="refine"):
+        NMT(["a", "b"]).load_state_dict(state)
+
+
+def test_next_stage_records_baselines() -> None:
+    nmt = NMT([["a", "b"], "c"], tolerance=0.01)
+    nmt.next_stage(bound={"a": 0.5, "b": 0.2}, baseline={"a": 0.6, "b": 0.69})
+    assert nmt.slacks == {"a": pytest.approx(0.001), "b": pytest.approx(0.002)}
+    with pytest.raises(ValueError, match="baseline must name exactly the stage tasks"):
+        NMT([["a", "b"], "c"]).next_stage(bound={"a": 0.5, "b": 0.2}, baseline={"a": 0.6})
+
+
+def test_the_default_schedule_starts_with_every_task_together() -> None:
+    nmt = nt.NMT(["a", "b", "c"])
+    assert nmt.num_stages == 4
+    assert (nmt.stage_tasks, nmt.constrained_tasks) == (("a", "b", "c"), ())
+    assert nmt.term_weights == pytest.approx({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})
+    nmt.next_stage(bound={"a": 9.0, "b": 9.0, "c": 9.0})
+    assert nmt.bounds == {}  # a joint start bounds nothing
+    assert (nmt.stage_tasks, nmt.constrained_tasks) == (("a",), ())
+    nmt.next_stage(bound=0.5)
+    assert (nmt.stage_tasks, nmt.constrained_tasks) == (("b",), ("a",))
+    assert nmt.bounds["a"] == 0.5  # the top task's own stage sets its bound, not the joint one
+    nmt.next_stage(bound=0.25)
+    assert (nmt.stage_tasks, nmt.constrained_tasks) == (("c",), ("a", "b"))
+    nmt.next_stage(bound=0.125)
+    assert nmt.finished
+    assert nmt.bounds == {"a": 0.5, "b": 0.25, "c": 0.125}
+
+
+def test_one_task_has_no_joint_start() -> None:
+    assert nt.NMT(["a"]).num_stages == 1
+
+
+def test_a_state_saved_without_the_joint_start_is_refused_by_name() -> None:
+    state = NMT(["a", "b"]).state_dict()
+    with pytest.raises(ConfigError, match="joint_start False"):
+        nt.NMT(["a", "b"]).load_state_dict(state)

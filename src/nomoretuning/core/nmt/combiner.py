@@ -1,21 +1,22 @@
 """NMT: prioritized multi-task learning by the Lagrangian differential multiplier method.
 
 Tasks are given by priority, highest first; a priority level may hold several tasks. Training runs
-in stages. Stage 1 minimizes level 1. Stage k minimizes level k subject to
-``L_j <= L_j* + eps_j`` for every task j of a higher level, through the re-scaled Lagrangian
+in stages. By default a first stage trains every task together (equal weights), so that the top
+task's own stage starts from what all the tasks teach the shared layers; then stage k minimizes
+level k subject to ``L_j <= L_j* + eps_j`` for every task j of a higher level, through the
+re-scaled Lagrangian
 
     L~ = (L_k + sum_j lambda_j (L_j - L_j* - eps_j)) / (1 + sum_j lambda_j)
 
-(gradient descent on the parameters) and projected gradient ascent on each multiplier,
-``lambda_j <- max(0, lambda_j + dual_lr * g_j)`` with the raw, detached violation
-``g_j = L_j - L_j* - eps_j`` (never the autograd derivative of L~, whose sign is wrong when the
-constraint is violated). See ``docs/method.md`` for the composition with other combiners.
+(gradient descent on the parameters) and projected ascent on each multiplier from the raw,
+detached violation ``g_j = L_j - L_j* - eps_j`` (never the autograd derivative of L~, whose sign
+is wrong when the constraint is violated), in units of the slack and integrated over primal
+steps (`nomoretuning.core.nmt.dual.ScaledAscent`). See ``docs/method.md``.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -25,8 +26,15 @@ from torch import Tensor
 from nomoretuning import checks
 from nomoretuning.core.base import Closure, LossCombiner, check_losses
 from nomoretuning.core.nmt import constraint
-from nomoretuning.core.nmt.dual import DualRule, MultiplierState, PIController, ProjectedAscent
-from nomoretuning.core.nmt.levels import parse_level_weights, parse_priorities, parse_tolerances
+from nomoretuning.core.nmt.dual import DualRule, build_rule
+from nomoretuning.core.nmt.levels import (
+    parse_level_weights,
+    parse_priorities,
+    parse_tolerances,
+    resolve_values,
+    stage_schedule,
+)
+from nomoretuning.core.nmt.state import NMTState
 from nomoretuning.core.switching import StageSwitch
 from nomoretuning.core.weighting import EqualWeights
 from nomoretuning.errors import ConfigError
@@ -42,23 +50,25 @@ class NMT(LossCombiner):
     Args:
         priorities: tasks by priority, highest first. An entry may be a task name or a sequence
             of names that share one level (combined by ``combiner``, equal weights by default).
-        tolerance: slack ``rho`` of each constraint, one float or a dict per task; relative to
-            the bound by default (``eps_j = rho * |L_j*|``), absolute with
-            ``tolerance_mode="absolute"``.
-        tolerance_mode: ``"relative"`` (default) or ``"absolute"``.
-        dual: multiplier update rule: ``"ascent"`` (projected gradient ascent, default) or
-            ``"pi"`` (a PI controller on the violation, for damping oscillations); see
-            `nomoretuning.core.nmt.dual`.
-        dual_lr: step size of the multiplier update (default 100: with the default relative
-            violation, an excess of 1 % over the bound, the size of the default tolerance, raises
-            lambda by 1 per update).
-        pi_gains: ``(kp, ki)`` of the PI controller: ``I <- max(0, I + dual_lr*ki*g)``,
+        tolerance: slack ``rho`` of each constraint, one float or a dict per task.
+        tolerance_mode: how ``rho`` becomes the slack ``eps_j`` (`constraint.slack`):
+            ``"reducible"`` (default): ``rho * min(|L_j*|, B_j - L_j*)`` when the baseline loss
+            ``B_j`` of a constant prediction is given to ``next_stage`` (the trainer does),
+            ``rho * |L_j*|`` otherwise; ``"relative"``: ``rho * |L_j*|``; ``"absolute"``: ``rho``.
+        dual: the multiplier update rule (`nomoretuning.core.nmt.dual`): ``"scaled"`` (default:
+            projected ascent on the violation in units of the slack, in multiplier units of the
+            stage objective's loss over the bound, integrated over primal steps; the same
+            dynamics at any loss scale, tolerance or update cadence), ``"multiplicative"``
+            (log-domain ascent), ``"ascent"`` (the paper's projected gradient ascent), ``"pi"``
+            (a PI controller), or a rule object.
+        dual_lr: the rule's rate (None: its default; 0.01 for ``"scaled"``, 100 for ``"ascent"``
+            and ``"pi"``, where with the relative violation an excess of 1 % over the bound
+            raises lambda by 1 per update).
+        pi_gains: ``(kp, ki)`` of ``"pi"``: ``I <- max(0, I + dual_lr*ki*g)``,
             ``lambda = max(0, I + dual_lr*kp*g)``.
-        smoothing: EMA coefficient in [0, 1) applied to the violation before the dual update
-            (0 = no smoothing).
-        violation: what the dual step adds: ``"relative"`` (default) divides the violation by
-            ``|L_j*|`` so that ``dual_lr`` does not depend on the loss scale; ``"raw"`` uses
-            ``L_j - L_j* - eps_j`` as is.
+        smoothing: for ``"ascent"`` and ``"pi"``: EMA coefficient in [0, 1) of the violation.
+        violation: for ``"ascent"`` and ``"pi"``: ``"relative"`` (default) divides the violation
+            by ``|L_j*|``; ``"raw"`` uses ``L_j - L_j* - eps_j`` as is.
         initial_multiplier: ``lambda_0``, the value each multiplier starts a stage with.
         bound_window: how many recent training losses of the stage task estimate its bound.
         switch: optional rule (``Plateau``, ``StepBudget``) that ends a stage automatically
@@ -67,6 +77,13 @@ class NMT(LossCombiner):
             (stage tasks and constrained tasks); NMT passes its Lagrangian weights as the
             combiner's prior. Default: ``EqualWeights`` (exactly the re-scaled Lagrangian).
         level_weights: relative weights of the tasks inside a level (default equal).
+        refine: after the last level, one more stage minimizes the top level under every lower
+            level's recorded bound (`nomoretuning.core.nmt.levels.stage_schedule`).
+        joint_start: a first stage trains every task together with equal weights
+            (`nomoretuning.core.nmt.levels.stage_schedule`).
+        target: the multipliers' set point as a fraction of the slack: they hold ``L_j`` at
+            ``L_j* + target * eps_j`` on average, so that the fluctuations of training stay inside
+            the tolerance ``L_j <= L_j* + eps_j`` (1: the set point is the bound itself).
 
     Which data drives the dual step is the caller's explicit choice at each call:
     ``step(losses)`` updates the multipliers from the training losses it is given (the per-step
@@ -79,11 +96,13 @@ class NMT(LossCombiner):
         >>> import nomoretuning as nt
         >>> w = torch.zeros(1, requires_grad=True)
         >>> opt = torch.optim.SGD([w], lr=0.1)
-        >>> nmt = nt.NMT(["a", "b"], tolerance=0.1, dual_lr=1.0)  # full-batch toy: a gentler dual
+        >>> nmt = nt.NMT(["a", "b"], tolerance=0.1)
         >>> def losses():
         ...     return {"a": ((w - 1) ** 2).sum() + 1, "b": ((w - 3) ** 2).sum()}
-        >>> for stage_steps in (200, 200):
-        ...     for _ in range(stage_steps):
+        >>> nmt.num_stages  # a joint start (every task, equal weights), then one stage per level
+        3
+        >>> while not nmt.finished:
+        ...     for _ in range(2000):
         ...         l = losses()
         ...         loss = nmt(l)
         ...         opt.zero_grad(); loss.backward(); opt.step()
@@ -91,17 +110,17 @@ class NMT(LossCombiner):
         ...     nmt.next_stage()
         >>> nmt.finished, round(nmt.bounds["a"], 3)
         (True, 1.0)
-        >>> round(float(w), 2)  # the constrained optimum 1 + sqrt(0.1)
-        1.32
+        >>> round(float(w.detach()), 2)  # the optimum with L_a at its set point: 1 + sqrt(0.05)
+        1.22
     """
 
     def __init__(
         self,
         priorities: Sequence[str | Sequence[str]],
-        tolerance: float | Mapping[str, float] = 0.01,
-        tolerance_mode: Literal["relative", "absolute"] = "relative",
-        dual: Literal["ascent", "pi"] = "ascent",
-        dual_lr: float = 100.0,
+        tolerance: float | Mapping[str, float] = 0.005,
+        tolerance_mode: Literal["reducible", "relative", "absolute"] = "reducible",
+        dual: str | DualRule = "scaled",
+        dual_lr: float | None = None,
         pi_gains: tuple[float, float] = (1.0, 1.0),
         smoothing: float = 0.0,
         violation: Literal["relative", "raw"] = "relative",
@@ -110,21 +129,25 @@ class NMT(LossCombiner):
         switch: StageSwitch | None = None,
         combiner: CombinerFactory | None = None,
         level_weights: Mapping[str, float] | None = None,
+        refine: bool = False,
+        target: float = 0.5,
+        joint_start: bool = True,
     ) -> None:
         levels = parse_priorities(priorities)
         super().__init__([t for level in levels for t in level])
         self.levels = levels
+        if not isinstance(refine, bool):
+            raise ConfigError(f"NMT: refine must be true or false, got {refine!r}")
+        self.refine = refine
+        if not isinstance(joint_start, bool):
+            raise ConfigError(f"NMT: joint_start must be true or false, got {joint_start!r}")
+        self.joint_start = joint_start
+        self.schedule = stage_schedule(levels, refine, joint_start)
         self.tolerance_mode = checks.one_of(
             tolerance_mode, "NMT: tolerance_mode", constraint.TOLERANCE_MODES
         )
-        self.tolerances = parse_tolerances(tolerance, self.tasks, default=0.01)
-        self.dual = checks.one_of(dual, "NMT: dual", ("ascent", "pi"))
-        self.dual_lr = checks.positive_number(dual_lr, "NMT: dual_lr")
-        if len(pi_gains) != 2 or not all(math.isfinite(g) and g >= 0 for g in pi_gains):
-            raise ConfigError(f"NMT: pi_gains must be two numbers >= 0 (kp, ki), got {pi_gains!r}")
-        self.pi_gains = (float(pi_gains[0]), float(pi_gains[1]))
-        self.smoothing = checks.fraction(smoothing, "NMT: smoothing")
-        self.violation = checks.one_of(violation, "NMT: violation", ("relative", "raw"))
+        self.tolerances = parse_tolerances(tolerance, self.tasks, default=0.005)
+        self.rule: DualRule = build_rule(dual, dual_lr, pi_gains, smoothing, violation)
         self.initial_multiplier = checks.positive_number(
             initial_multiplier, "NMT: initial_multiplier", allow_zero=True
         )
@@ -136,40 +159,31 @@ class NMT(LossCombiner):
         self.switch = switch
         self._combiner_factory: CombinerFactory = combiner or EqualWeights
         self.level_weights = parse_level_weights(level_weights, levels)
-        self.rule: DualRule = (
-            ProjectedAscent(self.dual_lr)
-            if self.dual == "ascent"
-            else PIController(self.dual_lr, kp=self.pi_gains[0], ki=self.pi_gains[1])
-        )
-
-        # Explicit state; all of it goes into state_dict() (see get_extra_state).
-        self._stage_index = 0
-        self._finished = False
-        self._bounds: dict[str, float] = {}
-        self._duals: dict[str, MultiplierState] = {}
-        self._steps_in_stage = 0
-        self._total_steps = 0
-        history = max(bound_window, switch.history_needed if switch else 1)
-        self._recent: dict[str, deque[float]] = {}
-        self._objective_history: deque[float] = deque(maxlen=history)
-        self._history_len = history
+        self.target = checks.fraction(target, "NMT: target", allow_zero=False, allow_one=True)
+        # Everything that changes while training; all of it goes into state_dict().
+        self._state = NMTState(history=max(bound_window, switch.history_needed if switch else 1))
         self.inner: LossCombiner = self._build_inner()
-        self._reset_stage_state()
+        self._start_stage()
 
     # ----------------------------------------------------------------------------- properties
     @property
     def stage(self) -> int:
         """The running stage, 1-based (stays at the last stage once ``finished``)."""
-        return self._stage_index + 1
+        return self._state.stage_index + 1
 
     @property
     def num_stages(self) -> int:
-        return len(self.levels)
+        return len(self.schedule)
+
+    @property
+    def _joint_stage(self) -> bool:
+        """Whether the running stage is the joint start."""
+        return self.joint_start and self._state.stage_index == 0 and len(self.levels) > 1
 
     @property
     def stage_tasks(self) -> tuple[str, ...]:
         """The tasks minimized in the running stage."""
-        return self.levels[self._stage_index]
+        return self.schedule[self._state.stage_index].tasks
 
     @property
     def task(self) -> str:
@@ -178,47 +192,48 @@ class NMT(LossCombiner):
 
     @property
     def constrained_tasks(self) -> tuple[str, ...]:
-        """Tasks of higher levels, held under their bounds in the running stage."""
-        return tuple(t for level in self.levels[: self._stage_index] for t in level)
+        """The tasks held under their bounds in the running stage."""
+        return self.schedule[self._state.stage_index].constrained
 
     @property
     def finished(self) -> bool:
         """True once the last stage has ended (``next_stage`` called in the last stage)."""
-        return self._finished
+        return self._state.finished
 
     @property
     def bounds(self) -> dict[str, float]:
         """Recorded bounds ``L_j*`` of the tasks whose stage has ended."""
-        return dict(self._bounds)
+        return dict(self._state.bounds)
 
     @property
     def multipliers(self) -> dict[str, float]:
         """Current Lagrange multipliers, one per constrained task."""
-        return {t: state.multiplier for t, state in self._duals.items()}
+        return {t: state.multiplier for t, state in self._state.duals.items()}
 
     @property
     def violations(self) -> dict[str, float]:
         """Violations ``L_j - L_j* - eps_j`` seen by the last dual step (positive = violated)."""
-        return {t: s.violation for t, s in self._duals.items() if s.violation is not None}
+        duals = self._state.duals
+        return {t: s.violation for t, s in duals.items() if s.violation is not None}
 
     @property
     def slacks(self) -> dict[str, float]:
         """The tolerance ``eps_j`` of each recorded bound."""
-        return {t: self.slack(t) for t in self._bounds}
+        return {t: self.slack(t) for t in self._state.bounds}
 
     @property
     def bound_estimate(self) -> dict[str, float]:
         """Running estimate of the stage tasks' bounds: mean of the last ``bound_window`` losses."""
         estimate = {}
-        for task in self._recent:
-            window = list(self._recent[task])[-self.bound_window :]
+        for task, recent in self._state.recent.items():
+            window = list(recent)[-self.bound_window :]
             if window:
                 estimate[task] = sum(window) / len(window)
         return estimate
 
     @property
     def steps_in_stage(self) -> int:
-        return self._steps_in_stage
+        return self._state.steps_in_stage
 
     @property
     def term_weights(self) -> dict[str, float]:
@@ -226,7 +241,7 @@ class NMT(LossCombiner):
         weights, and ``lambda_j/(1+sum lambda)`` per constraint. They sum to 1."""
         multipliers = self.multipliers
         total = 1.0 + sum(multipliers.values())
-        weights = {t: self.level_weights[t] / total for t in self.stage_tasks}
+        weights = {t: w / total for t, w in self._objective_weights().items()}
         weights.update({t: lam / total for t, lam in multipliers.items()})
         return weights
 
@@ -237,7 +252,7 @@ class NMT(LossCombiner):
 
     def slack(self, task: str, bound: float | None = None) -> float:
         """The slack ``eps_j`` of ``task``'s constraint around ``bound`` (default: its recorded
-        bound ``L_j*``), by NMT's tolerance and tolerance mode.
+        bound ``L_j*``), by NMT's tolerance, tolerance mode and the task's recorded baseline.
 
         Example:
             >>> nmt = NMT(["a", "b"], tolerance=0.05)
@@ -247,10 +262,11 @@ class NMT(LossCombiner):
         if task not in self.tolerances:
             raise ConfigError(f"NMT.slack(): unknown task {task!r}; tasks: {list(self.tasks)}")
         if bound is None:
-            if task not in self._bounds:
+            if task not in self._state.bounds:
                 raise ConfigError(f"NMT.slack(): task {task!r} has no recorded bound yet")
-            bound = self._bounds[task]
-        return constraint.slack(bound, self.tolerances[task], self.tolerance_mode)
+            bound = self._state.bounds[task]
+        baseline = self._state.baselines.get(task)
+        return constraint.slack(bound, self.tolerances[task], self.tolerance_mode, baseline)
 
     # ------------------------------------------------------------------------- the protocol
     def forward(
@@ -267,7 +283,8 @@ class NMT(LossCombiner):
         weights = self.term_weights
         terms = {t: losses[t] for t in self.inner.tasks}
         value = self.inner(terms, prior=weights)
-        offset = sum(weights[t] * (self._bounds[t] + self.slack(t)) for t in self._duals)
+        bounds = self._state.bounds
+        offset = sum(weights[t] * (bounds[t] + self.slack(t)) for t in self._state.duals)
         return value - offset if offset else value
 
     def step(
@@ -285,6 +302,7 @@ class NMT(LossCombiner):
         """
         self._check_running("step")
         check_losses(losses, self.tasks)
+        state = self._state
         names = list(self.tasks)
         values = dict(
             zip(
@@ -293,6 +311,9 @@ class NMT(LossCombiner):
                 strict=True,
             )
         )
+        state.steps_since_dual += 1
+        if state.steps_in_stage == 0:
+            self._set_scales(values)
         if update_dual:
             self._dual_update(values)
         inner_closure = None
@@ -305,31 +326,34 @@ class NMT(LossCombiner):
 
         self.inner.step({t: losses[t] for t in self.inner.tasks}, closure=inner_closure)
         for task in self.stage_tasks:
-            self._recent[task].append(values[task])
-        self._objective_history.append(
-            sum(self.level_weights[t] * values[t] for t in self.stage_tasks)
+            state.recent[task].append(values[task])
+        state.objective_history.append(
+            sum(w * values[t] for t, w in self._objective_weights().items())
         )
-        self._steps_in_stage += 1
-        self._total_steps += 1
+        state.steps_in_stage += 1
+        state.total_steps += 1
         if self.switch is not None and self.switch.should_switch(
-            list(self._objective_history), self._steps_in_stage
+            list(state.objective_history), state.steps_in_stage
         ):
             self.next_stage()
 
-    def update_multipliers(self, losses: Mapping[str, Tensor | float]) -> None:
+    def update_multipliers(
+        self, losses: Mapping[str, Tensor | float], steps: int | None = None
+    ) -> None:
         """One dual step from the given losses of the constrained tasks, e.g. measured on
-        held-out data (pair it with ``step(..., update_dual=False)``).
+        held-out data (pair it with ``step(..., update_dual=False)``). ``steps``: the primal
+        steps this observation stands for (default: those since the previous dual step).
 
         Example:
-            >>> nmt = NMT(["a", "b"], dual_lr=1.0)
+            >>> nmt = NMT(["a", "b"], dual="ascent", dual_lr=1.0, joint_start=False)
             >>> nmt.next_stage(bound=1.0)
             >>> nmt.update_multipliers({"a": 1.5})
-            >>> round(nmt.multipliers["a"], 2)
-            0.49
+            >>> round(nmt.multipliers["a"], 2)  # 1.5 - 1 - target * 0.005
+            0.5
         """
         self._check_running("update_multipliers")
         values: dict[str, float] = {}
-        for task in self._duals:
+        for task in self._state.duals:
             if task not in losses:
                 raise ConfigError(
                     f"NMT.update_multipliers(): missing loss of constrained task {task!r}"
@@ -338,9 +362,13 @@ class NMT(LossCombiner):
             if not math.isfinite(value):
                 raise ConfigError(f"NMT.update_multipliers(): loss of task {task!r} is not finite")
             values[task] = value
-        self._dual_update(values)
+        self._dual_update(values, steps)
 
-    def next_stage(self, bound: float | Mapping[str, float] | None = None) -> None:
+    def next_stage(
+        self,
+        bound: float | Mapping[str, float] | None = None,
+        baseline: float | Mapping[str, float] | None = None,
+    ) -> None:
         """Ends the running stage: records its bound(s) and starts the next stage.
 
         Args:
@@ -348,64 +376,44 @@ class NMT(LossCombiner):
                 of the level, or None for the tracked estimate (mean of recent training losses).
                 Measure it the way the constraint is evaluated in training (same mode, reduction
                 and data), or the constraint is infeasible by construction.
+            baseline: optionally, the loss of the best constant prediction on the same data (a
+                float or a dict per task), for ``tolerance_mode="reducible"``.
         """
         self._check_running("next_stage")
-        new_bounds = self._resolve_bound(bound)
-        self._bounds.update(new_bounds)
-        if self._stage_index == len(self.levels) - 1:
-            self._finished = True
+        state = self._state
+        tasks = self.stage_tasks
+        bounds = resolve_values("bound", bound, tasks, self.stage, self.bound_estimate)
+        if not self._joint_stage:  # a joint start's losses bound nothing: each level's stage does
+            state.bounds.update(bounds)
+            if baseline is not None:
+                state.baselines.update(resolve_values("baseline", baseline, tasks, self.stage))
+        if state.stage_index == len(self.schedule) - 1:
+            state.finished = True
             return
-        self._stage_index += 1
-        self._reset_stage_state()
+        state.stage_index += 1
+        self._start_stage()
         self.inner = self._build_inner()
 
     # ------------------------------------------------------------------------------ state
     def get_extra_state(self) -> dict[str, Any]:
-        duals = self._duals
         return {
             "levels": [list(level) for level in self.levels],
-            "stage_index": self._stage_index,
-            "finished": self._finished,
-            "bounds": dict(self._bounds),
-            "multipliers": {t: s.multiplier for t, s in duals.items()},
-            "integrals": {t: s.integral for t, s in duals.items()},
-            "smoothed": {t: s.smoothed for t, s in duals.items() if s.smoothed is not None},
-            "violations": {t: s.violation for t, s in duals.items() if s.violation is not None},
-            "steps_in_stage": self._steps_in_stage,
-            "total_steps": self._total_steps,
-            "recent": {t: list(v) for t, v in self._recent.items()},
-            "objective_history": list(self._objective_history),
+            "refine": self.refine,
+            "joint_start": self.joint_start,
+            **self._state.to_dict(),
         }
 
     def set_extra_state(self, state: Any) -> None:
         levels = tuple(tuple(level) for level in state["levels"])
-        if levels != self.levels:
+        refine = bool(state.get("refine", False))
+        joint = bool(state.get("joint_start", False))
+        if levels != self.levels or refine != self.refine or joint != self.joint_start:
             raise ConfigError(
-                f"NMT state was saved for priorities {[list(x) for x in levels]}, "
-                f"this NMT has {[list(x) for x in self.levels]}"
+                f"NMT state was saved for priorities {[list(x) for x in levels]} (refine "
+                f"{refine}, joint_start {joint}), this NMT has {[list(x) for x in self.levels]} "
+                f"(refine {self.refine}, joint_start {self.joint_start})"
             )
-        self._stage_index = int(state["stage_index"])
-        self._finished = bool(state["finished"])
-        self._bounds = {k: float(v) for k, v in state["bounds"].items()}
-        smoothed, violations = state["smoothed"], state["violations"]
-        self._duals = {
-            t: MultiplierState(
-                multiplier=float(value),
-                integral=float(state["integrals"][t]),
-                smoothed=float(smoothed[t]) if t in smoothed else None,
-                violation=float(violations[t]) if t in violations else None,
-            )
-            for t, value in state["multipliers"].items()
-        }
-        self._steps_in_stage = int(state["steps_in_stage"])
-        self._total_steps = int(state["total_steps"])
-        self._recent = {
-            t: deque((float(x) for x in state["recent"].get(t, [])), maxlen=self._history_len)
-            for t in self.stage_tasks
-        }
-        self._objective_history = deque(
-            (float(x) for x in state["objective_history"]), maxlen=self._history_len
-        )
+        self._state = NMTState.from_dict(state, history=self._state.history)
         # Rebuild the stage combiner so that its own tensors (loaded next by torch) fit.
         self.inner = self._build_inner()
 
@@ -413,71 +421,49 @@ class NMT(LossCombiner):
         levels = [list(level) if len(level) > 1 else level[0] for level in self.levels]
         return (
             f"priorities={levels}, tolerance={self.tolerances}, mode={self.tolerance_mode}, "
-            f"dual={self.dual}, dual_lr={self.dual_lr}, stage={self.stage}"
+            f"dual={self.rule}, stage={self.stage}"
         )
 
     # ---------------------------------------------------------------------------- helpers
     def _check_running(self, what: str) -> None:
-        if self._finished:
+        if self._state.finished:
             raise RuntimeError(
-                f"NMT.{what}() called after the last stage finished (all {len(self.levels)} "
+                f"NMT.{what}() called after the last stage finished (all {len(self.schedule)} "
                 f"stages done); build a new NMT or load an earlier state to keep training"
             )
 
-    def _dual_update(self, values: Mapping[str, float]) -> None:
-        for task, state in self._duals.items():
-            bound = self._bounds[task]
-            raw = constraint.violation(values[task], bound, self.slack(task))
-            state.violation = raw
-            error = (
-                constraint.relative_to_bound(raw, bound) if self.violation == "relative" else raw
-            )
-            if self.smoothing > 0 and state.smoothed is not None:
-                error = self.smoothing * state.smoothed + (1 - self.smoothing) * error
-            state.smoothed = error
-            self.rule.update(state, error)
+    def _dual_update(self, values: Mapping[str, float], steps: int | None = None) -> None:
+        state = self._state
+        span = max(1, state.steps_since_dual if steps is None else int(steps))
+        for task, dual in state.duals.items():
+            bound, slack = state.bounds[task], self.slack(task)
+            dual.violation = constraint.violation(values[task], bound, slack)
+            above_target = constraint.violation(values[task], bound, self.target * slack)
+            self.rule.update(dual, above_target, slack, bound, span)
+        state.steps_since_dual = 0
 
-    def _resolve_bound(self, bound: float | Mapping[str, float] | None) -> dict[str, float]:
-        tasks = self.stage_tasks
-        if bound is None:
-            estimate = self.bound_estimate
-            if len(estimate) < len(tasks):
-                raise RuntimeError(
-                    f"NMT.next_stage(): no training loss recorded in stage {self.stage} "
-                    f"({self.task!r}); call step() first or pass bound="
-                )
-            resolved = estimate
-        elif isinstance(bound, Mapping):
-            missing = [t for t in tasks if t not in bound]
-            unknown = [t for t in bound if t not in tasks]
-            if missing or unknown:
-                raise ConfigError(
-                    f"NMT.next_stage(): bound must name exactly the stage tasks {list(tasks)}, "
-                    f"got {sorted(bound)}"
-                )
-            resolved = {t: float(bound[t]) for t in tasks}
-        else:
-            if len(tasks) > 1:
-                raise ConfigError(
-                    f"NMT.next_stage(): stage {self.stage} has tasks {list(tasks)}; "
-                    f"pass bound as a dict per task"
-                )
-            resolved = {tasks[0]: float(bound)}
-        for task, value in resolved.items():
-            if not math.isfinite(value):
-                raise ConfigError(
-                    f"NMT.next_stage(): bound of task {task!r} is not finite: {value}"
-                )
-        return resolved
+    def _objective_weights(self) -> dict[str, float]:
+        """The stage tasks' weights in its objective, summing to 1 (level weights inside a level;
+        every task alike in a joint stage)."""
+        raw = {t: self.level_weights[t] for t in self.stage_tasks}
+        total = sum(raw.values())
+        return {t: w / total for t, w in raw.items()}
 
-    def _reset_stage_state(self) -> None:
-        start = self.initial_multiplier
-        self._duals = {
-            t: MultiplierState(multiplier=start, integral=start) for t in self.constrained_tasks
-        }
-        self._steps_in_stage = 0
-        self._recent = {t: deque(maxlen=self._history_len) for t in self.stage_tasks}
-        self._objective_history = deque(maxlen=self._history_len)
+    def _set_scales(self, values: Mapping[str, float]) -> None:
+        """Each constraint's natural unit: the stage objective's loss at the stage's first step
+        over the constrained task's bound (used by `ScaledAscent`)."""
+        objective = abs(sum(w * values[t] for t, w in self._objective_weights().items()))
+        for task, dual in self._state.duals.items():
+            bound = abs(self._state.bounds[task])
+            scale = max(objective / bound, 1e-3) if bound > 0 else 1.0
+            if dual.violation is None:  # not updated yet: start again, now in its units
+                self._state.duals[task] = self.rule.start(self.initial_multiplier, scale)
+            else:
+                dual.scale = scale
+
+    def _start_stage(self) -> None:
+        duals = {t: self.rule.start(self.initial_multiplier) for t in self.constrained_tasks}
+        self._state.new_stage(self.stage_tasks, duals)
 
     def _build_inner(self) -> LossCombiner:
         terms = tuple(self.stage_tasks) + self.constrained_tasks

@@ -1,25 +1,60 @@
 """Multiplier update rules of NMT's dual step: one small class per rule.
 
-Each rule moves one constraint's multiplier from its *error*, the violation after NMT's
-normalization and smoothing, and keeps whatever state it needs in that constraint's
-`MultiplierState`. Multipliers stay >= 0 (projection).
+A rule moves one constraint's multiplier from an observation of that constraint: the raw
+violation ``g = L_j - L_j* - eps_j`` (loss units), the slack ``eps_j``, the bound ``L_j*`` and the
+number of primal steps since the constraint's previous dual step (``steps``: 1 when the
+multipliers are updated every step, more when they are updated from held-out losses every few
+steps). It keeps whatever state it needs in that constraint's `MultiplierState`. Multipliers stay
+>= 0 (projection).
+
+- `ScaledAscent` (NMT's default, ``"scaled"``): projected ascent on a unitless, bounded error,
+  ``mu <- max(0, mu + rate * steps * e)`` with ``e = g / eps`` (the violation in units of the
+  slack) clipped to ``[-10, 10]``, and ``lambda = scale * mu`` where ``scale`` is the stage
+  objective's loss over the bound: a task's loss scale, the tolerance and the update cadence
+  (the integral runs over primal steps) do not change the dynamics of ``mu``.
+- `MultiplicativeAscent` (``"multiplicative"``): the multiplier moves by a *factor* per step,
+  ``lambda + floor <- (lambda + floor) * exp(rate * steps * e)``, ``e`` clipped to
+  ``[-1, max_error]``: in the log domain the loop gain does not depend on how large the
+  multiplier must become.
+- `ProjectedAscent`: the paper's rule, ``lambda <- max(0, lambda + lr * g')`` with ``g'`` the
+  violation relative to the bound (or raw), optionally smoothed.
+- `PIController`: a PI controller on the same error, for damping plain ascent's oscillation.
 
 Example:
     >>> state = MultiplierState()
-    >>> ProjectedAscent(lr=2.0).update(state, 0.25)
+    >>> ProjectedAscent(lr=2.0, relative=False).update(state, 0.25, slack=0.1, bound=1.0)
     >>> state.multiplier
     0.5
-    >>> PIController(lr=1.0, kp=1.0, ki=1.0).update(state, -0.1)
-    >>> round(state.integral, 3), round(state.multiplier, 3)
-    (0.0, 0.0)
+    >>> rule = MultiplicativeAscent(rate=0.5, floor=1.0)
+    >>> fresh = MultiplierState()
+    >>> rule.update(fresh, 0.3, slack=0.2, bound=1.0)  # e = 0.3 / 0.2 = 1.5
+    >>> round(fresh.multiplier, 4)  # (0 + 1) * exp(0.5 * 1.5) - 1
+    1.117
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-__all__ = ["DualRule", "MultiplierState", "PIController", "ProjectedAscent"]
+from nomoretuning import checks
+from nomoretuning.core.nmt import constraint
+from nomoretuning.errors import ConfigError
+
+__all__ = [
+    "DUAL_RULES",
+    "DualRule",
+    "MultiplicativeAscent",
+    "MultiplierState",
+    "PIController",
+    "ProjectedAscent",
+    "ScaledAscent",
+    "build_rule",
+]
+
+DUAL_RULES = ("scaled", "multiplicative", "ascent", "pi")
+"""The rules `build_rule` knows by name (``NMT(dual=...)``); the first is the default."""
 
 
 @dataclass
@@ -28,43 +63,216 @@ class MultiplierState:
 
     Attributes:
         multiplier: ``lambda_j >= 0``.
-        integral: the PI controller's integral term (kept >= 0).
+        integral: the integral term of the rule (PI: in multiplier units; multiplicative: the log
+            of ``lambda + floor`` over ``floor``), kept >= 0.
         smoothed: the last (smoothed) error, None before the first update.
         violation: the last raw violation ``L_j - L_j* - eps_j`` in loss units.
+        scale: the multiplier's natural unit, ``|L_k| / |L_j*|`` (the stage objective's loss at
+            the stage's first step over the bound), for `ScaledAscent`; None until known.
     """
 
     multiplier: float = 0.0
     integral: float = 0.0
     smoothed: float | None = None
     violation: float | None = None
+    scale: float | None = None
 
 
+@runtime_checkable
 class DualRule(Protocol):
-    """Moves ``state.multiplier`` from one error value."""
+    """Moves ``state.multiplier`` from one observation of its constraint."""
 
-    def update(self, state: MultiplierState, error: float) -> None: ...
+    def start(self, multiplier: float, scale: float | None = None) -> MultiplierState:
+        """The state of a constraint whose stage starts with ``multiplier`` (``scale``: see
+        `MultiplierState.scale`, None until the stage's first step)."""
+        ...
+
+    def update(
+        self, state: MultiplierState, violation: float, slack: float, bound: float, steps: int = 1
+    ) -> None: ...
+
+
+def _smoothed(state: MultiplierState, error: float, smoothing: float) -> float:
+    if smoothing > 0 and state.smoothed is not None:
+        error = smoothing * state.smoothed + (1 - smoothing) * error
+    state.smoothed = error
+    return error
+
+
+@dataclass(frozen=True)
+class MultiplicativeAscent:
+    """Multiplicative (log-domain) ascent on the violation in units of the slack.
+
+    Args:
+        rate: change of ``log(lambda + floor)`` per primal step at a violation of one slack.
+        floor: the scale below which the update is additive (``lambda`` can return to exactly 0
+            and leave it); far smaller than any multiplier a constraint needs.
+        max_error: the error's upper clip (violations beyond this many slacks move it no faster).
+        max_steps: the most primal steps one update integrates (a cap on rare updates).
+    """
+
+    rate: float = 0.03
+    floor: float = 0.01
+    max_error: float = 10.0
+    max_steps: int = 50
+
+    def __post_init__(self) -> None:
+        checks.positive_number(self.rate, "MultiplicativeAscent: rate")
+        checks.positive_number(self.floor, "MultiplicativeAscent: floor")
+        checks.positive_number(self.max_error, "MultiplicativeAscent: max_error")
+        checks.positive_int(self.max_steps, "MultiplicativeAscent: max_steps")
+
+    def start(self, multiplier: float, scale: float | None = None) -> MultiplierState:
+        return MultiplierState(multiplier, math.log1p(multiplier / self.floor), scale=scale)
+
+    def update(
+        self, state: MultiplierState, violation: float, slack: float, bound: float, steps: int = 1
+    ) -> None:
+        error = _slack_error(violation, slack, -1.0, self.max_error)
+        state.smoothed = error
+        span = min(max(int(steps), 1), self.max_steps)
+        state.integral = max(0.0, state.integral + self.rate * span * error)
+        state.multiplier = self.floor * math.expm1(state.integral)
+
+
+def _slack_error(violation: float, slack: float, low: float, high: float) -> float:
+    """The violation in units of the slack, clipped to ``[low, high]`` (its sign without slack)."""
+    if slack > 0:
+        return min(max(violation / slack, low), high)
+    return float((violation > 0) - (violation < 0))
+
+
+@dataclass(frozen=True)
+class ScaledAscent:
+    """Projected ascent in natural units, integrated over primal steps.
+
+    ``mu <- max(0, mu + rate * steps * e)`` and ``lambda = scale * mu``, with ``e`` the
+    violation in units of the slack clipped to ``[-max_error, max_error]`` and ``scale`` the
+    stage objective's loss over the bound (`MultiplierState.scale`). Multiplying a task's loss by
+    ``c`` multiplies ``lambda*`` by ``1/c`` or ``c`` and the scale alike, so ``mu`` and its
+    dynamics do not change; ``e`` does not depend on the loss scale or the tolerance; and the
+    integral runs over primal steps, so one update every ``n`` steps moves ``mu`` as ``n`` updates
+    every step would (``steps`` capped at ``max_steps``).
+
+    Args:
+        rate: change of ``mu`` per primal step at a violation of one slack.
+        max_error: the error's clip, in slacks.
+        max_steps: the most primal steps one update integrates.
+    """
+
+    rate: float = 0.01
+    max_error: float = 10.0
+    max_steps: int = 50
+
+    def __post_init__(self) -> None:
+        checks.positive_number(self.rate, "ScaledAscent: rate")
+        checks.positive_number(self.max_error, "ScaledAscent: max_error")
+        checks.positive_int(self.max_steps, "ScaledAscent: max_steps")
+
+    def start(self, multiplier: float, scale: float | None = None) -> MultiplierState:
+        mu = multiplier / scale if scale else multiplier
+        return MultiplierState(multiplier, integral=mu, scale=scale)
+
+    def update(
+        self, state: MultiplierState, violation: float, slack: float, bound: float, steps: int = 1
+    ) -> None:
+        error = _slack_error(violation, slack, -self.max_error, self.max_error)
+        state.smoothed = error
+        span = min(max(int(steps), 1), self.max_steps)
+        state.integral = max(0.0, state.integral + self.rate * span * error)
+        state.multiplier = (1.0 if state.scale is None else state.scale) * state.integral
 
 
 @dataclass(frozen=True)
 class ProjectedAscent:
-    """Projected gradient ascent: ``lambda <- max(0, lambda + lr * error)``."""
+    """Projected gradient ascent ``lambda <- max(0, lambda + lr * error)`` (the paper's rule).
 
-    lr: float
+    Args:
+        lr: the step size.
+        relative: divide the violation by ``|L_j*|`` (scale-free rate) or use it raw.
+        smoothing: EMA coefficient in [0, 1) of the error (0: none).
+    """
 
-    def update(self, state: MultiplierState, error: float) -> None:
-        state.multiplier = max(0.0, state.multiplier + self.lr * error)
+    lr: float = 100.0
+    relative: bool = True
+    smoothing: float = 0.0
+
+    def start(self, multiplier: float, scale: float | None = None) -> MultiplierState:
+        return MultiplierState(multiplier, integral=multiplier, scale=scale)
+
+    def update(
+        self, state: MultiplierState, violation: float, slack: float, bound: float, steps: int = 1
+    ) -> None:
+        error = constraint.relative_to_bound(violation, bound) if self.relative else violation
+        state.multiplier = max(
+            0.0, state.multiplier + self.lr * _smoothed(state, error, self.smoothing)
+        )
 
 
 @dataclass(frozen=True)
 class PIController:
-    """A PI controller on the error: ``I <- max(0, I + lr*ki*error)``,
-    ``lambda = max(0, I + lr*kp*error)``; the proportional term damps plain ascent's oscillation
-    (Stooke et al. 2020; Sohrabi et al. 2024)."""
+    """A PI controller on the (relative or raw, optionally smoothed) violation:
+    ``I <- max(0, I + lr*ki*error)``, ``lambda = max(0, I + lr*kp*error)``; the proportional term
+    damps plain ascent's oscillation (Stooke et al. 2020; Sohrabi et al. 2024)."""
 
     lr: float
     kp: float
     ki: float
+    relative: bool = True
+    smoothing: float = 0.0
 
-    def update(self, state: MultiplierState, error: float) -> None:
+    def start(self, multiplier: float, scale: float | None = None) -> MultiplierState:
+        return MultiplierState(multiplier, integral=multiplier, scale=scale)
+
+    def update(
+        self, state: MultiplierState, violation: float, slack: float, bound: float, steps: int = 1
+    ) -> None:
+        error = constraint.relative_to_bound(violation, bound) if self.relative else violation
+        error = _smoothed(state, error, self.smoothing)
         state.integral = max(0.0, state.integral + self.lr * self.ki * error)
         state.multiplier = max(0.0, state.integral + self.lr * self.kp * error)
+
+
+def build_rule(
+    dual: str | DualRule,
+    lr: float | None,
+    pi_gains: tuple[float, float],
+    smoothing: float,
+    violation: str,
+) -> DualRule:
+    """The rule ``NMT(dual=...)`` names (a rule object is used as is).
+
+    ``lr`` is the rule's rate (None: its default: 0.01 for ``"scaled"``, 0.03 for
+    ``"multiplicative"``, 100 for ``"ascent"`` and ``"pi"``); ``pi_gains``, ``smoothing`` and
+    ``violation`` configure ``"ascent"`` and ``"pi"``.
+
+    Example:
+        >>> build_rule("pi", 0.1, (10.0, 1.0), 0.0, "raw")
+        PIController(lr=0.1, kp=10.0, ki=1.0, relative=False, smoothing=0.0)
+    """
+    if not isinstance(dual, str):
+        if not callable(getattr(dual, "update", None)) or not callable(
+            getattr(dual, "start", None)
+        ):
+            raise ConfigError(
+                f"NMT: dual must be one of {list(DUAL_RULES)} or a rule with start() and "
+                f"update(), got {dual!r}"
+            )
+        return dual
+    name = checks.one_of(dual, "NMT: dual", DUAL_RULES)
+    relative = checks.one_of(violation, "NMT: violation", ("relative", "raw")) == "relative"
+    smoothing = checks.fraction(smoothing, "NMT: smoothing")
+    if len(pi_gains) != 2 or not all(math.isfinite(g) and g >= 0 for g in pi_gains):
+        raise ConfigError(f"NMT: pi_gains must be two numbers >= 0 (kp, ki), got {pi_gains!r}")
+    if lr is not None:
+        checks.positive_number(lr, "NMT: dual_lr")
+    if name == "scaled":
+        return ScaledAscent() if lr is None else ScaledAscent(rate=lr)
+    if name == "multiplicative":
+        return MultiplicativeAscent() if lr is None else MultiplicativeAscent(rate=lr)
+    rate = checks.positive_number(100.0 if lr is None else lr, "NMT: dual_lr")
+    if name == "ascent":
+        return ProjectedAscent(rate, relative=relative, smoothing=smoothing)
+    return PIController(
+        rate, kp=float(pi_gains[0]), ki=float(pi_gains[1]), relative=relative, smoothing=smoothing
+    )

@@ -4,14 +4,56 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from nomoretuning import checks
 from nomoretuning.errors import ConfigError
 
-__all__ = ["Levels", "parse_level_weights", "parse_priorities", "parse_tolerances"]
+__all__ = [
+    "Levels",
+    "Stage",
+    "parse_level_weights",
+    "parse_priorities",
+    "parse_tolerances",
+    "resolve_values",
+    "stage_schedule",
+]
 
 Levels = tuple[tuple[str, ...], ...]
 """Tasks by priority level, highest first; a level may hold several tasks."""
+
+
+class Stage(NamedTuple):
+    """One stage: the tasks it minimizes and the tasks it holds under their bounds."""
+
+    tasks: tuple[str, ...]
+    constrained: tuple[str, ...]
+
+
+def stage_schedule(levels: Levels, refine: bool, joint_start: bool = False) -> tuple[Stage, ...]:
+    """Stage k minimizes level k under every higher level; with ``refine`` a last stage minimizes
+    the top level again under every lower level's bound (what the lower levels achieved), so the
+    top task can gain from what the others taught the shared layers; with ``joint_start`` a first
+    stage trains every task together (equal weights), so that the top task's stage starts from
+    what all the tasks teach the shared layers.
+
+    Example:
+        >>> [s.tasks for s in stage_schedule((("a",), ("b",)), refine=True)]
+        [('a',), ('b',), ('a',)]
+        >>> stage_schedule((("a",), ("b",)), refine=True)[-1].constrained
+        ('b',)
+        >>> [s.tasks for s in stage_schedule((("a",), ("b",)), False, joint_start=True)]
+        [('a', 'b'), ('a',), ('b',)]
+    """
+    stages = [
+        Stage(level, tuple(t for higher in levels[:k] for t in higher))
+        for k, level in enumerate(levels)
+    ]
+    if joint_start and len(levels) > 1:
+        stages.insert(0, Stage(tuple(t for level in levels for t in level), ()))
+    if refine and len(levels) > 1:
+        stages.append(Stage(levels[0], tuple(t for lower in levels[1:] for t in lower)))
+    return tuple(stages)
 
 
 def parse_priorities(priorities: Sequence[str | Sequence[str]]) -> Levels:
@@ -77,3 +119,46 @@ def parse_level_weights(
         total = sum(raw[t] for t in level)
         normalized.update({t: raw[t] / total for t in level})
     return normalized
+
+
+def resolve_values(
+    what: str,
+    given: float | Mapping[str, float] | None,
+    tasks: tuple[str, ...],
+    stage: int,
+    estimate: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """One finite value per stage task from ``next_stage``'s ``bound`` / ``baseline`` argument:
+    a float (single-task stage), a dict naming exactly the stage tasks, or None for ``estimate``.
+
+    Example:
+        >>> resolve_values("bound", 0.5, ("a",), stage=1)
+        {'a': 0.5}
+    """
+    if given is None:
+        if estimate is None or len(estimate) < len(tasks):
+            raise RuntimeError(
+                f"NMT.next_stage(): no training loss recorded in stage {stage} "
+                f"({'+'.join(tasks)!r}); call step() first or pass {what}="
+            )
+        resolved = {t: float(estimate[t]) for t in tasks}
+    elif isinstance(given, Mapping):
+        missing = [t for t in tasks if t not in given]
+        unknown = [t for t in given if t not in tasks]
+        if missing or unknown:
+            raise ConfigError(
+                f"NMT.next_stage(): {what} must name exactly the stage tasks {list(tasks)}, "
+                f"got {sorted(given)}"
+            )
+        resolved = {t: float(given[t]) for t in tasks}
+    else:
+        if len(tasks) > 1:
+            raise ConfigError(
+                f"NMT.next_stage(): stage {stage} has tasks {list(tasks)}; "
+                f"pass {what} as a dict per task"
+            )
+        resolved = {tasks[0]: float(given)}
+    for task, value in resolved.items():
+        if not math.isfinite(value):
+            raise ConfigError(f"NMT.next_stage(): {what} of task {task!r} is not finite: {value}")
+    return resolved

@@ -1,0 +1,93 @@
+"""NMT's state: the running stage, the recorded bounds, each constraint's dual state and the
+recent losses that track a stage's bound; saved in ``state_dict()``."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nomoretuning.core.nmt.dual import MultiplierState
+
+__all__ = ["NMTState"]
+
+
+@dataclass
+class NMTState:
+    """Everything NMT changes while it trains (its settings live on the NMT itself).
+
+    Example:
+        >>> state = NMTState(history=10)
+        >>> state.bounds["a"] = 0.5
+        >>> NMTState.from_dict(state.to_dict(), history=10).bounds
+        {'a': 0.5}
+    """
+
+    history: int
+    stage_index: int = 0
+    finished: bool = False
+    bounds: dict[str, float] = field(default_factory=dict)
+    baselines: dict[str, float] = field(default_factory=dict)
+    duals: dict[str, MultiplierState] = field(default_factory=dict)
+    steps_in_stage: int = 0
+    total_steps: int = 0
+    steps_since_dual: int = 0
+    recent: dict[str, deque[float]] = field(default_factory=dict)
+    objective_history: deque[float] = field(default_factory=deque)
+
+    def new_stage(self, tasks: tuple[str, ...], duals: dict[str, MultiplierState]) -> None:
+        """Resets what belongs to one stage: its duals, step counts and recent losses."""
+        self.duals = duals
+        self.steps_in_stage = 0
+        self.steps_since_dual = 0
+        self.recent = {t: deque(maxlen=self.history) for t in tasks}
+        self.objective_history = deque(maxlen=self.history)
+
+    def to_dict(self) -> dict[str, Any]:
+        duals = self.duals
+        return {
+            "stage_index": self.stage_index,
+            "finished": self.finished,
+            "bounds": dict(self.bounds),
+            "baselines": dict(self.baselines),
+            "multipliers": {t: s.multiplier for t, s in duals.items()},
+            "integrals": {t: s.integral for t, s in duals.items()},
+            "smoothed": {t: s.smoothed for t, s in duals.items() if s.smoothed is not None},
+            "violations": {t: s.violation for t, s in duals.items() if s.violation is not None},
+            "scales": {t: s.scale for t, s in duals.items() if s.scale is not None},
+            "steps_in_stage": self.steps_in_stage,
+            "total_steps": self.total_steps,
+            "steps_since_dual": self.steps_since_dual,
+            "recent": {t: list(v) for t, v in self.recent.items()},
+            "objective_history": list(self.objective_history),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], history: int) -> NMTState:
+        smoothed, violations = data["smoothed"], data["violations"]
+        scales = data.get("scales", {})
+        return cls(
+            history=history,
+            stage_index=int(data["stage_index"]),
+            finished=bool(data["finished"]),
+            bounds={k: float(v) for k, v in data["bounds"].items()},
+            baselines={k: float(v) for k, v in data.get("baselines", {}).items()},
+            duals={
+                t: MultiplierState(
+                    multiplier=float(value),
+                    integral=float(data["integrals"][t]),
+                    smoothed=float(smoothed[t]) if t in smoothed else None,
+                    violation=float(violations[t]) if t in violations else None,
+                    scale=float(scales[t]) if t in scales else None,
+                )
+                for t, value in data["multipliers"].items()
+            },
+            steps_in_stage=int(data["steps_in_stage"]),
+            total_steps=int(data["total_steps"]),
+            steps_since_dual=int(data.get("steps_since_dual", 0)),
+            recent={
+                t: deque((float(x) for x in v), maxlen=history) for t, v in data["recent"].items()
+            },
+            objective_history=deque((float(x) for x in data["objective_history"]), maxlen=history),
+        )
