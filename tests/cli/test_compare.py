@@ -40,7 +40,7 @@ def test_compare_writes_results_in_the_documented_schema(
         assert RunRecord.from_dict(record).to_dict() == record
     assert [r["method"] for r in records[:2]] == ["single_task", "single_task"]
     assert "stages" not in records[0]  # the merged record of two single-task runs
-    assert [len(r["stages"]) for r in records if r["method"] == "nmt"] == [2] * 4
+    assert [len(r["stages"]) for r in records if r["method"] == "nmt"] == [3] * 4  # joint start
     table = (out_dir / "results.md").read_text()
     assert "| mmoe | nmt |" in table
     assert "| shared_bottom | single_task |" in table

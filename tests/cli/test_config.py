@@ -25,8 +25,9 @@ from nomoretuning.errors import ConfigError
 from nomoretuning.training.config import TrainerConfig
 
 PACKAGED = Path(__file__).resolve().parents[2] / "src" / "nomoretuning" / "configs"
-SPECIAL = {"device": "cpu"}
-"""Non-default values of the options whose type gives no obvious other value."""
+SPECIAL = {"device": "cpu", "patience": 3}
+"""Non-default values of the options whose type gives no obvious other value (``patience`` with
+``patience_unit: evaluations``, the other unit, is a whole number)."""
 
 
 def _another_value(field: dataclasses.Field[Any]) -> object:

@@ -45,7 +45,7 @@ def test_table3_protocol_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert set(record["test"]) == {"pay", "amount", "relevance"}  # every task, every run
         for values in record["test"].values():
             assert {"ndcg", "pairwise_accuracy", "loss"} <= set(values)
-    assert [len(r["stages"]) for r in records] == [1, 2, 1, 2, 3]
+    assert [len(r["stages"]) for r in records] == [1, 3, 1, 3, 4]  # NMT: a joint start first
     table = (out_dir / "results.md").read_text()
     assert "pay-only baseline" in table
     for column in ("Δ pay", "Δ amount", "Δ relevance", "pay kept", "NDCG@10", "pairwise accuracy"):

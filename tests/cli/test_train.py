@@ -46,7 +46,7 @@ def test_train_writes_a_complete_run_directory(
         "plots",
     } <= names
     metrics_json = json.loads((out_dir / "metrics.json").read_text())
-    assert [s["stage"] for s in metrics_json["stages"]] == [1, 2]
+    assert [s["stage"] for s in metrics_json["stages"]] == [1, 2, 3]  # a joint start first
     assert 0.5 < metrics_json["test"]["income"]["auc"] <= 1
     resolved = yaml.safe_load((out_dir / "config.yaml").read_text())
     assert resolved["trainer"]["max_steps"] == 6

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 from pathlib import Path
 
@@ -16,12 +17,17 @@ from nomoretuning.training.constraints import ConstraintData
 from nomoretuning.training.stages import StagePlan
 from nomoretuning.training.trainer import Trainer
 
+# These tests check the constrained stage right after the top task's: no joint first stage
+# (the default schedule is tested in test_trainer.py).
+NMT = functools.partial(nt.NMT, joint_start=False)
+
 
 def test_held_out_constraints_move_the_multipliers_only_at_evaluations(
     dataset: PreparedDataset, tmp_path: Path
 ) -> None:
-    nmt = nt.NMT(["like", "finish"])
-    Trainer(toy_model(dataset), nmt, dataset, toy_config(), run_dir=tmp_path / "run").fit()
+    nmt = NMT(["like", "finish"])
+    config = toy_config(constraints="valid", constraint_every=None)
+    Trainer(toy_model(dataset), nmt, dataset, config, run_dir=tmp_path / "run").fit()
     with (tmp_path / "run" / "history.csv").open() as handle:
         rows = [r for r in csv.DictReader(handle) if r["stage"] == "2"]
     with (tmp_path / "run" / "evaluations.csv").open() as handle:
@@ -35,8 +41,8 @@ def test_held_out_constraints_move_the_multipliers_only_at_evaluations(
 
 
 def test_training_constraints_move_the_multipliers_every_step(dataset: PreparedDataset) -> None:
-    nmt = nt.NMT(["like", "finish"], tolerance=0.0)
-    trainer = Trainer(toy_model(dataset), nmt, dataset, toy_config(constraints="train"))
+    nmt = NMT(["like", "finish"], tolerance=0.0)
+    trainer = Trainer(toy_model(dataset), nmt, dataset, toy_config())  # the default: "train"
     assert trainer.constraints.dual_from_training_steps
     nmt.next_stage(bound=0.01)  # an unreachable bound: every training step violates it
     trainer.runner.optimizer = trainer._new_optimizer()
@@ -51,7 +57,7 @@ def test_training_bounds_are_the_mean_training_loss_at_the_restored_parameters(
     dataset: PreparedDataset,
 ) -> None:
     model = toy_model(dataset)
-    nmt = nt.NMT(["like", "finish"])
+    nmt = NMT(["like", "finish"])
     trainer = Trainer(model, nmt, dataset, toy_config(max_epochs=1, constraints="train"))
     trainer._open_run_dir(None)
     trainer._begin_stage()
@@ -74,7 +80,7 @@ def test_training_bounds_are_the_mean_training_loss_at_the_restored_parameters(
 
 
 def _in_stage_two(**kwargs: object) -> tuple[nt.NMT, StagePlan]:
-    nmt = nt.NMT(["like", "finish"], **kwargs)  # type: ignore[arg-type]
+    nmt = NMT(["like", "finish"], **kwargs)  # type: ignore[arg-type]
     nmt.next_stage(bound=0.4)
     return nmt, StagePlan(nmt)
 
@@ -95,7 +101,7 @@ def test_excess_is_relative_to_the_validation_reference_with_the_combiners_slack
 
 
 def test_held_out_dual_steps_use_validation_losses() -> None:
-    nmt, plan = _in_stage_two(tolerance=0.0, dual_lr=1.0)
+    nmt, plan = _in_stage_two(tolerance=0.0, dual="ascent", dual_lr=1.0)
     held_out = ConstraintData(plan, "valid")
     assert held_out.held_out and not held_out.dual_from_training_steps
     held_out.after_evaluation({"like": {"loss": 0.6}, "finish": {"loss": 0.3}})

@@ -95,7 +95,7 @@ def _trainer(data: PreparedDataset, inner: str, run_dir: Path, seed: int = 0) ->
         eval_batch_size=700,  # several evaluation batches per rank
         lr=3e-3,
         max_epochs=3,
-        max_steps=14,  # per stage: 28 steps, across an epoch boundary in each stage
+        max_steps=14,  # per stage: 42 steps in 3 stages, across an epoch boundary in each stage
         eval_every=5,
         patience=10,
         constraints="train",  # λ moves every step, from the all-reduced training losses
@@ -182,9 +182,9 @@ def test_two_gloo_processes_match_one_process(
     # Files were written once, by rank 0, and hold the same rows as the single run.
     one = _history(reference_dir / "history.csv")
     two = _history(tmp_path / "ddp" / "history.csv")
-    assert len(one) == len(two) == reference_run.steps == 28
-    stage2 = [row for row in one if row["stage"] == "2"]
-    assert any(float(row["lambda_income"]) > 0 for row in stage2)  # the constraint was active
+    assert len(one) == len(two) == reference_run.steps == 42  # a joint start, then 2 stages
+    constrained = [row for row in one if row["stage"] == "3"]
+    assert any(float(row["lambda_income"]) > 0 for row in constrained)  # the constraint was active
     for a, b in zip(one, two, strict=True):
         assert (a["step"], a["stage"]) == (b["step"], b["stage"])
         x, y = _numbers(a, ("loss", "lambda_", "bound_", "weight_")), _numbers(b, ("loss",))
@@ -202,7 +202,7 @@ def test_two_gloo_processes_match_one_process(
     reference = torch.load(reference_dir / "best.pt", weights_only=False)["model"]
     for key, value in reference.items():
         assert torch.equal(ranks[0]["model"][key], ranks[1]["model"][key]), key
-        torch.testing.assert_close(ranks[0]["model"][key], value, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(ranks[0]["model"][key], value, rtol=1e-7, atol=1e-9)
     for key, value in ranks[0]["combiner"].items():
         assert _same(value, ranks[1]["combiner"][key]), key
     for task in census.tasks:
@@ -228,7 +228,7 @@ def test_a_stopped_ddp_run_resumes_to_the_same_trajectory(
         )
     one = _history(reference_dir / "history.csv")
     two = _history(tmp_path / "ddp" / "history.csv")
-    assert len(one) == len(two) == 28
+    assert len(one) == len(two) == 42
     for a, b in zip(one, two, strict=True):
         for key, value in _numbers(a, ("loss", "lambda_")).items():
             assert float(b[key]) == pytest.approx(value, rel=1e-7, abs=1e-12), (a["step"], key)
@@ -236,7 +236,7 @@ def test_a_stopped_ddp_run_resumes_to_the_same_trajectory(
     resumed = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
     for key, value in reference.items():
         assert torch.equal(resumed[0]["model"][key], resumed[1]["model"][key]), key
-        torch.testing.assert_close(resumed[0]["model"][key], value, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(resumed[0]["model"][key], value, rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.slow
@@ -278,7 +278,7 @@ def test_torchrun_runs_the_train_command_with_two_processes(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("run directory:") == 1  # rank 0 reports; rank 1 is silent
     rows = _history(tmp_path / "run" / "history.csv")
-    assert [r["stage"] for r in rows] == ["1"] * 4 + ["2"] * 4
+    assert [r["stage"] for r in rows] == ["1"] * 4 + ["2"] * 4 + ["3"] * 4
     assert (tmp_path / "run" / "metrics.json").exists()
 
 

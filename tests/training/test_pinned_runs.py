@@ -38,13 +38,23 @@ TRAINER = {
     "eval_every": 15,
     "patience": 2,
     "progress": False,
+    "patience_unit": "evaluations",
+    "freeze_constrained": False,
 }
-NMT_OPTIONS = {"tolerance": 0.01, "dual": "ascent", "dual_lr": 100.0, "violation": "relative"}
+NMT_OPTIONS = {
+    "tolerance": 0.01,
+    "tolerance_mode": "relative",
+    "target": 1.0,
+    "dual": "ascent",
+    "dual_lr": 100.0,
+    "violation": "relative",
+    "joint_start": False,
+}
 
 RUNS: dict[str, dict[str, Any]] = {
     "held_out": {
         "method": {"name": "nmt", "priorities": ["income", "marital"], "options": NMT_OPTIONS},
-        "trainer": {**TRAINER, "constraints": "valid"},
+        "trainer": {**TRAINER, "constraints": "valid", "constraint_every": None},
     },
     "training_pi_famo": {
         "method": {

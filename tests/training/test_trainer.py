@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 from pathlib import Path
 
@@ -15,18 +16,25 @@ from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
 from nomoretuning.training.trainer import Trainer, TrainerConfig, TrainingError
 
+# These tests check the constrained stage right after the top task's: no joint first stage
+# (the default schedule is tested in test_trainer.py).
+NMT = functools.partial(nt.NMT, joint_start=False)
+
 
 def test_nmt_runs_every_stage_and_records_bounds(dataset: PreparedDataset, tmp_path: Path) -> None:
-    nmt = nt.NMT(["like", "finish"])
+    nmt = nt.NMT(["like", "finish"])  # the defaults: a joint start, then one stage per level
     result = Trainer(toy_model(dataset), nmt, dataset, toy_config(), run_dir=tmp_path / "run").fit()
     assert nmt.finished
-    assert [s.stage for s in result.stages] == [1, 2]
-    assert result.stages[1].constrained == ["like"]
+    assert [s.stage for s in result.stages] == [1, 2, 3]
+    assert [s.tasks for s in result.stages] == [["like", "finish"], ["like"], ["finish"]]
+    assert [s.constrained for s in result.stages] == [[], [], ["like"]]
     assert set(nmt.bounds) == {"like", "finish"}
-    assert result.stages[0].bound == {"like": pytest.approx(nmt.bounds["like"])}
-    # By default constraints live on held-out data: L* is the selected validation loss.
-    assert result.stages[0].bound_data == "valid"
-    assert nmt.bounds["like"] == pytest.approx(result.stages[0].valid["like"]["loss"])
+    # The top task's bound is that of its own stage (not the joint one), measured on training data
+    # (the default constraints), with the constant predictor's loss as the baseline.
+    assert result.stages[1].bound == {"like": pytest.approx(nmt.bounds["like"])}
+    assert result.stages[1].bound_data == "train"
+    assert result.stages[1].baseline is not None
+    assert nmt.bounds["like"] < result.stages[1].baseline["like"]
     for task in ("like", "finish"):
         assert 0.5 < result.test[task]["auc"] <= 1.0
     files = {p.name for p in (tmp_path / "run").iterdir()}
@@ -34,15 +42,42 @@ def test_nmt_runs_every_stage_and_records_bounds(dataset: PreparedDataset, tmp_p
     with (tmp_path / "run" / "history.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == result.steps
-    stage2 = [r for r in rows if r["stage"] == "2"]
-    assert stage2
-    assert all(r["lambda_like"] != "" and r["bound_like"] != "" for r in stage2)
+    stage3 = [r for r in rows if r["stage"] == "3"]
+    assert stage3
+    assert all(r["lambda_like"] != "" and r["bound_like"] != "" for r in stage3)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["stages"][1]["bound_data"] == "valid"
+    assert metrics["stages"][2]["bound_data"] == "train"
+
+
+def test_held_out_constraints_bound_the_top_task_by_its_selected_validation_loss(
+    dataset: PreparedDataset,
+) -> None:
+    nmt = NMT(["like", "finish"])
+    result = Trainer(toy_model(dataset), nmt, dataset, toy_config(constraints="valid")).fit()
+    assert result.stages[0].bound_data == "valid"
+    assert nmt.bounds["like"] == pytest.approx(result.stages[0].valid["like"]["loss"])
+
+
+def test_every_stage_after_the_first_starts_with_its_starting_point_as_a_candidate(
+    dataset: PreparedDataset, tmp_path: Path
+) -> None:
+    nmt = nt.NMT(["like", "finish"])
+    result = Trainer(toy_model(dataset), nmt, dataset, toy_config(), tmp_path / "run").fit()
+    with (tmp_path / "run" / "evaluations.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    first = {}
+    for row in rows:
+        first.setdefault(int(row["stage"]), int(row["step"]))
+    steps = [s.steps for s in result.stages]
+    # stage 1 starts from an untrained model; stages 2 and 3 are evaluated before their first
+    # step, so a stage can keep what the previous one selected
+    assert first[1] > 0
+    assert first[2] == steps[0]
+    assert first[3] == steps[0] + steps[1]
 
 
 def test_the_trainer_does_not_change_the_users_combiner(dataset: PreparedDataset) -> None:
-    nmt = nt.NMT(["like", "finish"], dual_lr=7.0)
+    nmt = NMT(["like", "finish"], dual_lr=7.0)
     before = {k: v for k, v in vars(nmt).items() if not k.startswith("_")}
     Trainer(toy_model(dataset), nmt, dataset, toy_config(max_epochs=1))
     after = {k: v for k, v in vars(nmt).items() if not k.startswith("_")}
@@ -83,7 +118,7 @@ def _kill_at(monkeypatch: pytest.MonkeyPatch, step: int) -> None:
 
 
 def _famo_nmt() -> nt.NMT:
-    return nt.NMT(["like", "finish"], dual="pi", combiner=lambda t: nt.FAMO(t))
+    return NMT(["like", "finish"], dual="pi", combiner=lambda t: nt.FAMO(t))
 
 
 @pytest.mark.parametrize("kill_step", [6, 11, 23])
@@ -127,7 +162,7 @@ def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(
 ) -> None:
     trainer = Trainer(
         toy_model(dataset),
-        nt.NMT(["like", "finish"]),
+        NMT(["like", "finish"]),
         dataset,
         toy_config(checkpoint_every=2),
         run_dir=tmp_path / "run",
@@ -176,7 +211,7 @@ def test_bad_trainer_setup(dataset: PreparedDataset) -> None:
     with pytest.raises(ConfigError, match="task 'click' is not in dataset 'toy'"):
         Trainer(toy_model(dataset), nt.EqualWeights(["click"]), dataset)
     with pytest.raises(ConfigError, match="without switch="):
-        Trainer(toy_model(dataset), nt.NMT(["like", "finish"], switch=nt.StepBudget(3)), dataset)
+        Trainer(toy_model(dataset), NMT(["like", "finish"], switch=nt.StepBudget(3)), dataset)
     with pytest.raises(TrainingError, match="resume needs a run directory"):
         Trainer(toy_model(dataset), nt.EqualWeights(["like"]), dataset).fit(resume=True)
     if not torch.cuda.is_available():

@@ -12,7 +12,11 @@ from nomoretuning.training.config import TrainerConfig
     ("kwargs", "message"),
     [
         ({"batch_size": 0}, "trainer.batch_size must be a positive integer"),
-        ({"patience": True}, "trainer.patience must be a positive integer"),
+        ({"patience": True}, "trainer.patience must be a finite number > 0"),
+        (
+            {"patience": 0.5, "patience_unit": "evaluations"},
+            "trainer.patience must be a positive integer",
+        ),
         ({"lr": -1.0}, "trainer.lr must be a finite number > 0"),
         ({"lr": float("nan")}, "trainer.lr must be a finite number > 0"),
         ({"eval_every": 0}, "trainer.eval_every must be a positive integer or null"),

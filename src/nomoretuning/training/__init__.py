@@ -3,7 +3,7 @@
 Example:
     >>> from nomoretuning.training import Trainer, TrainerConfig
     >>> TrainerConfig().constraints
-    'valid'
+    'train'
 """
 
 from nomoretuning.training.config import TrainerConfig

@@ -16,7 +16,7 @@ __all__ = ["CONSTRAINT_DATA", "PRECISIONS", "SELECTIONS", "TrainerConfig"]
 
 SELECTIONS = ("feasible_first", "objective")
 """How a stage's candidate is chosen (see `nomoretuning.training.selection`)."""
-CONSTRAINT_DATA = ("valid", "train")
+CONSTRAINT_DATA = ("train", "valid")
 """Which data checks the constraints and drives NMT's dual step (`nomoretuning.training.bounds`)."""
 PRECISIONS = ("fp32", "bf16", "fp16")
 """Forward-pass precision: full, bfloat16 autocast, float16 autocast with loss scaling (CUDA)."""
@@ -36,12 +36,23 @@ class TrainerConfig:
         max_epochs: epochs per stage at the most.
         max_steps: steps per stage at the most (None: no limit).
         eval_every: evaluate every this many steps, and at each epoch end (None: epoch ends only).
-        patience: feasible evaluations without a better candidate that end a stage.
+        patience: how long a stage may go without a better candidate (see
+            `nomoretuning.training.selection.CandidateSelection`), in ``patience_unit``.
+        patience_unit: ``"evaluations"`` (feasible evaluations) or ``"epochs"`` (of training
+            without progress).
         selection: ``"feasible_first"`` or ``"objective"`` (see `nomoretuning.training.selection`).
         feasibility_tolerance: relative tolerance of the validation constraints used for selection
             (None: the combiner's own tolerance).
         constraints: ``"valid"``: held-out bounds and dual steps; ``"train"``: bounds from a
             training pass and per-step dual steps from training losses.
+        constraint_every: with held-out constraints, a dual step every this many steps from a
+            running estimate on the constraint set (one more chunk of ``batch_size`` rows
+            evaluated each time; None: one dual step per evaluation, from the validation losses).
+        constraint_rows: the size of the constraint set: at most this many validation rows.
+        freeze_constrained: in a constrained stage, leave the constrained tasks' own parameters
+            (their towers and gates, where the model says which they are) as their stage left
+            them: a higher task is then held by the shared layers, and it cannot overfit on
+            its own while a lower task trains.
         checkpoint_every: also write ``last.pt`` every this many steps (None: at evaluations).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         precision: one of `PRECISIONS`.
@@ -50,7 +61,7 @@ class TrainerConfig:
 
     Example:
         >>> TrainerConfig(batch_size=4096, eval_every=200).patience
-        2
+        1.0
         >>> TrainerConfig(precision="fp8")
         Traceback (most recent call last):
         ...
@@ -63,13 +74,17 @@ class TrainerConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     grad_clip: float | None = 10.0
-    max_epochs: int = 10
+    max_epochs: int = 20
     max_steps: int | None = None
     eval_every: int | None = None
-    patience: int = 2
+    patience: float = 1.0
+    patience_unit: Literal["evaluations", "epochs"] = "epochs"
     selection: Literal["feasible_first", "objective"] = "feasible_first"
     feasibility_tolerance: float | None = None
-    constraints: Literal["valid", "train"] = "valid"
+    constraints: Literal["train", "valid"] = "train"
+    constraint_every: int | None = 20
+    constraint_rows: int = 65536
+    freeze_constrained: bool = True
     checkpoint_every: int | None = None
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
@@ -77,13 +92,20 @@ class TrainerConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "eval_batch_size", "max_epochs", "patience"):
+        for name in ("batch_size", "eval_batch_size", "max_epochs", "constraint_rows"):
             checks.positive_int(getattr(self, name), f"trainer.{name}")
-        for name in ("max_steps", "eval_every", "checkpoint_every"):
+        for name in ("max_steps", "eval_every", "checkpoint_every", "constraint_every"):
             checks.optional_positive_int(getattr(self, name), f"trainer.{name}")
         if not checks.is_integer(self.seed):
             raise ConfigError(f"trainer.seed must be an integer, got {self.seed!r}")
         self.lr = checks.positive_number(self.lr, "trainer.lr")
+        checks.one_of(self.patience_unit, "trainer.patience_unit", ("evaluations", "epochs"))
+        self.patience = checks.positive_number(self.patience, "trainer.patience")
+        if self.patience_unit == "evaluations":
+            self.patience = checks.positive_int(
+                int(self.patience) if float(self.patience).is_integer() else self.patience,
+                "trainer.patience",
+            )
         self.weight_decay = checks.positive_number(
             self.weight_decay, "trainer.weight_decay", allow_zero=True
         )
@@ -98,7 +120,7 @@ class TrainerConfig:
         checks.one_of(self.precision, "trainer.precision", PRECISIONS)
         if not isinstance(self.device, str) or not self.device:
             raise ConfigError(f"trainer.device must be a device name, got {self.device!r}")
-        for name in ("progress", "tensorboard"):
+        for name in ("progress", "tensorboard", "freeze_constrained"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(
                     f"trainer.{name} must be true or false, got {getattr(self, name)!r}"

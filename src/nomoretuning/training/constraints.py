@@ -2,10 +2,15 @@
 
 ``trainer.constraints`` chooses (`nomoretuning.training.config.CONSTRAINT_DATA`):
 
-- ``"valid"`` (default): a task's bound ``L*`` is its validation loss at the parameters selected
-  for its stage; in later stages the multipliers take one dual step at each evaluation from the
-  constrained tasks' validation losses (`StagedCombiner.update_multipliers`), and none from the
-  training losses of each step.
+- ``"valid"`` (default): the multipliers follow held-out losses, never the training losses of a
+  step. Every ``constraint_every`` steps the constrained tasks' losses on the *constraint set* (up
+  to ``constraint_rows`` validation rows) are re-estimated by evaluating one more chunk of it
+  (`nomoretuning.training.held_out.HeldOutLosses`) and the multipliers take one dual step from
+  that estimate, integrated over the ``constraint_every`` steps it stands for
+  (`StagedCombiner.update_multipliers`). A task's bound ``L*`` is its loss on the constraint set at
+  the parameters selected for its stage. With ``constraint_every: null`` the dual step is taken at
+  each evaluation instead, from the full validation losses (and ``L*`` is the selected validation
+  loss).
 - ``"train"``: the multipliers take a dual step at every training step from that step's training
   losses, and ``L*`` is the mean training loss over one full pass of the training split at the
   selected parameters, in training mode, without gradients (the way that constraint is evaluated
@@ -27,6 +32,7 @@ from torch import Tensor, nn
 from nomoretuning.core.nmt import constraint
 from nomoretuning.data.batching import Batch
 from nomoretuning.training import distributed as parallel
+from nomoretuning.training.held_out import HeldOutLosses, LossFunction
 from nomoretuning.training.records import Metrics
 from nomoretuning.training.stages import StagePlan
 
@@ -48,12 +54,16 @@ class ConstraintData:
         plan: StagePlan,
         source: Literal["valid", "train"],
         feasibility_tolerance: float | None = None,
+        held_out: HeldOutLosses | None = None,
+        every: int | None = None,
     ) -> None:
         self.plan = plan
         self.source = source
         self.feasibility_tolerance = feasibility_tolerance
         self.reference: dict[str, float] = {}
         """Each task's validation loss when its stage ended."""
+        self.estimate = held_out if every is not None else None
+        self.every = every
 
     @property
     def held_out(self) -> bool:
@@ -75,20 +85,56 @@ class ConstraintData:
             for t in self.plan.constrained_tasks
         }
 
+    def begin_stage(self, model: nn.Module, losses: LossFunction) -> None:
+        """A constrained stage starts: the held-out estimate at its starting point."""
+        if self.held_out and self.estimate is not None and self.plan.constrained_tasks:
+            self.estimate.refresh(model, losses, self.plan.constrained_tasks)
+
+    def after_step(self, model: nn.Module, losses: LossFunction, stage_step: int) -> None:
+        """Every ``constraint_every`` steps: the held-out dual step from the running estimate."""
+        staged, estimate, every = self.plan.staged, self.estimate, self.every
+        if not (self.held_out and staged is not None and estimate is not None and every):
+            return
+        if self.plan.constrained_tasks and stage_step % every == 0:
+            values = estimate.refresh(model, losses, self.plan.constrained_tasks)
+            staged.update_multipliers(values, steps=every)
+
     def after_evaluation(self, metrics: Metrics) -> None:
-        """The held-out dual step, from the constrained tasks' validation losses."""
+        """With ``constraint_every: null``: the held-out dual step from the validation losses."""
         staged = self.plan.staged
-        if self.held_out and staged is not None and self.plan.constrained_tasks:
-            staged.update_multipliers({t: metrics[t]["loss"] for t in self.plan.constrained_tasks})
+        constrained = self.plan.constrained_tasks
+        if self.held_out and self.estimate is None and staged is not None and constrained:
+            staged.update_multipliers({t: metrics[t]["loss"] for t in constrained})
 
     def stage_bounds(
-        self, selected: Metrics, measure_training: Callable[[tuple[str, ...]], dict[str, float]]
+        self,
+        selected: Metrics,
+        model: nn.Module,
+        losses: LossFunction,
+        measure_training: Callable[[tuple[str, ...]], dict[str, float]],
     ) -> dict[str, float]:
         """The stage tasks' bounds at the selected parameters (already restored)."""
         tasks = self.plan.stage_tasks
-        if self.held_out:
-            return {t: float(selected[t]["loss"]) for t in tasks}
-        return measure_training(tasks)
+        if not self.held_out:
+            return measure_training(tasks)
+        if self.estimate is not None:
+            return self.estimate.refresh(model, losses, tasks)
+        return {t: float(selected[t]["loss"]) for t in tasks}
+
+    def stage_baselines(
+        self,
+        losses: LossFunction,
+        constant_score: Callable[[str, Tensor], float],
+        measure_training: Callable[[tuple[str, ...]], dict[str, float]],
+    ) -> dict[str, float]:
+        """The loss of the best constant prediction of each stage task, on the same data as its
+        bound (for NMT's reducible tolerance)."""
+        every = tuple(self.plan.combiner.tasks)  # a constant model predicts every task
+        if self.held_out and self.estimate is not None:
+            values = self.estimate.baselines(losses, every, constant_score)
+        else:
+            values = measure_training(every)
+        return {t: values[t] for t in self.plan.stage_tasks}
 
     def record_references(self, tasks: tuple[str, ...], selected: Metrics) -> None:
         """Remembers the finished stage tasks' validation losses at the selected parameters."""
@@ -103,10 +149,13 @@ class ConstraintData:
         return staged.slack(task, reference) if staged is not None else 0.0
 
     def state_dict(self) -> dict[str, Any]:
-        return {"reference": dict(self.reference)}
+        estimate = None if self.estimate is None else self.estimate.state_dict()
+        return {"reference": dict(self.reference), "estimate": estimate}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.reference = {k: float(v) for k, v in state["reference"].items()}
+        if self.estimate is not None and state.get("estimate") is not None:
+            self.estimate.load_state_dict(state["estimate"])
 
 
 @torch.no_grad()

@@ -56,6 +56,11 @@ class Objective(Protocol):
         """Metrics per task on a split: ``{task: {metric: value}}``, with ``loss`` among them."""
         ...
 
+    def constant_score(self, task: str, labels: Tensor) -> float:
+        """The score (logit) of the best constant prediction of ``task`` on these labels: its loss
+        is the baseline that NMT's reducible tolerance measures what was learned against."""
+        ...
+
 
 class BinaryObjective:
     """Binary cross-entropy on logits (mean over the batch) for every task.
@@ -83,6 +88,17 @@ class BinaryObjective:
             t: F.binary_cross_entropy_with_logits(logits[t], batch.labels[t].to(logits[t].dtype))
             for t in self.tasks
         }
+
+    def constant_score(self, task: str, labels: Tensor) -> float:
+        """``logit(mean label)``: the base rate (its loss is the label entropy).
+
+        Example:
+            >>> round(BinaryObjective(["a"]).constant_score("a", torch.tensor([1.0, 0, 0, 0])), 4)
+            -1.0986
+        """
+        rate = float(labels.double().mean()) if labels.numel() else 0.5
+        rate = min(max(rate, 1e-6), 1 - 1e-6)
+        return math.log(rate / (1 - rate))
 
     def evaluate(
         self,
@@ -246,6 +262,10 @@ class PairwiseObjective:
             t: pairwise_logistic_loss(logits[t], batch.labels[t], pairs=pairs[t])
             for t in self.tasks
         }
+
+    def constant_score(self, task: str, labels: Tensor) -> float:
+        """0: a constant score ties every pair (loss ``log 2`` per pair)."""
+        return 0.0
 
     def evaluate(
         self,

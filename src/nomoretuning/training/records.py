@@ -27,6 +27,7 @@ class StageRecord:
             (staged combiners only).
         bound: the bounds ``L*`` recorded for the stage tasks (staged combiners only).
         multipliers_at_end: the multipliers when the stage ended (staged combiners only).
+        baseline: the loss of a constant prediction on the bound's data (staged combiners only).
     """
 
     stage: int
@@ -39,6 +40,7 @@ class StageRecord:
     bound_data: str | None = None
     bound: dict[str, float] | None = None
     multipliers_at_end: dict[str, float] | None = None
+    baseline: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """As plain data; the fields of staged combiners only are left out when unset.

@@ -81,6 +81,11 @@ class Candidate:
 class CandidateSelection:
     """The best candidate of the running stage, its parameters, and patience.
 
+    ``unit="evaluations"``: the stage is done after ``patience`` feasible evaluations without a
+    better candidate. ``unit="epochs"``: after ``patience`` epochs of training since the last
+    better candidate, so the cadence of evaluations does not change when a stage ends; the clock
+    starts at the stage's first candidate (its starting point, for every stage after the first).
+
     Example:
         >>> selection = CandidateSelection(patience=1)
         >>> first = Candidate(0, 0.7, 0.0, True, {})
@@ -90,44 +95,67 @@ class CandidateSelection:
         (False, True)
     """
 
-    def __init__(self, patience: int) -> None:
+    def __init__(
+        self, patience: float, unit: Literal["evaluations", "epochs"] = "evaluations"
+    ) -> None:
         self.patience = patience
+        self.unit = unit
         self.best: Candidate | None = None
         self.best_parameters: dict[str, Tensor] | None = None
         self.stale_evaluations = 0
+        self.progress_at: float | None = None
         self.done = False
+
+    MIN_EVALUATIONS = 2
+    """With ``unit="epochs"``, a stage also waits for this many evaluations without a better
+    candidate (one noisy evaluation never ends a stage)."""
 
     def reset(self) -> None:
         """Forgets the stage: a new stage starts with no candidate."""
         self.best = None
         self.best_parameters = None
         self.stale_evaluations = 0
+        self.progress_at = None
         self.done = False
 
     def consider(
-        self, candidate: Candidate, parameters: Callable[[], Mapping[str, Tensor]]
+        self,
+        candidate: Candidate,
+        parameters: Callable[[], Mapping[str, Tensor]],
+        epochs: float = 0.0,
     ) -> bool:
         """Keeps ``candidate`` (and a copy of ``parameters()``) if it beats the best so far;
-        returns whether it did. A feasible candidate that does not uses up one unit of patience.
-        """
-        if candidate.beats(self.best):
+        returns whether it did, and updates the patience (``epochs``: training so far)."""
+        improved = candidate.beats(self.best)
+        if improved:
             self.best = candidate
             self.best_parameters = copy.deepcopy(
                 {k: v.detach().clone() for k, v in parameters().items()}
             )
+        if self.unit == "epochs":
+            if improved and (candidate.step > 0 or self.progress_at is None):
+                self.progress_at = epochs
+                self.stale_evaluations = 0
+            elif self.progress_at is not None:
+                self.stale_evaluations += 1
+                waited = epochs - self.progress_at >= self.patience - 1e-9
+                if waited and self.stale_evaluations >= self.MIN_EVALUATIONS:
+                    self.done = True
+            return improved
+        if improved:
             self.stale_evaluations = 0
-            return True
-        if candidate.feasible:
+        elif candidate.feasible:
             self.stale_evaluations += 1
             if self.stale_evaluations >= self.patience:
                 self.done = True
-        return False
+        return improved
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "best": None if self.best is None else asdict(self.best),
             "best_parameters": self.best_parameters,
             "stale_evaluations": self.stale_evaluations,
+            "progress_at": self.progress_at,
             "done": self.done,
         }
 
@@ -136,4 +164,5 @@ class CandidateSelection:
         self.best = None if best is None else Candidate(**best)
         self.best_parameters = state["best_parameters"]
         self.stale_evaluations = int(state["stale_evaluations"])
+        self.progress_at = state["progress_at"]
         self.done = bool(state["done"])

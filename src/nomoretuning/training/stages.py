@@ -24,7 +24,7 @@ class StagePlan:
         >>> import nomoretuning as nt
         >>> plan = StagePlan(nt.NMT(["a", "b"]))
         >>> plan.num_stages, plan.stage_tasks, plan.constrained_tasks
-        (2, ('a',), ())
+        (3, ('a', 'b'), ())
         >>> StagePlan(nt.EqualWeights(["a", "b"])).stage_tasks
         ('a', 'b')
     """
@@ -69,7 +69,11 @@ class StagePlan:
         else:
             self.combiner.step(losses, closure=closure)
 
-    def next_stage(self, bounds: Mapping[str, float]) -> None:
-        """Ends a staged combiner's running stage with the stage tasks' ``bounds``."""
+    def next_stage(
+        self, bounds: Mapping[str, float], baselines: Mapping[str, float] | None = None
+    ) -> None:
+        """Ends a staged combiner's running stage with the stage tasks' ``bounds`` (and the
+        losses of a constant prediction on the same data, ``baselines``)."""
         if self.staged is not None:
-            self.staged.next_stage(bound=dict(bounds))
+            given = None if baselines is None else dict(baselines)
+            self.staged.next_stage(bound=dict(bounds), baseline=given)

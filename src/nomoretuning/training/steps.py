@@ -123,16 +123,22 @@ class StepRunner:
         assert self.optimizer is not None
         if self.scaler is None:
             total.backward()
-            if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self._clip()
             self.optimizer.step()
             return
         self.scaler.scale(total).backward()
         self.scaler.unscale_(self.optimizer)
-        if self.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self._clip()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+
+    def _clip(self) -> None:
+        """Clips the gradient norm of the parameters the optimizer updates."""
+        if self.grad_clip is None or self.optimizer is None:
+            return
+        trained = {id(p) for group in self.optimizer.param_groups for p in group["params"]}
+        params = [p for p in self.model.parameters() if id(p) in trained]
+        nn.utils.clip_grad_norm_(params, self.grad_clip)
 
     # ------------------------------------------------------------------- data parallel
     def _parallel_step(self, batch: Batch) -> StepOutcome:

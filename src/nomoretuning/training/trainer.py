@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal, NoReturn, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -45,6 +45,7 @@ from nomoretuning.training.constraints import ConstraintData, measure_training_l
 from nomoretuning.training.devices import resolve_device
 from nomoretuning.training.errors import TrainingError
 from nomoretuning.training.evaluation import evaluate_split
+from nomoretuning.training.held_out import ConstantModel, HeldOutLosses
 from nomoretuning.training.logs import RunLogs, prepare_run_directory, progress_bar
 from nomoretuning.training.objectives import Objective, objective_for
 from nomoretuning.training.records import FitResult, Metrics, StageRecord
@@ -111,12 +112,16 @@ class Trainer:
         self.tasks = tuple(combiner.tasks)
         self.objective: Objective = objective or objective_for(dataset, self.tasks)
         self.plan = StagePlan(combiner)
-        self.constraints = ConstraintData(
-            self.plan, self.config.constraints, self.config.feasibility_tolerance
-        )
         self.world_size = parallel.world_size()
         self.rank = parallel.rank()
         self.device = resolve_device(self.config.device)
+        self.constraints = ConstraintData(
+            self.plan,
+            self.config.constraints,
+            self.config.feasibility_tolerance,
+            self._held_out_losses(),
+            self.config.constraint_every,
+        )
         self.model.to(self.device)
         self.combiner.to(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -132,7 +137,7 @@ class Trainer:
             self._non_finite,
         )
         self.state = TrainerState()
-        self.selection = CandidateSelection(self.config.patience)
+        self.selection = CandidateSelection(self.config.patience, self.config.patience_unit)
         self.logs = RunLogs(self.tasks, None)
         self.checkpoints = (
             CheckpointFiles(self.run_dir, run_fingerprint(model, combiner, self.tasks))
@@ -198,7 +203,10 @@ class Trainer:
         self.state.begin_stage()
         self.selection.reset()
         if self.plan.constrained_tasks:
-            # The stage starts from the previous stage's selection: a feasible first candidate.
+            self.constraints.begin_stage(self.model, self.runner.losses)
+        if self.state.stage_index > 0:
+            # The stage starts from the previous stage's selection, itself a candidate (feasible
+            # under the constraints it was selected for), so a stage never ends worse than it began.
             self._evaluate_and_select()
 
     def _run_stage(self) -> None:
@@ -271,6 +279,7 @@ class Trainer:
         )
         self.state.global_step += 1
         self.state.stage_step += 1
+        self.constraints.after_step(self.model, self.runner.losses, self.state.stage_step)
         row = self._history_row(float(outcome.total.detach()), outcome.losses)
         self.logs.step(row)
         if bar is not None:
@@ -295,12 +304,18 @@ class Trainer:
             valid=best.metrics,
         )
         if self.plan.staged is not None:
-            bounds = self.constraints.stage_bounds(best.metrics, self._measure_training_bounds)
+            bounds = self.constraints.stage_bounds(
+                best.metrics, self.model, self.runner.losses, self._measure_training_bounds
+            )
+            baselines = self.constraints.stage_baselines(
+                self.runner.losses, self.objective.constant_score, self._training_baselines
+            )
             record.bound_data = "valid" if self.constraints.held_out else "train"
             record.bound = bounds
             record.multipliers_at_end = self.plan.multipliers
+            record.baseline = baselines
             self.constraints.record_references(stage_tasks, best.metrics)
-            self.plan.next_stage(bounds)
+            self.plan.next_stage(bounds, baselines)
         else:
             self.constraints.record_references(stage_tasks, best.metrics)
         self.state.end_stage(record)
@@ -329,7 +344,7 @@ class Trainer:
             self.constraints.excess(metrics),
             self.config.selection,
         )
-        improved = self.selection.consider(candidate, self.model.state_dict)
+        improved = self.selection.consider(candidate, self.model.state_dict, self.state.epochs_run)
         self.constraints.after_evaluation(metrics)
         self.logs.evaluation(
             candidate,
@@ -337,6 +352,32 @@ class Trainer:
             step=self.state.global_step,
             stage=self.state.stage_index + 1,
             epoch=round(self.state.epochs_run, 4),
+        )
+
+    def _held_out_losses(self) -> HeldOutLosses | None:
+        """The constraint set of held-out constraints (None when they are not used)."""
+        cfg = self.config
+        if self.plan.staged is None or cfg.constraints != "valid" or cfg.constraint_every is None:
+            return None
+        return HeldOutLosses(
+            self.dataset.valid, cfg.constraint_rows, cfg.batch_size, cfg.seed, self.device
+        )
+
+    def _training_baselines(self, tasks: tuple[str, ...]) -> dict[str, float]:
+        """The loss of the best constant prediction of ``tasks`` on the training split."""
+        train: Any = self.dataset.train
+        labels = {t: [] for t in tasks}  # type: dict[str, list[Tensor]]
+        for batch in train.batches(self.config.eval_batch_size, shuffle=False):
+            for task in tasks:
+                labels[task].append(batch.labels[task])
+        scores = {t: self.objective.constant_score(t, torch.cat(labels[t])) for t in tasks}
+        return measure_training_losses(
+            ConstantModel(scores),
+            train,
+            tasks,
+            self.runner.losses,
+            self.config.batch_size,
+            self.device,
         )
 
     def _measure_training_bounds(self, tasks: tuple[str, ...]) -> dict[str, float]:
@@ -375,8 +416,15 @@ class Trainer:
         )
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
-        """A fresh Adam over the model's and the combiner's parameters (one per stage)."""
-        params = list(self.model.parameters()) + list(self.combiner.parameters())
+        """A fresh Adam (one per stage) over the model's and the combiner's parameters, but the
+        constrained tasks' own parameters with ``trainer.freeze_constrained``."""
+        frozen: set[int] = set()
+        owner = self.model
+        if self.config.freeze_constrained and isinstance(owner, HasTaskParameters):
+            for task in self.plan.constrained_tasks:
+                frozen |= {id(p) for p in owner.task_parameters(task)}
+        params = [p for p in self.model.parameters() if id(p) not in frozen]
+        params += list(self.combiner.parameters())
         return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
 
     # ------------------------------------------------------------------ run directory
@@ -448,6 +496,13 @@ class Trainer:
         else:
             restore_rng_state(state["rng"])
         self.logs.truncate(state["log_rows"])
+
+
+@runtime_checkable
+class HasTaskParameters(Protocol):
+    """A model that says which parameters only one task's loss reaches."""
+
+    def task_parameters(self, task: str) -> list[nn.Parameter]: ...
 
 
 def _batches_per_epoch(split: Any, batch_size: int) -> int:
