@@ -278,7 +278,9 @@ def _heatmap(found: Sequence[Verdict], path: Path) -> None:
         ax.text(j, i, label, ha="center", va="center", fontsize=7)
     ax.set_xticks(range(len(cells)), cells, rotation=45, ha="right")
     ax.set_yticks(range(len(rows)), rows)
-    ax.set_title("NMT's top task minus max(single-task, joint), test metric, mean over seeds")
+    ax.set_title(
+        "NMT's top task minus max(single-task, joint)\n(test metric, mean over seeds)", fontsize=9
+    )
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

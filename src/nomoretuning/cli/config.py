@@ -8,7 +8,7 @@ seed: 0
 data:    {dataset: census_income, path: null, tasks: [income, marital], options: {}}
 model:   {name: mmoe, options: {}}
 method:  {name: nmt, priorities: [income, marital], options: {}, inner: null}
-trainer: {batch_size: 1024, lr: 0.001, max_epochs: 10, eval_every: null, patience: 2}
+trainer: {batch_size: 1024, lr: 0.001, max_epochs: 20, eval_every: null, patience: 1.0}
 compare: {models: [...], methods: [...], seeds: [0, 1, 2]}   # for `nomoretuning compare`
 #   compare.protocol: table1 (default: models x methods x seeds) or table3 (the paper's Taobao
 #   learning-to-rank protocol on the single-score model, with compare.weights for its
