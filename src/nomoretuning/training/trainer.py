@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, NoReturn, Protocol, runtime_checkable
+from typing import Any, Literal, NoReturn
 
 import torch
 from torch import Tensor, nn
@@ -48,6 +48,7 @@ from nomoretuning.training.evaluation import evaluate_split
 from nomoretuning.training.held_out import ConstantModel, HeldOutLosses
 from nomoretuning.training.logs import RunLogs, prepare_run_directory, progress_bar
 from nomoretuning.training.objectives import Objective, objective_for
+from nomoretuning.training.optimizer import stage_optimizer
 from nomoretuning.training.records import FitResult, Metrics, StageRecord
 from nomoretuning.training.selection import Candidate, CandidateSelection
 from nomoretuning.training.stages import StagePlan
@@ -416,16 +417,11 @@ class Trainer:
         )
 
     def _new_optimizer(self) -> torch.optim.Optimizer:
-        """A fresh Adam (one per stage) over the model's and the combiner's parameters, but the
-        constrained tasks' own parameters with ``trainer.freeze_constrained``."""
-        frozen: set[int] = set()
-        owner = self.model
-        if self.config.freeze_constrained and isinstance(owner, HasTaskParameters):
-            for task in self.plan.constrained_tasks:
-                frozen |= {id(p) for p in owner.task_parameters(task)}
-        params = [p for p in self.model.parameters() if id(p) not in frozen]
-        params += list(self.combiner.parameters())
-        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        """A fresh Adam for the stage; the constrained tasks' own parameters are left out with
+        ``trainer.freeze_constrained``."""
+        frozen = self.plan.constrained_tasks if self.config.freeze_constrained else ()
+        cfg = self.config
+        return stage_optimizer(self.model, self.combiner, frozen, cfg.lr, cfg.weight_decay)
 
     # ------------------------------------------------------------------ run directory
     def _open_run_dir(self, resume: str | None) -> None:
@@ -496,13 +492,6 @@ class Trainer:
         else:
             restore_rng_state(state["rng"])
         self.logs.truncate(state["log_rows"])
-
-
-@runtime_checkable
-class HasTaskParameters(Protocol):
-    """A model that says which parameters only one task's loss reaches."""
-
-    def task_parameters(self, task: str) -> list[nn.Parameter]: ...
 
 
 def _batches_per_epoch(split: Any, batch_size: int) -> int:
