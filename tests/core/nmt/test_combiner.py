@@ -3,30 +3,16 @@ rules and their traps: test_dual.py; convex problems with known optima: test_con
 
 from __future__ import annotations
 
-import functools
 import math
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nmt_helpers import NMT, scalar
 
 import nomoretuning as nt
 from nomoretuning.errors import ConfigError
-
-# These tests drive the constrained stages by hand: no joint first stage (the default's
-# schedule is tested in test_combiner.py).
-NMT = functools.partial(nt.NMT, joint_start=False)
-
-
-def _scalar(value: float) -> torch.Tensor:
-    return torch.tensor(value, dtype=torch.float64)
-
-
-def _in_stage_two(**kwargs: object) -> nt.NMT:
-    nmt = NMT(["top", "low"], **kwargs)  # type: ignore[arg-type]
-    nmt.next_stage(bound=1.0)
-    return nmt
 
 
 # ------------------------------------------------------------------ the Lagrangian
@@ -75,16 +61,16 @@ def test_rescaled_gradient_is_a_convex_combination(
 
 def test_forward_returns_the_rescaled_lagrangian_value() -> None:
     nmt = NMT(["top", "low"], tolerance=0.1, initial_multiplier=3.0)
-    assert float(nmt({"top": _scalar(2.0), "low": _scalar(5.0)})) == 2.0  # stage 1: L_top
+    assert float(nmt({"top": scalar(2.0), "low": scalar(5.0)})) == 2.0  # stage 1: L_top
     nmt.next_stage(bound=2.0)
-    value = nmt({"top": _scalar(2.5), "low": _scalar(0.7)})
+    value = nmt({"top": scalar(2.5), "low": scalar(0.7)})
     assert float(value) == pytest.approx((0.7 + 3.0 * (2.5 - 2.0 - 0.2)) / 4.0)
 
 
 # ------------------------------------------------------------------- stages and state
 def test_step_budget_switches_stages_and_finishes() -> None:
     nmt = NMT(["a", "b", "c"], switch=nt.StepBudget(3), bound_window=2)
-    losses = {"a": _scalar(1.0), "b": _scalar(2.0), "c": _scalar(3.0)}
+    losses = {"a": scalar(1.0), "b": scalar(2.0), "c": scalar(3.0)}
     for _ in range(3):
         nmt.step(losses)
     assert nmt.stage == 2 and nmt.bounds == {"a": 1.0}
@@ -102,10 +88,10 @@ def test_step_budget_switches_stages_and_finishes() -> None:
 def test_plateau_switches_when_the_training_loss_stops_improving() -> None:
     nmt = NMT(["a", "b"], switch=nt.Plateau(window=5, threshold=0.01), bound_window=5)
     for i in range(10):  # still falling fast
-        nmt.step({"a": _scalar(10.0 - i), "b": _scalar(1.0)})
+        nmt.step({"a": scalar(10.0 - i), "b": scalar(1.0)})
     assert nmt.stage == 1
     for _ in range(10):
-        nmt.step({"a": _scalar(1.0), "b": _scalar(1.0)})
+        nmt.step({"a": scalar(1.0), "b": scalar(1.0)})
     assert nmt.stage == 2
     assert nmt.bounds["a"] == pytest.approx(1.0)
 
@@ -113,7 +99,7 @@ def test_plateau_switches_when_the_training_loss_stops_improving() -> None:
 def test_bound_estimate_is_the_mean_of_the_recent_window() -> None:
     nmt = NMT(["a", "b"], bound_window=3)
     for value in (9.0, 1.0, 2.0, 3.0):
-        nmt.step({"a": _scalar(value), "b": _scalar(0.0)})
+        nmt.step({"a": scalar(value), "b": scalar(0.0)})
     assert nmt.bound_estimate == {"a": pytest.approx(2.0)}
     nmt.next_stage()
     assert nmt.bounds == {"a": pytest.approx(2.0)}
@@ -293,7 +279,7 @@ def test_bad_constructor_arguments(kwargs: dict[str, object], message: str) -> N
 @pytest.mark.parametrize("method", ["forward", "step"])
 def test_bad_losses(losses: dict[str, float], message: str, method: str) -> None:
     nmt = NMT(["a", "b"])
-    tensors = {k: _scalar(v) for k, v in losses.items()}
+    tensors = {k: scalar(v) for k, v in losses.items()}
     with pytest.raises(ValueError, match=message):
         nmt(tensors) if method == "forward" else nmt.step(tensors)
 
@@ -303,13 +289,13 @@ def test_non_scalar_and_non_tensor_losses() -> None:
     with pytest.raises(
         ValueError, match=r"task 'a' must be a scalar \(0-dim\) tensor, got shape \(4,\)"
     ):
-        nmt({"a": torch.ones(4), "b": _scalar(1.0)})
+        nmt({"a": torch.ones(4), "b": scalar(1.0)})
     with pytest.raises(ValueError, match=r"must be a torch\.Tensor"):
-        nmt({"a": 1.0, "b": _scalar(1.0)})  # type: ignore[dict-item]
+        nmt({"a": 1.0, "b": scalar(1.0)})  # type: ignore[dict-item]
     with pytest.raises(ValueError, match="dict of task name"):
         nmt([1.0, 2.0])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="does not take a prior"):
-        nmt({"a": _scalar(1.0), "b": _scalar(1.0)}, prior={"a": 1.0})
+        nmt({"a": scalar(1.0), "b": scalar(1.0)}, prior={"a": 1.0})
 
 
 def test_bad_bounds() -> None:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-
 import pytest
+from nmt_helpers import NMT
 
-import nomoretuning as nt
 from nomoretuning.core.nmt.constraint import relative_to_bound, slack, violation
-
-# These tests drive the constrained stages by hand: no joint first stage (the default's
-# schedule is tested in test_combiner.py).
-NMT = functools.partial(nt.NMT, joint_start=False)
 
 
 def test_slack_modes() -> None:

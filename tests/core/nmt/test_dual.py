@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import random
 
 import pytest
 import torch
+from nmt_helpers import NMT, in_stage_two, scalar
 
-import nomoretuning as nt
 from nomoretuning.core.nmt.dual import (
     MultiplicativeAscent,
     MultiplierState,
@@ -19,20 +18,6 @@ from nomoretuning.core.nmt.dual import (
     build_rule,
 )
 from nomoretuning.errors import ConfigError
-
-# These tests drive the constrained stages by hand: no joint first stage (the default's
-# schedule is tested in test_combiner.py).
-NMT = functools.partial(nt.NMT, joint_start=False)
-
-
-def _scalar(value: float) -> torch.Tensor:
-    return torch.tensor(value, dtype=torch.float64)
-
-
-def _in_stage_two(**kwargs: object) -> nt.NMT:
-    nmt = NMT(["top", "low"], **kwargs)  # type: ignore[arg-type]
-    nmt.next_stage(bound=1.0)
-    return nmt
 
 
 # ------------------------------------------------------------------- the default rule
@@ -65,15 +50,15 @@ def test_one_update_for_n_steps_moves_like_n_updates_of_one_step() -> None:
 
 
 def test_the_multiplier_grows_while_violated_and_returns_to_zero_once_slack() -> None:
-    nmt = _in_stage_two(tolerance=0.01)
+    nmt = in_stage_two(tolerance=0.01)
     history = []
     for _ in range(50):  # violated: 1.5 > 1.0 + target * 0.01
-        nmt.step({"top": _scalar(1.5), "low": _scalar(0.3)})
+        nmt.step({"top": scalar(1.5), "low": scalar(0.3)})
         history.append(nmt.multipliers["top"])
     assert all(b > a for a, b in itertools.pairwise(history))
     assert nmt.violations["top"] == pytest.approx(0.49)  # reported in loss units, to the bound
     for _ in range(500):  # slack: 0.5 < 1.0
-        nmt.step({"top": _scalar(0.5), "low": _scalar(0.3)})
+        nmt.step({"top": scalar(0.5), "low": scalar(0.3)})
     assert nmt.multipliers["top"] == 0.0
 
 
@@ -85,7 +70,7 @@ def test_the_multiplier_is_in_units_of_the_loss_ratio() -> None:
         nmt = NMT(["top", "low"], tolerance=0.1)
         nmt.next_stage(bound=1.0 * factor)
         for _ in range(30):
-            nmt.step({"top": _scalar(1.2 * factor), "low": _scalar(2.0)})
+            nmt.step({"top": scalar(1.2 * factor), "low": scalar(2.0)})
         finals.append(nmt.multipliers["top"])
     assert finals[0] == pytest.approx(10.0 * finals[1])
 
@@ -99,8 +84,8 @@ def test_the_dual_step_uses_the_violation_not_the_autograd_derivative() -> None:
     (autograd_direction,) = torch.autograd.grad(rescaled, lam)
     assert float(autograd_direction) < 0
     for dual in ("scaled", "ascent"):
-        nmt = _in_stage_two(tolerance=0.0, dual=dual, dual_lr=1.0)
-        nmt.step({"top": _scalar(top), "low": _scalar(low)})
+        nmt = in_stage_two(tolerance=0.0, dual=dual, dual_lr=1.0)
+        nmt.step({"top": scalar(top), "low": scalar(low)})
         assert nmt.multipliers["top"] > 0
 
 
@@ -110,12 +95,12 @@ def test_zero_tolerance_with_noisy_losses_drifts_and_the_default_does_not() -> N
     # a tolerance with the set point inside it keeps it at zero.
     rng = random.Random(0)
     noise = [rng.gauss(0.0, 0.005) for _ in range(20000)]
-    drifting = _in_stage_two(tolerance=0.0, dual="ascent", dual_lr=1.0)
-    ascent = _in_stage_two(tolerance=0.01, dual="ascent", dual_lr=1.0)
-    default = _in_stage_two()
+    drifting = in_stage_two(tolerance=0.0, dual="ascent", dual_lr=1.0)
+    ascent = in_stage_two(tolerance=0.01, dual="ascent", dual_lr=1.0)
+    default = in_stage_two()
     trajectory = []
     for i, e in enumerate(noise):
-        losses = {"top": _scalar(1.0 + e), "low": _scalar(0.5)}
+        losses = {"top": scalar(1.0 + e), "low": scalar(0.5)}
         for nmt in (drifting, ascent, default):
             nmt.step(losses)
         if (i + 1) % 5000 == 0:
@@ -131,16 +116,16 @@ def test_relative_violation_divides_by_the_bound_and_raw_does_not() -> None:
     raw = NMT(["top", "low"], tolerance=0.0, dual="ascent", dual_lr=1.0, violation="raw")
     for nmt in (relative, raw):
         nmt.next_stage(bound=2.0)
-        nmt.step({"top": _scalar(2.5), "low": _scalar(0.0)})
+        nmt.step({"top": scalar(2.5), "low": scalar(0.0)})
     assert relative.multipliers["top"] == pytest.approx(0.25)
     assert raw.multipliers["top"] == pytest.approx(0.5)
     assert relative.violations["top"] == pytest.approx(0.5)  # reported in loss units
 
 
 def test_smoothing_averages_the_violation() -> None:
-    nmt = _in_stage_two(tolerance=0.0, smoothing=0.5, dual="ascent", dual_lr=1.0)
-    nmt.step({"top": _scalar(1.2), "low": _scalar(0.0)})  # first violation taken as is
-    nmt.step({"top": _scalar(1.0), "low": _scalar(0.0)})  # EMA: 0.5 * 0.2 + 0.5 * 0
+    nmt = in_stage_two(tolerance=0.0, smoothing=0.5, dual="ascent", dual_lr=1.0)
+    nmt.step({"top": scalar(1.2), "low": scalar(0.0)})  # first violation taken as is
+    nmt.step({"top": scalar(1.0), "low": scalar(0.0)})  # EMA: 0.5 * 0.2 + 0.5 * 0
     assert nmt.multipliers["top"] == pytest.approx(0.2 + 0.1)
 
 
@@ -148,7 +133,7 @@ def test_a_step_without_a_dual_update_leaves_the_multipliers_to_held_out_losses(
     nmt = NMT(["top", "low"], dual="ascent", dual_lr=1.0, tolerance=0.0)
     nmt.next_stage(bound=1.0)
     for _ in range(3):
-        nmt.step({"top": _scalar(3.0), "low": _scalar(0.0)}, update_dual=False)
+        nmt.step({"top": scalar(3.0), "low": scalar(0.0)}, update_dual=False)
     assert nmt.multipliers["top"] == 0.0
     nmt.update_multipliers({"top": 1.5})
     assert nmt.multipliers["top"] == pytest.approx(0.5)
@@ -162,7 +147,7 @@ def test_held_out_updates_integrate_the_steps_since_the_last_one() -> None:
     every, often = NMT(["top", "low"]), NMT(["top", "low"])
     for nmt in (every, often):
         nmt.next_stage(bound=1.0)
-    losses = {"top": _scalar(1.003), "low": _scalar(2.0)}
+    losses = {"top": scalar(1.003), "low": scalar(2.0)}
     for _ in range(20):
         every.step(losses)
         often.step(losses, update_dual=False)

@@ -99,6 +99,20 @@ def _smoothed(state: MultiplierState, error: float, smoothing: float) -> float:
     return error
 
 
+def _observed_error(
+    state: MultiplierState, violation: float, bound: float, relative: bool, smoothing: float
+) -> float:
+    """The error of the additive rules: the violation relative to the bound (or raw),
+    smoothed."""
+    error = constraint.relative_to_bound(violation, bound) if relative else violation
+    return _smoothed(state, error, smoothing)
+
+
+def _start_at(multiplier: float, scale: float | None) -> MultiplierState:
+    """The state of an additive rule whose integral is the multiplier itself."""
+    return MultiplierState(multiplier, integral=multiplier, scale=scale)
+
+
 @dataclass(frozen=True)
 class MultiplicativeAscent:
     """Multiplicative (log-domain) ascent on the violation in units of the slack.
@@ -198,15 +212,13 @@ class ProjectedAscent:
     smoothing: float = 0.0
 
     def start(self, multiplier: float, scale: float | None = None) -> MultiplierState:
-        return MultiplierState(multiplier, integral=multiplier, scale=scale)
+        return _start_at(multiplier, scale)
 
     def update(
         self, state: MultiplierState, violation: float, slack: float, bound: float, steps: int = 1
     ) -> None:
-        error = constraint.relative_to_bound(violation, bound) if self.relative else violation
-        state.multiplier = max(
-            0.0, state.multiplier + self.lr * _smoothed(state, error, self.smoothing)
-        )
+        error = _observed_error(state, violation, bound, self.relative, self.smoothing)
+        state.multiplier = max(0.0, state.multiplier + self.lr * error)
 
 
 @dataclass(frozen=True)
@@ -222,13 +234,12 @@ class PIController:
     smoothing: float = 0.0
 
     def start(self, multiplier: float, scale: float | None = None) -> MultiplierState:
-        return MultiplierState(multiplier, integral=multiplier, scale=scale)
+        return _start_at(multiplier, scale)
 
     def update(
         self, state: MultiplierState, violation: float, slack: float, bound: float, steps: int = 1
     ) -> None:
-        error = constraint.relative_to_bound(violation, bound) if self.relative else violation
-        error = _smoothed(state, error, self.smoothing)
+        error = _observed_error(state, violation, bound, self.relative, self.smoothing)
         state.integral = max(0.0, state.integral + self.lr * self.ki * error)
         state.multiplier = max(0.0, state.integral + self.lr * self.kp * error)
 
