@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from nomoretuning.checks import task_names
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.cache import CENSUS_INCOME_FILE, download_census_income, find_census_income
 from nomoretuning.data.cache import cache_dir as _cache_dir
+from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.prepare import build_dataset, check_frame
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
@@ -31,7 +32,9 @@ __all__ = [
     "CENSUS_COLUMNS",
     "CENSUS_DENSE",
     "CENSUS_EDUCATION_POSITIVE",
+    "CENSUS_READ_OPTIONS",
     "CENSUS_TASKS",
+    "census_frame",
     "census_schema",
     "load_census_income",
 ]
@@ -99,38 +102,49 @@ def census_schema(tasks: Sequence[str] = ("income", "marital")) -> Schema:
     return Schema(sparse=sparse, dense=CENSUS_DENSE, labels=chosen)
 
 
-def _read(path: str | os.PathLike[str], tasks: tuple[str, ...]) -> pd.DataFrame:
+CENSUS_READ_OPTIONS: Mapping[str, Any] = {
+    "format": "csv",
+    "sep": ",",
+    "header": False,
+    "skipinitialspace": True,
+    "keep_default_na": False,
+}
+"""How the raw files are read (`read_table` / `read_table_chunks` keyword arguments)."""
+
+
+def census_frame(
+    raw: pd.DataFrame, tasks: Sequence[str], source: str, *, labels: bool = True
+) -> pd.DataFrame:
+    """Raw rows (42 unnamed columns, or 43 with a leading row id) as named columns, with a label
+    column per task of `tasks` when `labels` (else none is derived: scoring needs no label).
+
+    Raises:
+        DataError: a wrong column count, or (with `labels`) an unknown ``income_50k`` value.
+    """
     import pandas as pd
 
-    src = str(path)
-    raw = read_table(
-        path,
-        format="csv",
-        sep=",",
-        header=False,
-        skipinitialspace=True,
-        keep_default_na=False,
-    )
     if raw.shape[1] == len(CENSUS_COLUMNS) + 1 and pd.api.types.is_integer_dtype(
         raw.dtypes.iloc[0]
     ):
         raw = raw.iloc[:, 1:]  # a leading row id, as in DeepCTR's census-income.sample
     if raw.shape[1] != len(CENSUS_COLUMNS):
         raise DataError(
-            f"{src}: expected {len(CENSUS_COLUMNS)} comma-separated columns (raw UCI "
+            f"{source}: expected {len(CENSUS_COLUMNS)} comma-separated columns (raw UCI "
             f"Census-Income KDD format), found {raw.shape[1]}; pass the raw "
             "census-income.data(.gz) or census-income.test(.gz) file"
         )
-    raw.columns = list(CENSUS_COLUMNS)
+    raw = raw.set_axis(list(CENSUS_COLUMNS), axis=1)
     frame = raw.drop(columns=list(_NOT_FEATURES))
+    if not labels:
+        return frame
     if "income" in tasks:
         income = frame["income_50k"].astype("string").str.strip()
         known = income.isin([_INCOME_POSITIVE, _INCOME_NEGATIVE]).to_numpy(dtype=bool)
         if not known.all():
             row = int(np.flatnonzero(~known)[0])
             raise DataError(
-                f"{src}: column 'income_50k' has value {str(raw['income_50k'].iloc[row])!r} at "
-                f"data row {row + 1}; expected '{_INCOME_NEGATIVE}' or '{_INCOME_POSITIVE}', "
+                f"{source}: column 'income_50k' has value {str(raw['income_50k'].iloc[row])!r} "
+                f"at data row {row + 1}; expected '{_INCOME_NEGATIVE}' or '{_INCOME_POSITIVE}', "
                 "pass the raw UCI file"
             )
         frame["income"] = (income == _INCOME_POSITIVE).to_numpy(dtype=np.float32)
@@ -142,6 +156,10 @@ def _read(path: str | os.PathLike[str], tasks: tuple[str, ...]) -> pd.DataFrame:
         positive = education.isin(sorted(CENSUS_EDUCATION_POSITIVE))
         frame["education"] = positive.to_numpy(dtype=np.float32)
     return frame
+
+
+def _read(path: str | os.PathLike[str], tasks: tuple[str, ...]) -> pd.DataFrame:
+    return census_frame(read_table(path, **CENSUS_READ_OPTIONS), tasks, str(path))
 
 
 def load_census_income(
@@ -229,4 +247,5 @@ def load_census_income(
         source=source,
         min_count=min_count,
         allow_single_class=allow_single_class,
+        input_format=InputFormat("census_income"),
     )

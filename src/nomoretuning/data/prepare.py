@@ -16,6 +16,7 @@ import numpy as np
 
 from nomoretuning.data.batching import PreparedDataset, TensorSplit
 from nomoretuning.data.encoders import FeatureEncoder, encode_groups, numeric_column
+from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.schema import Schema
 from nomoretuning.errors import DataError
 
@@ -61,7 +62,7 @@ def binary_label(values: pd.Series, column: str, source: str) -> np.ndarray:
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{source}: label column {column!r} has value {values.iloc[row]!r} at data row "
+            f"{source}: label column {column!r} has value {str(values.iloc[row])!r} at data row "
             f"{row + 1}; labels must be 0 or 1, binarize the column first"
         )
     return numeric.astype(np.float32)
@@ -130,6 +131,7 @@ def build_dataset(
     allow_single_class: bool = False,
     groups_from_encoded: bool = False,
     metadata: Mapping[str, object] | None = None,
+    input_format: InputFormat | None = None,
 ) -> PreparedDataset:
     """Encodes `frame` (already through `check_frame`) into train/valid/test `TensorSplit`s.
 
@@ -145,9 +147,11 @@ def build_dataset(
             rare ids share the OOV group as in STEM's gAUC; by default distinct raw ids stay
             distinct (codes of the raw values, shared by all splits).
         metadata: extra entries for ``PreparedDataset.metadata``.
+        input_format: how the raw files were read (stored for scoring new files of a trained run).
 
     ``metadata`` holds ``encoder`` (the fitted `FeatureEncoder`, reusable on new rows),
-    ``schema``, ``indices`` (row positions of each split in `frame`) and ``rows``.
+    ``schema``, ``indices`` (row positions of each split in `frame`), ``rows``, and
+    ``input_format`` when given.
     """
     for split in SPLITS:
         if split not in splits:
@@ -185,6 +189,8 @@ def build_dataset(
         "indices": index,
         "rows": {s: len(idx) for s, idx in index.items()},
     }
+    if input_format is not None:
+        meta["input_format"] = input_format
     meta.update(metadata or {})
     return PreparedDataset(
         name=name,

@@ -15,6 +15,7 @@ import numpy as np
 
 from nomoretuning.checks import positive_number, task_names
 from nomoretuning.data.batching import PreparedDataset
+from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.prepare import binary_label, build_dataset, check_frame
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
@@ -124,4 +125,5 @@ def load_qk_video(
         source=src,
         min_count=min_count,
         allow_single_class=allow_single_class,
+        input_format=InputFormat("qk_video"),
     )

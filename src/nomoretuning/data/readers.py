@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -18,7 +18,7 @@ from nomoretuning.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TEXT_SUFFIXES", "detect_format", "read_table"]
+__all__ = ["TEXT_SUFFIXES", "detect_format", "read_table", "read_table_chunks"]
 
 Format = Literal["csv", "parquet"]
 
@@ -26,6 +26,8 @@ COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".zst")
 TEXT_SUFFIXES: Mapping[str, str] = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".txt": "\t"}
 """Text suffixes and their default separators (``.txt`` is read as tab separated)."""
 PARQUET_SUFFIXES = (".parquet", ".pq")
+_READ_ERRORS = (UnicodeDecodeError, EOFError, OSError, zlib.error, ValueError)
+"""What pandas and pyarrow raise on a file they cannot parse (parser errors are ValueErrors)."""
 
 
 def detect_format(path: str | os.PathLike[str]) -> tuple[Format, str | None]:
@@ -95,21 +97,7 @@ def read_table(
 
     src = str(path)
     file = Path(path)
-    if not file.is_file():
-        raise DataError(f"{src}: file not found; check the path (or the cache directory)")
-    if file.stat().st_size == 0:
-        raise DataError(f"{src}: file is empty; point to a file with a header and data rows")
-    if format is None:
-        format, default_sep = detect_format(file)
-    elif format == "csv":
-        try:
-            _, default_sep = detect_format(file)
-        except DataError:
-            default_sep = ","
-    elif format == "parquet":
-        default_sep = None
-    else:
-        raise DataError(f"{src}: unknown format {format!r}; use 'csv' or 'parquet'")
+    format, default_sep = _resolve_format(file, src, format)
 
     try:
         if format == "parquet":
@@ -132,19 +120,8 @@ def read_table(
         raise DataError(
             f"{src}: file is empty; point to a file with a header and data rows"
         ) from None
-    except (
-        pd.errors.ParserError,
-        UnicodeDecodeError,
-        EOFError,
-        OSError,
-        zlib.error,
-        ValueError,
-    ) as exc:
-        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
-        raise DataError(
-            f"{src}: unreadable as {format} ({reason}); check the format, separator and "
-            "compression, or pass format=/sep="
-        ) from None
+    except _READ_ERRORS as exc:
+        raise _unreadable(src, format, exc) from None
     if len(frame) == 0:
         raise DataError(f"{src}: no data rows; point to a file with data rows")
     if columns is not None:
@@ -197,3 +174,118 @@ def _read_text(
     if isinstance(dtype, Mapping) and usecols is not None:
         dtype = {k: v for k, v in dtype.items() if k in usecols}
     return pd.read_csv(file, usecols=usecols, dtype=dtype, low_memory=False, **options)
+
+
+def _resolve_format(file: Path, src: str, format: Format | None) -> tuple[Format, str | None]:
+    """The file's format and default separator; a missing, empty or unknown file raises."""
+    if not file.is_file():
+        raise DataError(f"{src}: file not found; check the path (or the cache directory)")
+    if file.stat().st_size == 0:
+        raise DataError(f"{src}: file is empty; point to a file with a header and data rows")
+    if format is None:
+        return detect_format(file)
+    if format == "csv":
+        try:
+            return "csv", detect_format(file)[1]
+        except DataError:
+            return "csv", ","
+    if format == "parquet":
+        return "parquet", None
+    raise DataError(f"{src}: unknown format {format!r}; use 'csv' or 'parquet'")
+
+
+def _unreadable(src: str, format: str, exc: BaseException) -> DataError:
+    reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+    return DataError(
+        f"{src}: unreadable as {format} ({reason}); check the format, separator and "
+        "compression, or pass format=/sep="
+    )
+
+
+def read_table_chunks(
+    path: str | os.PathLike[str],
+    *,
+    chunk_rows: int = 100_000,
+    format: Format | None = None,
+    sep: str | None = None,
+    header: bool = True,
+    names: Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+    dtype: Mapping[str, Any] | type | None = None,
+    skipinitialspace: bool = False,
+    keep_default_na: bool = True,
+) -> Iterator[pd.DataFrame]:
+    """`read_table` in pieces of at most `chunk_rows` rows, in file order (bounded memory).
+
+    Same arguments and errors as `read_table`; a parse error in a later piece raises `DataError`
+    when that piece is read. Parquet files are read by record batches with pyarrow.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.csv"
+        >>> _ = p.write_text("uid,click\\n" + "".join(f"u{i},{i % 2}\\n" for i in range(5)))
+        >>> [len(c) for c in read_table_chunks(p, chunk_rows=2)]
+        [2, 2, 1]
+    """
+    import pandas as pd
+
+    src = str(path)
+    file = Path(path)
+    format, default_sep = _resolve_format(file, src, format)
+    if format == "parquet":
+        yield from _parquet_chunks(file, src, columns, chunk_rows)
+        return
+    options: dict[str, Any] = {
+        "sep": sep or default_sep or ",",
+        "header": 0 if header else None,
+        "names": None if names is None else list(names),
+        "skipinitialspace": skipinitialspace,
+        "keep_default_na": keep_default_na,
+        "compression": "infer",
+    }
+    usecols: list[Any] | None = None
+    try:
+        if columns is not None:
+            if header or names is not None:
+                present = [str(c) for c in pd.read_csv(file, nrows=0, **options).columns]
+                for name in columns:
+                    if name not in present:
+                        raise missing_column(src, name, present)
+            usecols = list(columns)
+        if isinstance(dtype, Mapping) and usecols is not None:
+            dtype = {k: v for k, v in dtype.items() if k in usecols}
+        reader = pd.read_csv(
+            file, usecols=usecols, dtype=dtype, chunksize=chunk_rows, low_memory=False, **options
+        )
+        with reader:
+            for chunk in reader:
+                yield chunk if columns is None else chunk[list(columns)]
+    except DataError:
+        raise
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"{src}: file is empty; point to a file with a header and data rows"
+        ) from None
+    except _READ_ERRORS as exc:
+        raise _unreadable(src, format, exc) from None
+
+
+def _parquet_chunks(
+    file: Path, src: str, columns: Sequence[str] | None, chunk_rows: int
+) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(file)
+        if columns is not None:
+            present = list(parquet.schema_arrow.names)
+            for name in columns:
+                if name not in present:
+                    raise missing_column(src, name, present)
+        wanted = None if columns is None else list(columns)
+        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
+            yield batch.to_pandas()
+    except DataError:
+        raise
+    except _READ_ERRORS as exc:
+        raise _unreadable(src, "parquet", exc) from None

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from nomoretuning.checks import fraction, is_integer, positive_int, task_names
 from nomoretuning.data.batching import PreparedDataset, TensorSplit
+from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.splits import check_fractions, split_indices
 from nomoretuning.errors import DataError
 from nomoretuning.models.features import FeatureConfig, SparseField
@@ -141,6 +142,7 @@ def make_synthetic(
             "task_weights": logs.weights,
             "conflict": conflict,
             "indices": index,
+            "input_format": InputFormat("encoded", {"group": "user_id"}),
         },
     )
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from nomoretuning.data.batching import PreparedDataset
+from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.prepare import build_dataset, check_frame
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
@@ -105,4 +106,5 @@ def load_table(
         source=src,
         min_count=min_count,
         allow_single_class=allow_single_class,
+        input_format=InputFormat("table", {"sep": sep}),
     )

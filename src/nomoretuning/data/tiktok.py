@@ -10,17 +10,29 @@ reproduces that split exactly with numpy (`nomoretuning.data.splits.stem_split`)
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from nomoretuning.checks import task_names
 from nomoretuning.data.batching import PreparedDataset
+from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.prepare import build_dataset, check_frame
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import stem_split
 from nomoretuning.errors import DataError
 
-__all__ = ["TIKTOK_COLUMNS", "TIKTOK_SPARSE", "TIKTOK_TASKS", "load_tiktok"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "TIKTOK_COLUMNS",
+    "TIKTOK_READ_OPTIONS",
+    "TIKTOK_SPARSE",
+    "TIKTOK_TASKS",
+    "load_tiktok",
+    "tiktok_frame",
+]
 
 TIKTOK_COLUMNS: tuple[str, ...] = (
     "uid", "user_city", "item_id", "author_id", "item_city", "channel", "finish", "like",
@@ -34,6 +46,28 @@ TIKTOK_SPARSE: tuple[str, ...] = (
 """STEM's 8 categorical fields (``user_city`` and ``time`` unused; ``duration_time`` is a token)."""
 
 TIKTOK_TASKS: tuple[str, ...] = ("finish", "like")
+
+TIKTOK_READ_OPTIONS: Mapping[str, Any] = {
+    "format": "csv",
+    "sep": "\t",
+    "header": False,
+    "dtype": str,
+}
+"""How the raw log is read (`read_table` / `read_table_chunks` keyword arguments)."""
+
+
+def tiktok_frame(raw: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Raw rows (12 unnamed columns) with the column names of `TIKTOK_COLUMNS`.
+
+    Raises:
+        DataError: another column count.
+    """
+    if raw.shape[1] != len(TIKTOK_COLUMNS):
+        raise DataError(
+            f"{source}: expected {len(TIKTOK_COLUMNS)} tab-separated columns (ICME 2019 track 2 "
+            f"format: {', '.join(TIKTOK_COLUMNS)}), found {raw.shape[1]}; pass the raw file"
+        )
+    return raw.set_axis(list(TIKTOK_COLUMNS), axis=1)
 
 
 def load_tiktok(
@@ -78,13 +112,7 @@ def load_tiktok(
     """
     src = str(path)
     chosen = task_names(tasks, src, available=TIKTOK_TASKS, error=DataError)
-    raw = read_table(path, format="csv", sep="\t", header=False, dtype=str)
-    if raw.shape[1] != len(TIKTOK_COLUMNS):
-        raise DataError(
-            f"{src}: expected {len(TIKTOK_COLUMNS)} tab-separated columns (ICME 2019 track 2 "
-            f"format: {', '.join(TIKTOK_COLUMNS)}), found {raw.shape[1]}; pass the raw file"
-        )
-    raw.columns = list(TIKTOK_COLUMNS)
+    raw = tiktok_frame(read_table(path, **TIKTOK_READ_OPTIONS), src)
     schema = Schema(sparse=TIKTOK_SPARSE, labels=chosen, group="uid")
     frame = check_frame(raw, schema, src)
     train, valid, test = stem_split(len(frame), seed=seed, test_size=test_size)
@@ -102,4 +130,5 @@ def load_tiktok(
         min_count=min_count,
         allow_single_class=allow_single_class,
         groups_from_encoded=stem_gauc_groups,
+        input_format=InputFormat("tiktok", {"groups_from_encoded": stem_gauc_groups}),
     )

@@ -44,6 +44,12 @@ __all__ = ["MultiTaskModel"]
 _SPARSE_DTYPES = (torch.int64, torch.int32)
 
 
+def _tracing() -> bool:
+    """Whether the forward runs under ``torch.export`` / ``torch.jit.trace`` (an export), where a
+    data-dependent check cannot run; the serving wrapper maps out-of-range ids to OOV instead."""
+    return bool(torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+
 class MultiTaskModel(nn.Module):
     """Base of every model: ``model(sparse, dense) -> {task: logits [B]}``.
 
@@ -269,7 +275,7 @@ class MultiTaskModel(nn.Module):
                     f"{owner}: {name} is on {tensor.device} but the model is on {device}; move "
                     "one with .to(device)"
                 )
-        if s and sparse.numel():
+        if s and sparse.numel() and not _tracing():
             bad = (sparse < 0) | (sparse >= self._vocab_sizes)
             if bool(bad.any()):
                 row, col = (int(i) for i in bad.nonzero()[0])

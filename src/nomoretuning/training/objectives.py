@@ -29,6 +29,7 @@ __all__ = [
     "PairMask",
     "PairwiseObjective",
     "objective_for",
+    "objective_from_spec",
     "predict",
 ]
 
@@ -321,9 +322,6 @@ def objective_for(dataset: PreparedDataset, tasks: Sequence[str]) -> Objective:
     """The objective a dataset is trained with: binary cross-entropy with AUC, or the pairwise
     objective its `PairwiseSpec` in ``metadata["objective"]`` describes (ranking datasets).
 
-    From a spec: the pair masks of the selected ``tasks`` (the others' are dropped), their NDCG
-    gains (exponential unless the spec names one), the spec's pair cap and NDCG cut-off.
-
     Example:
         >>> from nomoretuning.data import make_search_logs, make_synthetic
         >>> type(objective_for(make_synthetic(500, seed=0), ["click"])).__name__
@@ -333,7 +331,19 @@ def objective_for(dataset: PreparedDataset, tasks: Sequence[str]) -> Objective:
         ({'amount': 'positive'}, {'pay': 'exponential', 'amount': 'linear'})
     """
     spec = dataset.metadata.get("objective")
-    if not isinstance(spec, PairwiseSpec):
+    return objective_from_spec(spec if isinstance(spec, PairwiseSpec) else None, tasks)
+
+
+def objective_from_spec(spec: PairwiseSpec | None, tasks: Sequence[str]) -> Objective:
+    """`BinaryObjective` without a spec; else the `PairwiseObjective` of ``spec`` on ``tasks``:
+    the pair masks of the selected tasks (the others' are dropped), their NDCG gains (exponential
+    unless the spec names one), the spec's pair cap and NDCG cut-off.
+
+    Example:
+        >>> type(objective_from_spec(None, ["click"])).__name__
+        'BinaryObjective'
+    """
+    if spec is None:
         return BinaryObjective(tasks)
     names = tuple(tasks)
     return PairwiseObjective(

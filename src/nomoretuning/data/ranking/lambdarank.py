@@ -9,9 +9,12 @@ import numpy as np
 
 from nomoretuning.checks import fraction, task_names
 from nomoretuning.data.batching import PreparedDataset
+from nomoretuning.data.encoders import DenseScaler, FeatureEncoder
+from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.ranking.grouped import GroupedSplit, split_groups
 from nomoretuning.data.ranking.spec import PairwiseSpec
 from nomoretuning.data.ranking.svmlight import RankingArrays, load_svmlight_ranking
+from nomoretuning.data.schema import Schema
 from nomoretuning.errors import DataError
 from nomoretuning.models.features import FeatureConfig
 
@@ -40,8 +43,8 @@ def load_lambdarank_example(
     ``relevance``). The validation split is ``round(valid_fraction * 201)`` whole training
     queries chosen by ``numpy.random.default_rng(seed)``; the test split is ``rank.test``.
     With ``standardize``, features are centred and scaled with the training part's mean and
-    standard deviation (constant columns are only centred). Group ids are the query's position
-    in its file (train and valid share ``rank.train``'s numbering).
+    standard deviation (a `DenseScaler`: constant columns are only centred). Group ids are the
+    query's position in its file (train and valid share ``rank.train``'s numbering).
 
     ``metadata["objective"]`` is a `PairwiseSpec` (pairwise logistic loss on all pairs, or
     ``max_pairs_per_group`` sampled ones per query and batch; NDCG@``ndcg_k`` with exponential
@@ -64,9 +67,17 @@ def load_lambdarank_example(
     fit_rows, valid_rows, _ = split_groups(
         train.groups, (1.0 - valid_fraction, valid_fraction, 0.0), seed
     )
-    features, test_features = train.features, test.features
+    scaler = DenseScaler()
     if standardize:
-        features, test_features = _standardized(features, test_features, fit_rows)
+        scaler.fit(train.features[fit_rows])
+    else:
+        scaler = DenseScaler.from_dict(
+            {"mean": [0.0] * LAMBDARANK_FEATURES, "std": [1.0] * LAMBDARANK_FEATURES}
+        )
+    features, test_features = scaler.transform(train.features), scaler.transform(test.features)
+    columns = tuple(f"f{j}" for j in range(LAMBDARANK_FEATURES))
+    encoder = FeatureEncoder(Schema(dense=columns, labels=names, group="qid"))
+    encoder.scaler = scaler
 
     def split(x: np.ndarray, y: np.ndarray, g: np.ndarray) -> GroupedSplit:
         return GroupedSplit.from_numpy(
@@ -76,7 +87,7 @@ def load_lambdarank_example(
     return PreparedDataset(
         name="lambdarank",
         tasks=names,
-        features=FeatureConfig(dense=tuple(f"f{j}" for j in range(LAMBDARANK_FEATURES))),
+        features=FeatureConfig(dense=columns),
         train=split(features[fit_rows], train.relevance[fit_rows], train.groups[fit_rows]),
         valid=split(features[valid_rows], train.relevance[valid_rows], train.groups[valid_rows]),
         test=split(test_features, test.relevance, test.groups),
@@ -90,6 +101,10 @@ def load_lambdarank_example(
             "valid_fraction": valid_fraction,
             "standardized": standardize,
             "objective": objective,
+            "encoder": encoder,
+            "input_format": InputFormat(
+                "letor", {"n_features": LAMBDARANK_FEATURES, "zero_based": False}
+            ),
         },
     )
 
@@ -111,14 +126,3 @@ def _read_example(root: Path) -> tuple[RankingArrays, RankingArrays]:
         for name in ("rank.train", "rank.test")
     )
     return train, test
-
-
-def _standardized(
-    features: np.ndarray, test_features: np.ndarray, fit_rows: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both feature sets centred and scaled with the mean and std of ``features[fit_rows]``
-    (constant columns only centred)."""
-    mean = features[fit_rows].mean(axis=0)
-    std = features[fit_rows].std(axis=0)
-    std[std == 0] = 1.0
-    return (features - mean) / std, (test_features - mean) / std

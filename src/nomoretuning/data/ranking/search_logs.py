@@ -15,6 +15,7 @@ from torch import Tensor
 
 from nomoretuning.checks import fraction, is_integer, positive_int, positive_number, task_names
 from nomoretuning.data.batching import PreparedDataset
+from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.ranking.grouped import GroupedSplit, split_groups
 from nomoretuning.data.ranking.spec import PairwiseSpec
 from nomoretuning.data.splits import check_fractions
@@ -150,6 +151,7 @@ def make_search_logs(
             "objective": objective,
             "true_utility": {part: logs.true_utility(rows) for part, rows in parts.items()},
             "weights": {"pay": logs.w_pay, "relevance": logs.w_rel},
+            "input_format": InputFormat("encoded", {"group": "query"}),
         },
     )
 
