@@ -1,7 +1,7 @@
 """nomoretuning: prioritized multi-task learning for PyTorch.
 
-The core (`nomoretuning.core`) needs only torch; the models, data, trainer and command line live in
-sub-packages.
+The core (`nomoretuning.core`) needs only torch; the models, data, trainer, serving
+(`nomoretuning.load_run`) and command line live in sub-packages.
 
 Example:
     >>> import torch
@@ -25,6 +25,17 @@ from nomoretuning.core import (
 
 __version__ = "0.1.0.dev0"
 
+
+def __getattr__(name: str) -> object:
+    """``nomoretuning.load_run``, imported on first use: scoring needs the data layer (pandas),
+    which ``import nomoretuning`` does not."""
+    if name == "load_run":
+        from nomoretuning.serving import load_run
+
+        return load_run
+    raise AttributeError(f"module 'nomoretuning' has no attribute {name!r}")
+
+
 __all__ = [
     "EMTL",
     "FAMO",
@@ -36,4 +47,5 @@ __all__ = [
     "StepBudget",
     "UncertaintyWeighting",
     "__version__",
+    "load_run",
 ]

@@ -1,7 +1,8 @@
 """The ``nomoretuning`` command line (also ``python -m nomoretuning``): argument parsing and
 dispatch to the protocols (`nomoretuning.cli.protocols`).
 
-Commands: ``train CONFIG``, ``compare CONFIG``, ``grid CONFIG``, ``plot RUN``, ``demo``.
+Commands: ``train CONFIG``, ``compare CONFIG``, ``grid CONFIG``, ``plot RUN``, ``predict RUN``,
+``evaluate RUN``, ``export RUN``, ``demo``.
 Bad input ends with a one-line message on stderr and exit status 2, never a traceback.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 
-from nomoretuning.errors import NomoretuningError
+from nomoretuning.errors import DataError, NomoretuningError
 
 __all__ = ["main"]
 
@@ -24,7 +25,8 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nomoretuning",
-        description="Prioritized multi-task learning: train, compare, grid-search, plot.",
+        description="Prioritized multi-task learning: train, compare, grid-search, plot, and "
+        "score, evaluate or export a trained run.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -59,6 +61,37 @@ def _parser() -> argparse.ArgumentParser:
     with_config("grid", "the loss-weight grid search that NMT replaces, NMT beside it")
     plot = sub.add_parser("plot", help="draw a run's multipliers, bounds and losses (PNG)")
     plot.add_argument("run", type=Path, help="a run directory written by `train`")
+    checkpoint_help = "best (the selected model, default) or last (the latest training state)"
+    predict = sub.add_parser(
+        "predict",
+        help="score a file with a trained run (one row per input row)",
+        description="Score a file in the run's input format: one output row per input row, in "
+        "order, one column per task (its probability; `score` for ranking models).",
+    )
+    predict.add_argument("run", type=Path, help="a run directory written by `train`")
+    predict.add_argument("--data", type=Path, required=True, help="the file to score")
+    predict.add_argument("--out", type=Path, required=True, help="output .csv or .parquet")
+    predict.add_argument(
+        "--keep", nargs="+", default=[], metavar="COLUMN", help="input columns to carry through"
+    )
+    evaluate = sub.add_parser("evaluate", help="a trained run's metrics on a labelled file")
+    evaluate.add_argument("run", type=Path, help="a run directory written by `train`")
+    evaluate.add_argument("--data", type=Path, required=True, help="a labelled file")
+    evaluate.add_argument("--out", type=Path, help="also write the metrics as JSON here")
+    for scoring in (predict, evaluate):
+        scoring.add_argument(
+            "--chunk-rows", type=int, default=100_000, help="rows read at a time (memory bound)"
+        )
+        scoring.add_argument("--batch-size", type=int, default=8192, help="rows per forward pass")
+    export = sub.add_parser("export", help="write a serving artifact (ONNX or TorchScript)")
+    export.add_argument("run", type=Path, help="a run directory written by `train`")
+    export.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    export.add_argument("--out", type=Path, required=True, help="the artifact to write")
+    for scoring in (predict, evaluate, export):
+        scoring.add_argument(
+            "--checkpoint", choices=["best", "last"], default="best", help=checkpoint_help
+        )
+        scoring.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     demo = sub.add_parser("demo", help="a few-minute comparison on Census-Income (or synthetic)")
     demo.add_argument("--output", type=Path, help="where to write (default: runs/demo-<time>)")
     demo.add_argument("--cache-dir", type=Path, help="dataset cache (default: $NOMORETUNING_CACHE)")
@@ -125,6 +158,52 @@ def _plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(value: int, option: str) -> int:
+    if value < 1:
+        raise DataError(f"{option} must be a positive integer, got {value}")
+    return value
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from nomoretuning.cli.scoring import predict_command
+
+    predict_command(
+        args.run,
+        args.data,
+        args.out,
+        keep=args.keep,
+        checkpoint=args.checkpoint,
+        chunk_rows=_positive(args.chunk_rows, "--chunk-rows"),
+        batch_size=_positive(args.batch_size, "--batch-size"),
+        overwrite=args.overwrite,
+    )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from nomoretuning.cli.scoring import evaluate_command
+
+    evaluate_command(
+        args.run,
+        args.data,
+        out=args.out,
+        checkpoint=args.checkpoint,
+        chunk_rows=_positive(args.chunk_rows, "--chunk-rows"),
+        batch_size=_positive(args.batch_size, "--batch-size"),
+        overwrite=args.overwrite,
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from nomoretuning.cli.scoring import export_command
+
+    export_command(
+        args.run, args.out, format=args.format, checkpoint=args.checkpoint, overwrite=args.overwrite
+    )
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from nomoretuning.data import find_census_income
 
@@ -170,7 +249,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = _parser().parse_args(argv)
     _set_cache(args)
-    commands = {"train": _train, "compare": _compare, "grid": _grid, "plot": _plot, "demo": _demo}
+    commands = {
+        "train": _train,
+        "compare": _compare,
+        "grid": _grid,
+        "plot": _plot,
+        "predict": _predict,
+        "evaluate": _evaluate,
+        "export": _export,
+        "demo": _demo,
+    }
     try:
         with _process_group():
             return commands[args.command](args)

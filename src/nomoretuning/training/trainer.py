@@ -73,6 +73,8 @@ class Trainer:
         objective: per-task losses and metrics (default: the dataset's own, see
             `nomoretuning.training.objectives.objective_for`).
         overwrite: allow an existing, non-empty ``run_dir``.
+        run_files: text files describing the run (name -> text, e.g. scoring's ``model.json``),
+            written into ``run_dir`` when it is prepared.
 
     Example:
         >>> import torch, nomoretuning as nt
@@ -99,6 +101,7 @@ class Trainer:
         run_dir: str | Path | None = None,
         objective: Objective | None = None,
         overwrite: bool = False,
+        run_files: Mapping[str, str] | None = None,
     ) -> None:
         self.config = config or TrainerConfig()
         self.model = model
@@ -127,6 +130,7 @@ class Trainer:
         self.combiner.to(self.device)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.overwrite = overwrite
+        self.run_files = dict(run_files or {})
         self.runner = StepRunner(
             model,
             combiner,
@@ -438,6 +442,8 @@ class Trainer:
     def _open_on_main(self, resume: str | None) -> None:
         assert self.run_dir is not None and self.checkpoints is not None
         prepare_run_directory(self.run_dir, self.checkpoints, resume, self.overwrite)
+        for name, text in self.run_files.items():
+            atomic_write_text(self.run_dir / name, text)
         self.logs = RunLogs(self.tasks, self.run_dir, tensorboard=self.config.tensorboard)
 
     def _save_last(self) -> None:

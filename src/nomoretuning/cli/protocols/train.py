@@ -1,7 +1,8 @@
 """One run of a config (``nomoretuning train``), the building block of every other protocol.
 
 A run trains one model with one method and one seed in its run directory (``history.csv``,
-``evaluations.csv``, ``metrics.json``, ``last.pt``, ``best.pt``, the resolved ``config.yaml``).
+``evaluations.csv``, ``metrics.json``, ``last.pt``, ``best.pt``, the resolved ``config.yaml``, and
+for scoring ``model.json`` and ``preprocessing.json``).
 ``single_task`` on several tasks trains each task alone in ``RUN/<task>`` and merges the results.
 """
 
@@ -26,6 +27,7 @@ from nomoretuning.cli.plots import plot_run
 from nomoretuning.cli.record import RunRecord
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
+from nomoretuning.serving.run_files import scoring_files
 from nomoretuning.training import distributed as parallel
 from nomoretuning.training.trainer import Resume, Trainer
 
@@ -92,6 +94,8 @@ def run_training(
             run_dir=run_dir,
             objective=build_objective(dataset, tasks),
             overwrite=config.overwrite or (resume and not can_resume),
+            # What scoring needs besides the weights: the model's spec and the preprocessing.
+            run_files=scoring_files(dataset, tasks, config.model.name, config.model.options),
         )
         if outputs.is_main_process():
             run_dir.mkdir(parents=True, exist_ok=True)

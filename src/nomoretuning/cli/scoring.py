@@ -1,0 +1,149 @@
+"""``nomoretuning predict``, ``evaluate`` and ``export``: from a trained run to scores, metrics and
+a serving artifact (`nomoretuning.serving`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from nomoretuning.errors import DataError
+from nomoretuning.serving.run import Checkpoint, Progress, load_run
+from nomoretuning.serving.run_files import PREPROCESSING_FILE
+from nomoretuning.training.checkpoint import atomic_write_text
+from nomoretuning.training.records import Metrics
+
+__all__ = ["evaluate_command", "export_command", "format_metrics", "predict_command"]
+
+
+@contextmanager
+def _bar(description: str, enabled: bool) -> Iterator[Progress | None]:
+    """A tqdm bar counting rows (None when disabled or tqdm is missing)."""
+    if not enabled:
+        yield None
+        return
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm ships with the cli extra
+        yield None
+        return
+    # disable=None: a bar on a terminal only (no carriage-return noise in logs and pipes)
+    bar = tqdm(
+        desc=description,
+        unit=" rows",
+        unit_scale=True,
+        dynamic_ncols=True,
+        leave=False,
+        disable=None,
+    )
+    try:
+        yield bar.update
+    finally:
+        bar.close()
+
+
+def predict_command(
+    run_dir: Path,
+    data: Path,
+    out: Path,
+    *,
+    keep: Sequence[str] = (),
+    checkpoint: Checkpoint = "best",
+    chunk_rows: int = 100_000,
+    batch_size: int = 8192,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> int:
+    """Scores ``data`` with the run's model into ``out``; prints where and how many rows."""
+    run = load_run(run_dir, checkpoint)
+    with _bar(f"scoring {data.name}", progress) as bar:
+        rows = run.predict_file(
+            data,
+            out,
+            keep=keep,
+            chunk_rows=chunk_rows,
+            batch_size=batch_size,
+            overwrite=overwrite,
+            progress=bar,
+        )
+    columns = ", ".join([*keep, *run.output_columns])
+    print(f"scored {rows} rows of {data} with {run_dir} ({checkpoint}): {out} ({columns})")
+    return rows
+
+
+def format_metrics(metrics: Metrics) -> str:
+    """A plain table: one row per task, one column per metric.
+
+    Example:
+        >>> print(format_metrics({"income": {"auc": 0.94, "logloss": 0.17, "loss": 0.17}}))
+        task    auc     logloss
+        income  0.9400  0.1700
+    """
+    names = sorted({m for values in metrics.values() for m in values if m != "loss"})
+    width = max([4, *(len(t) for t in metrics)]) + 2
+    lines = ["task".ljust(width) + "".join(n.ljust(max(len(n), 6) + 2) for n in names).rstrip()]
+    for task, values in metrics.items():
+        cells = "".join(
+            f"{values.get(n, float('nan')):.4f}".ljust(max(len(n), 6) + 2) for n in names
+        )
+        lines.append((task.ljust(width) + cells).rstrip())
+    return "\n".join(lines)
+
+
+def evaluate_command(
+    run_dir: Path,
+    data: Path,
+    *,
+    out: Path | None = None,
+    checkpoint: Checkpoint = "best",
+    chunk_rows: int = 100_000,
+    batch_size: int = 8192,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Metrics:
+    """The run's metrics on a labelled file, printed as a table (and written as JSON to ``out``)."""
+    if out is not None and out.exists() and not overwrite:
+        raise DataError(f"{out} already exists; pick another --out or pass --overwrite")
+    run = load_run(run_dir, checkpoint)
+    with _bar(f"evaluating {data.name}", progress) as bar:
+        metrics = run.evaluate(data, chunk_rows=chunk_rows, batch_size=batch_size, progress=bar)
+    print(f"{data} with {run_dir} ({checkpoint}):")
+    print(format_metrics(metrics))
+    if out is not None:
+        atomic_write_text(out, json.dumps(metrics, indent=2))
+        print(f"metrics: {out}")
+    return metrics
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    return a.read_bytes() == b.read_bytes()
+
+
+def export_command(
+    run_dir: Path,
+    out: Path,
+    *,
+    format: str,
+    checkpoint: Checkpoint = "best",
+    overwrite: bool = False,
+) -> Path:
+    """Writes the run's serving artifact to ``out`` and its preprocessing beside it."""
+    from nomoretuning.serving.export import export_model
+
+    beside = out.with_name(f"{out.stem}.{PREPROCESSING_FILE}")
+    source = run_dir / PREPROCESSING_FILE
+    for target in (out, beside):
+        if target.exists() and not overwrite:
+            same = target == beside and source.is_file() and _same_file(source, beside)
+            if not same:
+                raise DataError(f"{target} already exists; pick another --out or pass --overwrite")
+    run = load_run(run_dir, checkpoint)
+    export_model(run.model, run.tasks, out, format)
+    if source.is_file():
+        shutil.copyfile(source, beside)
+        print(f"exported {run_dir} ({checkpoint}) as {format}: {out}; vocabularies: {beside}")
+    else:
+        print(f"exported {run_dir} ({checkpoint}) as {format}: {out}")
+    return out
