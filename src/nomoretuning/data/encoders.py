@@ -24,7 +24,7 @@ only torch and numpy installed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -36,7 +36,15 @@ from nomoretuning.models.features import FeatureConfig, SparseField
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["OOV_INDEX", "CategoricalEncoder", "DenseScaler", "FeatureEncoder", "to_tokens"]
+__all__ = [
+    "DENSE_TRANSFORMS",
+    "OOV_INDEX",
+    "CategoricalEncoder",
+    "DenseScaler",
+    "DenseTransform",
+    "FeatureEncoder",
+    "to_tokens",
+]
 
 OOV_INDEX = 0
 """Index of the out-of-vocabulary / missing bucket of every categorical column."""
@@ -158,24 +166,44 @@ def numeric_column(values: pd.Series, column: str, source: str) -> np.ndarray:
     return out
 
 
+DenseTransform = Literal["none", "log1p"]
+DENSE_TRANSFORMS: tuple[DenseTransform, ...] = ("none", "log1p")
+"""What `DenseScaler` applies before standardizing: nothing, or the signed ``log1p``
+(``sign(x) * log(1 + |x|)``, for heavy-tailed counts such as LETOR's features)."""
+
+
 class DenseScaler:
-    """Standardizes numeric columns with the training split's mean and std (NaN-aware).
+    """Standardizes numeric columns with the training split's mean and std (NaN-aware), after an
+    optional transform (`DENSE_TRANSFORMS`) of every column.
 
     Example:
         >>> import numpy as np
         >>> sc = DenseScaler().fit(np.array([[1.0], [3.0], [np.nan]]))
         >>> sc.transform(np.array([[1.0], [np.nan], [5.0]])).ravel().tolist()
         [-1.0, 0.0, 3.0]
+        >>> DenseScaler("log1p").fit(np.array([[0.0], [np.e - 1]])).mean.tolist()
+        [0.5]
     """
 
-    def __init__(self) -> None:
+    def __init__(self, transform: DenseTransform = "none") -> None:
+        if transform not in DENSE_TRANSFORMS:
+            raise DataError(
+                f"dense transform {transform!r} is unknown; use one of {list(DENSE_TRANSFORMS)}"
+            )
+        self.transform_name: DenseTransform = transform
         self.mean: np.ndarray = np.zeros(0)
         self.std: np.ndarray = np.ones(0)
         self._fitted = False
 
+    def _transformed(self, values: np.ndarray) -> np.ndarray:
+        x = np.asarray(values, dtype=np.float64)
+        if self.transform_name == "log1p":
+            return np.sign(x) * np.log1p(np.abs(x))
+        return x
+
     def fit(self, values: np.ndarray) -> DenseScaler:
         """`values`: float array [N, D] with NaN for missing."""
-        x = np.asarray(values, dtype=np.float64)
+        x = self._transformed(values)
         if x.ndim != 2:
             raise ValueError(f"DenseScaler.fit expects a 2-D array, got shape {x.shape}")
         x = np.where(np.isfinite(x), x, np.nan)
@@ -193,17 +221,20 @@ class DenseScaler:
         """Standardized float32 array; missing values become 0 (the training mean)."""
         if not self._fitted:
             raise RuntimeError("DenseScaler.transform called before fit")
-        x = np.asarray(values, dtype=np.float64)
-        z = (x - self.mean) / self.std
+        z = (self._transformed(values) - self.mean) / self.std
         z[~np.isfinite(z)] = 0.0
         return z.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+        return {
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "transform": self.transform_name,
+        }
 
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> DenseScaler:
-        sc = cls()
+        sc = cls(state.get("transform", "none"))
         sc.mean = np.asarray(state["mean"], dtype=np.float64)
         sc.std = np.asarray(state["std"], dtype=np.float64)
         sc._fitted = True

@@ -6,6 +6,9 @@ lambdarank example and a synthetic search-log simulator with known trade-offs.
 - `GroupedSplit` (`grouped`): a `TensorSplit` whose batches never split a group (query).
 - `load_svmlight_ranking` (`svmlight`): SVMlight/LETOR rows with ``qid:`` or a ``.query``
   group-size file.
+- `load_letor` (`letor`): any SVMlight/LETOR train/test (and valid) files by path.
+- `load_ranking_table` (`table`): a CSV/Parquet table with a query column, features and several
+  label columns, as prioritized pairwise tasks.
 - `load_lambdarank_example` (`lambdarank`): LightGBM's ``examples/lambdarank`` (real data) as a
   `PreparedDataset`.
 - `make_search_logs` (`search_logs`): synthetic search sessions with tasks ``pay``, ``amount``,
@@ -23,10 +26,12 @@ Example:
 
 from nomoretuning.data.ranking.grouped import GroupedSplit
 from nomoretuning.data.ranking.lambdarank import LAMBDARANK_FEATURES, load_lambdarank_example
+from nomoretuning.data.ranking.letor import load_letor
 from nomoretuning.data.ranking.pairs import make_pairs
 from nomoretuning.data.ranking.search_logs import SEARCH_LOG_TASKS, make_search_logs
 from nomoretuning.data.ranking.spec import PairwiseSpec
 from nomoretuning.data.ranking.svmlight import RankingArrays, load_svmlight_ranking
+from nomoretuning.data.ranking.table import load_ranking_table
 
 __all__ = [
     "LAMBDARANK_FEATURES",
@@ -35,6 +40,8 @@ __all__ = [
     "PairwiseSpec",
     "RankingArrays",
     "load_lambdarank_example",
+    "load_letor",
+    "load_ranking_table",
     "load_svmlight_ranking",
     "make_pairs",
     "make_search_logs",

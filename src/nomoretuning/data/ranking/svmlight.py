@@ -90,7 +90,8 @@ def _parse(
             query_id=True,
         )
     except ValueError as error:
-        message = str(error).replace("\n", " ")
+        located = _first_bad_line(file, n_features, zero_based)
+        message = located or " ".join(str(error).split())
         raise DataError(
             f"{file}: not a valid SVMlight/LETOR file ({message}); expected lines "
             "'label [qid:ID] index:value ...'"
@@ -130,9 +131,11 @@ def _groups_from_sizes(sizes_file: Path, file: Path, n: int) -> np.ndarray:
 
 def _groups_from_qid(file: Path, qid: np.ndarray, n: int) -> np.ndarray:
     if len(qid) != n:
+        first = next((number for number, tokens in _data_lines(file) if not _has_qid(tokens)), None)
+        where = "" if first is None else f" (the first at line {first})"
         raise DataError(
-            f"{file}: {n - len(qid)} of {n} rows lack 'qid:'; give every row a qid or pass "
-            "query_path="
+            f"{file}: {n - len(qid)} of {n} rows lack 'qid:'{where}; give every row a qid or "
+            "pass query_path="
         )
     return _first_appearance_codes(qid)
 
@@ -165,3 +168,44 @@ def _first_appearance_codes(ids: np.ndarray) -> np.ndarray:
     rank = np.empty(first.size, dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.size)
     return rank[inverse.reshape(-1)]
+
+
+def _data_lines(file: Path) -> list[tuple[int, list[str]]]:
+    """(line number, tokens) of every data line, comments removed: for error messages only."""
+    with file.open(encoding="utf-8", errors="replace") as handle:
+        return [
+            (number, tokens)
+            for number, line in enumerate(handle, start=1)
+            if (tokens := line.split("#", 1)[0].split())
+        ]
+
+
+def _has_qid(tokens: list[str]) -> bool:
+    return len(tokens) > 1 and tokens[1].startswith("qid:")
+
+
+def _first_bad_line(
+    file: Path, n_features: int | None, zero_based: bool | Literal["auto"]
+) -> str | None:
+    """What is wrong with the first bad line (a label that is not a number, a feature index
+    beyond ``n_features``, a malformed pair), or None when no line is found at fault."""
+    offset = 0 if zero_based is True else 1
+    for number, tokens in _data_lines(file):
+        try:
+            float(tokens[0])
+        except ValueError:
+            return f"line {number}: label {tokens[0]!r} is not a number"
+        for token in tokens[1:]:
+            key, _, value = token.partition(":")
+            if key == "qid":
+                continue
+            try:
+                index = int(key)
+                float(value)
+            except ValueError:
+                return f"line {number}: {token!r} is not 'index:value'"
+            if zero_based is not True and index == 0 and zero_based is False:
+                return f"line {number}: index 0 in a one-based file (pass zero_based: true)"
+            if n_features is not None and index - offset >= n_features:
+                return f"line {number}: feature index {index} is beyond n_features {n_features}"
+    return None

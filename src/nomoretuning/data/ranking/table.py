@@ -1,0 +1,215 @@
+"""Your own ranking table: a CSV/TSV/Parquet file (or three) with a query column, feature columns
+and several label columns, trained as prioritized pairwise tasks on one score:
+`load_ranking_table`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nomoretuning.checks import one_of, task_names
+from nomoretuning.data.batching import PreparedDataset
+from nomoretuning.data.encoders import (
+    DenseScaler,
+    DenseTransform,
+    FeatureEncoder,
+    encode_groups,
+    numeric_column,
+)
+from nomoretuning.data.formats import InputFormat
+from nomoretuning.data.ranking.grouped import GroupedSplit, split_groups
+from nomoretuning.data.ranking.spec import GAINS, Gain, PairMaskRule, PairwiseSpec
+from nomoretuning.data.readers import read_table
+from nomoretuning.data.schema import Schema
+from nomoretuning.data.splits import check_fractions
+from nomoretuning.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["load_ranking_table"]
+
+PathLike = str | os.PathLike[str]
+_SPLITS = ("train", "valid", "test")
+
+
+def load_ranking_table(
+    path: PathLike | None = None,
+    *,
+    train: PathLike | None = None,
+    valid: PathLike | None = None,
+    test: PathLike | None = None,
+    group: str = "query",
+    labels: Sequence[str] = (),
+    tasks: Sequence[str] | None = None,
+    dense: Sequence[str] = (),
+    sparse: Sequence[str] = (),
+    pair_masks: Mapping[str, PairMaskRule] | None = None,
+    gains: Mapping[str, Gain] | None = None,
+    split: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    min_count: int = 1,
+    feature_transform: DenseTransform = "none",
+    max_pairs_per_group: int | None = None,
+    ndcg_k: int = 10,
+    sep: str | None = None,
+    name: str = "ranking_table",
+) -> PreparedDataset:
+    """A ranking table of your own as a `PreparedDataset` of `GroupedSplit`s.
+
+    Each row is an item shown for a query (or session): ``group`` names the query column, the
+    ``labels`` columns are the tasks in priority order (any finite numbers: 0/1 purchases, amounts,
+    graded relevance), ``dense`` and ``sparse`` are the features (standardized after
+    ``feature_transform``; vocabularies with index 0 for OOV, as `load_table`). Every task is
+    trained with the pairwise logistic loss on one score: a pair is two rows of one query with
+    different labels. ``pair_masks`` restricts a task's pairs (``{"amount": "positive"}``: only
+    rows with a label > 0 pair, so amounts are compared among purchases) and ``gains`` sets a
+    task's NDCG gain (``"linear"`` for amounts; ``"exponential"``, ``2**label - 1``, otherwise).
+
+    ``tasks`` selects some of the label columns, in their priority order (a config's
+    ``data.tasks``); the masks and gains of the others are ignored. Give ``path`` (one file, split
+    by whole queries with ``split`` and ``seed``) or ``train``, ``valid`` and ``test``.
+
+    Raises:
+        DataError: a missing column, a query id missing, a label or dense value that is not a
+            number, a mask or gain naming a task that is not a label, an empty split.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "sessions.csv"
+        >>> rows = "".join(f"q{i // 5},{i % 5},{i % 2},{(i % 2) * (i % 7)}\\n" for i in range(200))
+        >>> _ = p.write_text("query,price,pay,amount\\n" + rows)
+        >>> ds = load_ranking_table(p, labels=["pay", "amount"], dense=["price"],
+        ...                         pair_masks={"amount": "positive"}, gains={"amount": "linear"})
+        >>> ds.tasks, ds.train.num_groups, ds.metadata["objective"].pair_masks
+        (('pay', 'amount'), 32, {'amount': 'positive'})
+    """
+    every = Schema(sparse=sparse, dense=dense, labels=labels, group=group).labels
+    masks = dict(pair_masks or {})
+    chosen_gains = dict(gains or {})
+    for option, values in (("pair_masks", masks), ("gains", chosen_gains)):
+        for task in values:
+            if task not in every:
+                raise DataError(
+                    f"{option} names {task!r}, which is not a label column; labels: {list(every)}"
+                )
+    chosen = (
+        every if tasks is None else task_names(tasks, "tasks", available=every, error=DataError)
+    )
+    schema = Schema(sparse=sparse, dense=dense, labels=chosen, group=group)
+    masks = {t: m for t, m in masks.items() if t in chosen}
+    chosen_gains = {t: g for t, g in chosen_gains.items() if t in chosen}
+    for task, rule in masks.items():
+        one_of(rule, f"pair_masks[{task!r}]", ("positive",), error=DataError)
+    for task, gain in chosen_gains.items():
+        one_of(gain, f"gains[{task!r}]", GAINS, error=DataError)
+    text = {c: str for c in (*schema.sparse, group)}
+    files = (train, valid, test)
+    if path is not None:
+        if any(f is not None for f in files):
+            raise DataError(
+                f"{path}: pass either path= (one file to split) or train=, valid= and test=, "
+                "not both"
+            )
+        fractions = check_fractions(split)
+        src = str(path)
+        frame = _checked(read_table(path, sep=sep, columns=schema.columns, dtype=text), schema, src)
+        codes = encode_groups(frame[group])
+        parts = dict(zip(_SPLITS, split_groups(codes, fractions, seed), strict=True))
+        how = f"{src} split {fractions} by query with seed {seed}"
+    else:
+        missing = [n for n, f in zip(_SPLITS, files, strict=True) if f is None]
+        if missing:
+            raise DataError(
+                f"ranking table: no file given for {', '.join(missing)}; pass path= (one file "
+                "to split) or all of train=, valid= and test="
+            )
+        import pandas as pd
+
+        frames = [
+            _checked(read_table(f, sep=sep, columns=schema.columns, dtype=text), schema, str(f))
+            for f in files
+            if f is not None
+        ]
+        sizes = np.cumsum([0] + [len(f) for f in frames])
+        parts = {
+            s: np.arange(sizes[i], sizes[i + 1], dtype=np.int64) for i, s in enumerate(_SPLITS)
+        }
+        frame = pd.concat(frames, ignore_index=True)
+        codes = encode_groups(frame[group])
+        src = " + ".join(str(f) for f in files)
+        how = f"train {train}, valid {valid}, test {test}"
+    for part, rows in parts.items():
+        if len(rows) == 0:
+            raise DataError(
+                f"{src}: the {part} split has no query; use more queries or larger fractions"
+            )
+    encoder = FeatureEncoder(schema, min_count)
+    encoder.scaler = DenseScaler(feature_transform)
+    encoder.fit(frame.iloc[parts["train"]], src)
+    sparse_ids, dense_values = encoder.transform(frame, src)
+    targets = {t: frame[t].to_numpy(dtype=np.float32) for t in schema.labels}
+    splits = {
+        part: GroupedSplit.from_numpy(
+            sparse_ids[rows],
+            dense_values[rows],
+            {t: y[rows] for t, y in targets.items()},
+            codes[rows],
+        )
+        for part, rows in parts.items()
+    }
+    spec = PairwiseSpec(masks, chosen_gains, max_pairs_per_group=max_pairs_per_group, k=ndcg_k)
+    counts = ", ".join(f"{p} {s.num_groups} queries / {len(s)} rows" for p, s in splits.items())
+    return PreparedDataset(
+        name=name,
+        tasks=schema.labels,
+        features=encoder.features,
+        train=splits["train"],
+        valid=splits["valid"],
+        test=splits["test"],
+        description=f"ranking table {how}; tasks {', '.join(schema.labels)}; {counts}",
+        metadata={
+            "objective": spec,
+            "encoder": encoder,
+            "schema": schema,
+            "indices": parts,
+            "input_format": InputFormat("table", {"sep": sep}),
+        },
+    )
+
+
+def _checked(raw: pd.DataFrame, schema: Schema, source: str) -> pd.DataFrame:
+    """The schema's columns with numeric labels and dense values; a missing query id raises."""
+    import pandas as pd
+
+    if len(raw) == 0:
+        raise DataError(f"{source}: no data rows; point to a file with data rows")
+    raw = raw.reset_index(drop=True)
+    out: dict[str, Any] = {}
+    for column in schema.columns:
+        values = raw[column]
+        if column in schema.labels:
+            numeric = numeric_column(values, column, source)
+            bad = ~np.isfinite(numeric)
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"{source}: label column {column!r} is empty at data row {row + 1}; ranking "
+                    "labels must be numbers (fill them, or drop those rows)"
+                )
+            out[column] = numeric.astype(np.float32)
+        elif column in schema.dense:
+            out[column] = numeric_column(values, column, source)
+        else:
+            out[column] = values
+    group = raw[schema.group]
+    if group.isna().any():
+        row = int(np.flatnonzero(group.isna().to_numpy())[0])
+        raise DataError(
+            f"{source}: query column {schema.group!r} is empty at data row {row + 1}; every row "
+            "needs the id of its query"
+        )
+    return pd.DataFrame(out)

@@ -1,0 +1,105 @@
+"""`load_ranking_table`: a CSV/Parquet table with a query column, features and several label
+columns as prioritized pairwise tasks; pair rules, gains, splits by query, every bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nomoretuning.data import make_search_logs
+from nomoretuning.data.ranking import load_ranking_table
+from nomoretuning.errors import DataError
+from nomoretuning.training.objectives import PairwiseObjective, objective_for
+
+
+def search_log_table(path: Path, queries: int = 120, seed: int = 0) -> pd.DataFrame:
+    """The search-log simulator's sessions as a table (SYNTHETIC): query, 8 features, log_price,
+    pay, amount, relevance; one row per item."""
+    logs = make_search_logs(queries, 8, seed=seed)
+    parts = []
+    for split in (logs.train, logs.valid, logs.test):
+        frame = pd.DataFrame(split.dense.numpy(), columns=list(logs.features.dense))
+        frame.insert(0, "query", [f"q{g}" for g in split.groups.tolist()])
+        for task in logs.tasks:
+            frame[task] = split.labels[task].numpy()
+        parts.append(frame)
+    table = pd.concat(parts, ignore_index=True)
+    if path.suffix == ".parquet":
+        table.to_parquet(path)
+    else:
+        table.to_csv(path, index=False)
+    return table
+
+
+FEATURES = [*(f"x{j}" for j in range(8)), "log_price"]
+
+
+def test_a_table_becomes_prioritized_pairwise_tasks(tmp_path: Path) -> None:
+    table = search_log_table(tmp_path / "sessions.csv")
+    ds = load_ranking_table(
+        tmp_path / "sessions.csv",
+        labels=["pay", "amount", "relevance"],
+        dense=FEATURES,
+        pair_masks={"amount": "positive"},
+        gains={"amount": "linear"},
+        feature_transform="log1p",
+    )
+    assert ds.tasks == ("pay", "amount", "relevance")
+    assert ds.train.num_groups + ds.valid.num_groups + ds.test.num_groups == 120
+    assert len(ds.train) + len(ds.valid) + len(ds.test) == len(table)
+    objective = objective_for(ds, ds.tasks)
+    assert isinstance(objective, PairwiseObjective)
+    assert objective.pair_masks == {"amount": "positive"}
+    assert objective.gains["amount"] == "linear" and objective.gains["pay"] == "exponential"
+    # whole queries per split, and labels carried as they are
+    train_queries = set(ds.train.groups.tolist())
+    assert not train_queries & set(ds.test.groups.tolist())
+    assert sorted(np.unique(ds.train.labels["relevance"].numpy())) == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_three_files_and_parquet(tmp_path: Path) -> None:
+    table = search_log_table(tmp_path / "all.parquet")
+    queries = table["query"].unique()
+    for name, part in zip(("train", "valid", "test"), np.array_split(queries, 3), strict=True):
+        table[table["query"].isin(part)].to_parquet(tmp_path / f"{name}.parquet")
+    ds = load_ranking_table(
+        train=tmp_path / "train.parquet",
+        valid=tmp_path / "valid.parquet",
+        test=tmp_path / "test.parquet",
+        labels=["pay", "relevance"],
+        dense=FEATURES,
+    )
+    assert (ds.train.num_groups, ds.valid.num_groups, ds.test.num_groups) == (40, 40, 40)
+
+
+def test_bad_tables_get_one_line(tmp_path: Path) -> None:
+    table = search_log_table(tmp_path / "ok.csv", queries=30)
+    path = tmp_path / "bad.csv"
+    options = {"labels": ["pay", "relevance"], "dense": FEATURES}
+
+    def fails(frame: pd.DataFrame, *needles: str, **extra: object) -> None:
+        frame.to_csv(path, index=False)
+        with pytest.raises(DataError) as raised:
+            load_ranking_table(path, **{**options, **extra})  # type: ignore[arg-type]
+        message = str(raised.value)
+        assert "\n" not in message
+        for needle in needles:
+            assert needle in message, message
+
+    fails(table.drop(columns=["query"]), "column 'query' is missing")
+    broken = table.astype({"relevance": object})
+    broken.loc[7, "relevance"] = "good"
+    fails(broken, "'relevance'", "'good'", "data row 8")
+    empty = table.copy()
+    empty.loc[3, "pay"] = np.nan
+    fails(empty, "'pay' is empty at data row 4")
+    no_query = table.astype({"query": object})
+    no_query.loc[5, "query"] = None
+    fails(no_query, "query column 'query' is empty at data row 6")
+    fails(table, "pair_masks names 'amount'", pair_masks={"amount": "positive"})
+    fails(table, "gains['pay']", gains={"pay": "quadratic"})
+    with pytest.raises(DataError, match="no file given for valid, test"):
+        load_ranking_table(train=tmp_path / "ok.csv", **options)  # type: ignore[arg-type]
