@@ -24,7 +24,7 @@ def test_every_builder_is_a_data_layer_function() -> None:
     for name, entry in DATASETS.items():
         assert entry.builder.__module__.startswith("nomoretuning.data"), name
         assert getattr(data, entry.builder.__name__) is entry.builder, name
-    assert RANKING_DATASETS == ("lambdarank", "search_logs")
+    assert RANKING_DATASETS == ("lambdarank", "letor", "ranking_table", "search_logs")
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from nomoretuning.cli.config import MethodSection, validate_config
 from nomoretuning.cli.protocols import table3
 from nomoretuning.cli.protocols.train import run_training
 from nomoretuning.cli.record import RunRecord
+from nomoretuning.errors import ConfigError
 from nomoretuning.training import devices
 from nomoretuning.training import distributed as parallel
 from nomoretuning.training.objectives import PairwiseObjective
@@ -103,7 +104,38 @@ def test_scoring_runs_on_the_device_of_this_process(
 def test_the_plan_follows_the_available_tasks_and_the_nmt_options() -> None:
     method = MethodSection(name="nmt", options={"tolerance": 0.02}, inner="famo")
     plan = table3.table3_plan(["pay", "amount"], method)
-    assert [(r.name, r.slug) for r in plan] == [("pay", "pay"), ("pay+amount", "pay_amount")]
+    assert [(r.name, r.slug) for r in plan] == [
+        ("pay", "pay"),
+        ("pay+amount", "pay_amount"),
+        ("pay+amount (fixed weights)", "pay_amount_fixed"),
+    ]
     assert plan[1].method.options == {"tolerance": 0.02}
     assert plan[1].method.label == "famo+nmt"
     assert plan[1].method.priorities == ["pay", "amount"]
+    assert plan[2].method.weights == {"pay": 0.5, "amount": 0.5}
+
+
+def test_the_plan_takes_any_tasks_in_priority_order() -> None:
+    plan = table3.table3_plan(["purchase", "add_to_cart", "click", "dwell"])
+    assert [(r.name, r.method.name) for r in plan] == [
+        ("purchase", "single_task"),
+        ("purchase+dwell", "nmt"),
+        ("purchase+dwell (fixed weights)", "fixed"),
+        ("purchase+click", "nmt"),
+        ("purchase+add_to_cart", "nmt"),
+        ("purchase+add_to_cart+click", "nmt"),
+        ("purchase+add_to_cart+click+dwell", "nmt"),
+    ]
+    assert plan[-1].method.priorities == ["purchase", "add_to_cart", "click", "dwell"]
+    paper = table3.table3_plan(["pay", "amount", "relevance"])
+    assert [r.name for r in paper] == [
+        "pay",
+        "pay+relevance",
+        "pay+relevance (fixed weights)",
+        "pay+amount",
+        "pay+amount+relevance",
+    ]
+    with pytest.raises(ConfigError, match="at least two tasks"):
+        table3.table3_plan(["pay"])
+    with pytest.raises(ConfigError, match="exactly purchase and dwell"):
+        table3.table3_plan(["purchase", "dwell"], weights={"purchase": 1.0, "click": 1.0})

@@ -192,15 +192,19 @@ def _plot_validation(
 ) -> Path:
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
+    # The selection metric the run has: AUC for binary tasks, NDCG for ranking tasks.
+    metric, label = "auc", "AUC"
+    if not any(r.get(f"auc_{t}") for r in rows for t in tasks):
+        metric, label = "ndcg", "NDCG"
     fig, ax = plt.subplots(figsize=(5.6, 3.6))
     for task in tasks:
-        xs = [float(r["step"]) for r in rows if r.get(f"auc_{task}")]
-        ys = [float(r[f"auc_{task}"]) for r in rows if r.get(f"auc_{task}")]
+        xs = [float(r["step"]) for r in rows if r.get(f"{metric}_{task}")]
+        ys = [float(r[f"{metric}_{task}"]) for r in rows if r.get(f"{metric}_{task}")]
         if xs:
             ax.plot(xs, ys, marker="o", markersize=3, label=f"{task}")
-    ax.set_title("validation AUC")
+    ax.set_title(f"validation {label}")
     ax.set_xlabel("step")
-    ax.set_ylabel("AUC")
+    ax.set_ylabel(label)
     ax.legend(frameon=False)
     _mark_stages(ax, starts)
     fig.tight_layout()

@@ -54,6 +54,8 @@ DATASETS: Mapping[str, DatasetEntry] = MappingProxyType(
         "table": DatasetEntry(data.load_table),
         "synthetic": DatasetEntry(data.make_synthetic),
         "lambdarank": DatasetEntry(ranking.load_lambdarank_example, ranking=True),
+        "letor": DatasetEntry(ranking.load_letor, ranking=True),
+        "ranking_table": DatasetEntry(ranking.load_ranking_table, ranking=True),
         "search_logs": DatasetEntry(ranking.make_search_logs, ranking=True),
     }
 )

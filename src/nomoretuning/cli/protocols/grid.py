@@ -11,7 +11,6 @@ the best validation metric on the first task).
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -136,9 +135,5 @@ def grid_command(config: RunConfig, output: Path, *, overwrite: bool, resume: Re
     ranking = DATASETS[config.data.dataset].ranking
     if not ranking:  # the trade-off plot draws AUC
         print(f"plot: {plot_grid(summary, output)}")
-    with warnings.catch_warnings():  # the validation panel draws AUC, which rankings lack
-        if ranking:
-            warnings.simplefilter("ignore", UserWarning)
-        paths = plot_run(Path(summary["nmt"]["run_dir"]))
-    for path in paths:
+    for path in plot_run(Path(summary["nmt"]["run_dir"])):
         print(f"plot: {path}")

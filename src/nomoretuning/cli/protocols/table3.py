@@ -12,17 +12,17 @@ run                                tasks (priority order)      method
 ``pay+amount+relevance``           pay > amount > relevance    ``nmt``
 =================================  ==========================  ====================
 
-(runs whose task the dataset lacks are left out). Every model is scored on the *test* split on
-every task (the pay-only model too: its single score is ranked against the amount and relevance
-labels), and the report gives each task's NDCG@k and pairwise accuracy with the relative change
-against the pay-only baseline, as the paper reports each business metric's change.
+for the paper's tasks; any tasks in priority order make the same plan (`table3_plan`). Every
+model is scored on the *test* split on every task (the top-task-only model too: its single score is
+ranked against every label), and the report gives each task's NDCG@k and pairwise accuracy with
+the relative change against the top-task-only baseline, as the paper reports each business
+metric's change.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,10 +57,11 @@ __all__ = [
 ]
 
 TABLE3_TASKS = ("pay", "amount", "relevance")
-"""The tasks of the Table 3 protocol, highest priority first."""
+"""The tasks of the paper's Table 3, highest priority first (the protocol takes any tasks)."""
 
 DEFAULT_WEIGHTS = {"pay": 0.5, "relevance": 0.5}
-"""Weights of the ``pay+relevance (fixed weights)`` run unless ``compare.weights`` is set."""
+"""The paper's weights of ``pay+relevance (fixed weights)``; for other tasks, 0.5 : 0.5 on the
+top and the lowest task, unless ``compare.weights`` is set."""
 
 WHAT = "compare.protocol table3"
 """How error messages name the protocol."""
@@ -85,10 +86,14 @@ def table3_plan(
     method: MethodSection | None = None,
     weights: Mapping[str, float] | None = None,
 ) -> list[Table3Run]:
-    """The runs of the Table 3 protocol for the available ``tasks`` (which must include ``pay``).
+    """The runs of the Table 3 protocol for ``tasks`` in priority order (any names, two or more).
 
-    NMT runs take ``method``'s options (tolerance, dual rule, inner combiner) when it is an
-    ``nmt`` section; the fixed-weight run uses ``weights`` (default 0.5 : 0.5).
+    With top task ``t1`` and the others ``t2 .. tn`` (``tn`` the lowest): ``t1`` alone (the
+    baseline); ``t1+tj`` with NMT for each other task, lowest first; after ``t1+tn`` the same pair
+    with fixed ``weights`` (default 0.5 : 0.5, the paper's "weight adjustment"); and with three
+    tasks or more each longer priority chain ``t1+t2+...+tk`` with NMT. For the paper's
+    ``pay > amount > relevance``: pay, pay+relevance, pay+relevance (fixed weights), pay+amount,
+    pay+amount+relevance. NMT runs take ``method``'s options when it is an ``nmt`` section.
 
     Example:
         >>> [(r.name, r.tasks, r.method.name) for r in table3_plan(["pay", "relevance"])]
@@ -96,27 +101,17 @@ def table3_plan(
 ('pay+relevance (fixed weights)', ('pay', 'relevance'), 'fixed')]
     """
     available = tuple(tasks)
-    if "pay" not in available:
-        raise ConfigError(
-            f"compare.protocol table3: needs the task 'pay' (the top priority, the baseline) "
-            f"in data.tasks; got {list(available)}"
-        )
-    unknown = [t for t in available if t not in TABLE3_TASKS]
-    if unknown:
-        raise ConfigError(
-            f"compare.protocol table3: unknown task {unknown[0]!r}; its tasks are "
-            f"{list(TABLE3_TASKS)} (pay > amount > relevance)"
-        )
     if len(available) < 2:
         raise ConfigError(
-            "compare.protocol table3: needs 'pay' and at least one of 'amount', 'relevance' "
-            "in data.tasks"
+            f"{WHAT}: needs at least two tasks in data.tasks (the top one is the baseline), "
+            f"got {list(available)}"
         )
-    fixed = dict(weights) if weights is not None else dict(DEFAULT_WEIGHTS)
-    if "relevance" in available and sorted(fixed) != ["pay", "relevance"]:
+    top, last = available[0], available[-1]
+    fixed = dict(weights) if weights is not None else {top: 0.5, last: 0.5}
+    if sorted(fixed) != sorted({top, last}):
         raise ConfigError(
-            f"compare.weights: must weight exactly pay and relevance (the fixed-weight run), "
-            f"got {sorted(fixed)}"
+            f"compare.weights: must weight exactly {top} and {last} (the top and the lowest "
+            f"task: the fixed-weight run), got {sorted(fixed)}"
         )
 
     def nmt(run_tasks: tuple[str, ...]) -> MethodSection:
@@ -128,21 +123,16 @@ def table3_plan(
         section.weights = None
         return section
 
-    runs = [Table3Run("pay", ("pay",), MethodSection(name="single_task"))]
-    if "relevance" in available:
-        runs.append(Table3Run("pay+relevance", ("pay", "relevance"), nmt(("pay", "relevance"))))
-        runs.append(
-            Table3Run(
-                "pay+relevance (fixed weights)",
-                ("pay", "relevance"),
-                MethodSection(name="fixed", weights=fixed),
-            )
-        )
-    if "amount" in available:
-        runs.append(Table3Run("pay+amount", ("pay", "amount"), nmt(("pay", "amount"))))
-    if "amount" in available and "relevance" in available:
-        three = ("pay", "amount", "relevance")
-        runs.append(Table3Run("pay+amount+relevance", three, nmt(three)))
+    runs = [Table3Run(top, (top,), MethodSection(name="single_task"))]
+    for other in reversed(available[1:]):
+        pair = (top, other)
+        runs.append(Table3Run("+".join(pair), pair, nmt(pair)))
+        if other == last:
+            fixed_name = f"{'+'.join(pair)} (fixed weights)"
+            runs.append(Table3Run(fixed_name, pair, MethodSection(name="fixed", weights=fixed)))
+    for length in range(3, len(available) + 1):
+        chain = available[:length]
+        runs.append(Table3Run("+".join(chain), chain, nmt(chain)))
     return runs
 
 
@@ -203,9 +193,9 @@ def _check_config(config: RunConfig) -> None:
     unused = sorted({"models", "methods"} & config.compare.model_fields_set)
     if unused:
         raise ConfigError(
-            f"compare.{unused[0]}: not used by protocol table3 (its runs are fixed: pay, "
-            "pay+relevance, pay+relevance with fixed weights, pay+amount, pay+amount+relevance); "
-            "remove it"
+            f"compare.{unused[0]}: not used by protocol table3 (its runs follow from data.tasks: "
+            "the top task alone, the top task with each other, with fixed weights, and the "
+            "priority chains); remove it"
         )
 
 
@@ -262,14 +252,12 @@ def table3_command(config: RunConfig, output: Path, *, overwrite: bool, resume: 
         return
     tasks = list(records[0].test) if records else []
     k = int(config.data.options.get("ndcg_k", 10))
-    table = table3_markdown([r.to_dict() for r in records], tasks, k=k)
+    top = tasks[0] if tasks else "pay"
+    table = table3_markdown([r.to_dict() for r in records], tasks, k=k, baseline=top, top=top)
     outputs.write_text_on_main(output / "results.md", table)
     print()
     print(table)
     print(f"results: {output / 'results.json'}, {output / 'results.md'}")
     deepest = max(records, key=lambda r: len(r.tasks or ()) if r.method != "fixed" else 0)
-    with warnings.catch_warnings():  # its validation panel draws AUC, which rankings lack
-        warnings.simplefilter("ignore", UserWarning)
-        paths = plot_run(Path(deepest.run_dir))
-    for path in paths:
+    for path in plot_run(Path(deepest.run_dir)):
         print(f"plot: {path}")
