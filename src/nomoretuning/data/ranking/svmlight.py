@@ -76,10 +76,10 @@ def _parse(
     """Dense float32 features, finite float32 relevance labels and the qids (empty if none)."""
     try:
         from sklearn.datasets import load_svmlight_file
-    except ImportError:  # pragma: no cover - scikit-learn is a test dependency
+    except ImportError:  # pragma: no cover - scikit-learn ships with the data extra
         raise ImportError(
             "load_svmlight_ranking needs scikit-learn to parse SVMlight files: "
-            "pip install scikit-learn"
+            "pip install 'nomoretuning[data]'"
         ) from None
     try:
         X, y, qid = load_svmlight_file(
