@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -23,9 +24,25 @@ from nomoretuning.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SPLITS", "binary_label", "build_dataset", "check_frame"]
+__all__ = ["SPLITS", "binary_label", "build_dataset", "check_frame", "class_check", "shift_rows"]
 
 SPLITS = ("train", "valid", "test")
+
+
+_ROW = re.compile(r"data row (\d+)")
+
+
+def shift_rows(error: DataError, offset: int) -> DataError:
+    """``error`` with its "data row N" counted from the top of the file, for an error raised on a
+    piece of the file that starts ``offset`` rows in.
+
+    Example:
+        >>> str(shift_rows(DataError("t.csv: bad value at data row 3; fix it"), 100))
+        't.csv: bad value at data row 103; fix it'
+    """
+    if offset == 0:
+        return error
+    return DataError(_ROW.sub(lambda m: f"data row {int(m.group(1)) + offset}", str(error)))
 
 
 def binary_label(values: pd.Series, column: str, source: str) -> np.ndarray:
@@ -90,7 +107,7 @@ def check_frame(frame: pd.DataFrame, schema: Schema, source: str) -> pd.DataFram
     return pd.DataFrame(out, index=frame.index)
 
 
-def _class_check(
+def class_check(
     labels: Mapping[str, np.ndarray],
     splits: Mapping[str, np.ndarray],
     source: str,
@@ -158,7 +175,7 @@ def build_dataset(
             raise ValueError(f"splits needs the keys {SPLITS}, got {tuple(splits)}")
     index = {s: np.asarray(splits[s], dtype=np.int64) for s in SPLITS}
     labels = {t: frame[t].to_numpy(dtype=np.float32) for t in schema.labels}
-    _class_check(labels, index, source, allow_single_class)
+    class_check(labels, index, source, allow_single_class)
 
     encoder = FeatureEncoder(schema, min_count).fit(frame.iloc[index["train"]], source)
     sparse, dense = encoder.transform(frame, source)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +47,7 @@ from nomoretuning.data.encoders import (
     to_tokens,
 )
 from nomoretuning.data.formats import InputFormat
-from nomoretuning.data.prepare import binary_label
+from nomoretuning.data.prepare import binary_label, shift_rows
 from nomoretuning.data.ranking.spec import PairwiseSpec
 from nomoretuning.data.ranking.svmlight import load_svmlight_ranking
 from nomoretuning.data.readers import read_table_chunks
@@ -65,7 +64,6 @@ PREPROCESSING_VERSION = 1
 """Version of the ``preprocessing.json`` layout; another version is refused with a clear message."""
 
 PathLike = str | os.PathLike[str]
-_ROW = re.compile(r"data row (\d+)")
 
 
 @dataclass
@@ -254,7 +252,7 @@ class Preprocessing:
                 yield rows
                 offset += len(rows)
         except DataError as error:
-            raise _shifted(error, offset) from None
+            raise shift_rows(error, offset) from None
 
     def _frames(
         self, path: PathLike, src: str, labels: bool, keep: tuple[str, ...], chunk_rows: int
@@ -380,10 +378,3 @@ def _identity_encoder(
         {"mean": [0.0] * len(features.dense), "std": [1.0] * len(features.dense)}
     )
     return encoder
-
-
-def _shifted(error: DataError, offset: int) -> DataError:
-    """``error`` with its "data row N" counted from the start of the file, not of the chunk."""
-    if offset == 0:
-        return error
-    return DataError(_ROW.sub(lambda m: f"data row {int(m.group(1)) + offset}", str(error)))
