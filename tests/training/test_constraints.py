@@ -115,3 +115,29 @@ def test_plain_combiners_have_no_constraints() -> None:
     data = ConstraintData(StagePlan(nt.EqualWeights(["a", "b"])), "valid")
     assert not data.held_out
     assert data.excess({"a": {"loss": 1.0}, "b": {"loss": 1.0}}) == {}
+
+
+def test_a_joint_start_measures_no_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NMT ignores a joint stage's bound, so the trainer does not spend a training pass on it."""
+    import nomoretuning as nt
+    from nomoretuning.data import make_synthetic
+    from nomoretuning.models import build_model
+    from nomoretuning.training.trainer import Trainer, TrainerConfig
+
+    data = make_synthetic(1500, seed=0)
+    model = build_model("shared_bottom", data.features, data.tasks, bottom_dims=(8,))
+    measured: list[tuple[str, ...]] = []
+    original = Trainer._measure_training_bounds
+
+    def counting(self: Trainer, tasks: tuple[str, ...]) -> dict[str, float]:
+        measured.append(tasks)
+        return original(self, tasks)
+
+    monkeypatch.setattr(Trainer, "_measure_training_bounds", counting)
+    config = TrainerConfig(max_steps=4, eval_every=2, progress=False)
+    result = Trainer(model, nt.NMT(list(data.tasks)), data, config).fit()
+    stages = [s.to_dict() for s in result.stages]
+    assert [s["stage"] for s in stages] == [1, 2, 3]
+    assert stages[0].get("bound") is None  # the joint start
+    assert set(stages[1]["bound"]) == {"click"} and set(stages[2]["bound"]) == {"like"}
+    assert measured == [("click",), ("like",)]  # the bounds of stages 2 and 3 only

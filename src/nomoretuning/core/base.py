@@ -158,6 +158,12 @@ class StagedCombiner(Protocol):
     def bounds(self) -> dict[str, float]: ...
 
     @property
+    def records_bound(self) -> bool:
+        """Whether ``next_stage`` records the running stage's bound (False for a stage whose
+        losses bound nothing, such as NMT's joint start): a caller may skip measuring it."""
+        ...
+
+    @property
     def multipliers(self) -> dict[str, float]: ...
 
     @property

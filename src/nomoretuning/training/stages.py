@@ -52,6 +52,12 @@ class StagePlan:
         return tuple(self.staged.constrained_tasks) if self.staged else ()
 
     @property
+    def records_bound(self) -> bool:
+        """Whether the running stage's end records a bound (a staged combiner's stage other than
+        a joint start): only then does the trainer measure one."""
+        return self.staged is not None and self.staged.records_bound
+
+    @property
     def multipliers(self) -> dict[str, float]:
         return self.staged.multipliers if self.staged else {}
 

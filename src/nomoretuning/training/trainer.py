@@ -308,7 +308,7 @@ class Trainer:
             selected_feasible=best.feasible,
             valid=best.metrics,
         )
-        if self.plan.staged is not None:
+        if self.plan.records_bound:
             bounds = self.constraints.stage_bounds(
                 best.metrics, self.model, self.runner.losses, self._measure_training_bounds
             )
@@ -321,8 +321,9 @@ class Trainer:
             record.baseline = baselines
             self.constraints.record_references(stage_tasks, best.metrics)
             self.plan.next_stage(bounds, baselines)
-        else:
+        else:  # one stage of every task, or a joint start: no bound to measure
             self.constraints.record_references(stage_tasks, best.metrics)
+            self.plan.next_stage({})
         self.state.end_stage(record)
         if self.run_dir is not None:
             self._save_last()

@@ -176,6 +176,18 @@ class NMT(LossCombiner):
         return len(self.schedule)
 
     @property
+    def records_bound(self) -> bool:
+        """Whether `next_stage` records the running stage's bound: every stage but a joint start
+        (its bound and baseline arguments are ignored, so callers need not measure them).
+
+        Example:
+            >>> nmt = NMT(["a", "b"])
+            >>> nmt.records_bound, nmt.next_stage(), nmt.records_bound
+            (False, None, True)
+        """
+        return not self._joint_stage
+
+    @property
     def _joint_stage(self) -> bool:
         """Whether the running stage is the joint start."""
         return self.joint_start and self._state.stage_index == 0 and len(self.levels) > 1
@@ -382,9 +394,10 @@ class NMT(LossCombiner):
         self._check_running("next_stage")
         state = self._state
         tasks = self.stage_tasks
-        bounds = resolve_values("bound", bound, tasks, self.stage, self.bound_estimate)
-        if not self._joint_stage:  # a joint start's losses bound nothing: each level's stage does
-            state.bounds.update(bounds)
+        if self.records_bound:  # a joint start's losses bound nothing: each level's stage does
+            state.bounds.update(
+                resolve_values("bound", bound, tasks, self.stage, self.bound_estimate)
+            )
             if baseline is not None:
                 state.baselines.update(resolve_values("baseline", baseline, tasks, self.stage))
         if state.stage_index == len(self.schedule) - 1:
