@@ -4,8 +4,8 @@ On the real Census-Income data (80/10/10 split, seed 0), tasks by priority: inco
 status, then (3 tasks) education. The grid is the command line's (``nomoretuning grid``):
 ``grid_weights`` gives 9 weightings 0.9:0.1 ... 0.1:0.9 for two tasks and a simplex lattice of 10
 for three; each weighting is one ``Trainer`` run of ``FixedWeights``. NMT is one ``Trainer`` run
-with default settings. Every run uses the same MMoE, batch, learning rate, epochs budget and early
-stopping (mean validation AUC, patience 2).
+with default settings. Every run uses the same MMoE and the trainer's defaults (batch, learning
+rate, epochs budget, early stopping), unless an option below sets one.
 
 Reported: the epochs and wall time of the whole grid and of NMT, and the primary task's test AUC
 that each reaches: for the grid, the point a practitioner would pick (best primary validation AUC)
@@ -13,7 +13,7 @@ and the best test AUC of any point (an oracle); for NMT, its one run.
 
 Usage:
     python benchmarks/bench_tuning_cost.py               # 2 and 3 tasks, a few minutes
-    python benchmarks/bench_tuning_cost.py --tasks 2 --max-epochs 10
+    python benchmarks/bench_tuning_cost.py --tasks 2 --max-epochs 6 --batch-size 2048
 """
 
 from __future__ import annotations
@@ -42,13 +42,11 @@ MODEL = {"num_experts": 4, "expert_dims": (64,), "tower_dims": (16,), "embedding
 def run(
     data: PreparedDataset, combiner: nt.LossCombiner, args: argparse.Namespace
 ) -> dict[str, Any]:
+    # The trainer's defaults (batch, learning rate, epochs, patience, evaluation cadence) unless
+    # an option is given: the promise is judged at the defaults.
+    chosen = {"batch_size": args.batch_size, "lr": args.lr, "max_epochs": args.max_epochs}
     config = TrainerConfig(
-        batch_size=args.batch_size,
-        lr=args.lr,
-        max_epochs=args.max_epochs,
-        patience=2,
-        progress=False,
-        device="cpu",
+        **{k: v for k, v in chosen.items() if v is not None}, progress=False, device="cpu"
     )
     model = common.mmoe(data, seed=0, **MODEL)
     start = time.perf_counter()
@@ -110,9 +108,8 @@ def compare(n_tasks: int, args: argparse.Namespace) -> dict[str, Any]:
     )
     first = nmt["stages"][0]["valid"][primary]["auc"]
     print(
-        f"  NMT's {primary} validation AUC: {first:.4f} when its own stage ended, "
-        f"{nmt['valid'][primary]:.4f} at the end (the constraint allows a 1 % rise of its "
-        f"validation loss)"
+        f"  NMT's {primary} validation AUC: {first:.4f} when its first stage ended, "
+        f"{nmt['valid'][primary]:.4f} at the end"
     )
     others = [t for t in tasks if t != primary]
     print(
@@ -126,9 +123,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--census", type=Path, default=None, help="raw Census-Income file")
     parser.add_argument("--tasks", type=int, choices=(2, 3), nargs="+", default=[2, 3])
-    parser.add_argument("--batch-size", type=int, default=2048)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--max-epochs", type=int, default=6, help="per run (per stage for NMT)")
+    defaults = TrainerConfig()
+    parser.add_argument("--batch-size", type=int, help=f"default: {defaults.batch_size}")
+    parser.add_argument("--lr", type=float, help=f"default: {defaults.lr}")
+    parser.add_argument(
+        "--max-epochs", type=int, help=f"per run (per stage for NMT); {defaults.max_epochs}"
+    )
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
@@ -136,8 +136,10 @@ def main() -> None:
     print(common.machine(args.threads))
     print(
         f"data: Census-Income ({common.census_path(args.census)}); MMoE {MODEL}; batch "
-        f"{args.batch_size}, Adam lr {args.lr}, at most {args.max_epochs} epochs per run (per "
-        f"stage for NMT), early stopping on mean validation AUC with patience 2"
+        f"{args.batch_size or defaults.batch_size}, Adam lr {args.lr or defaults.lr}, at most "
+        f"{args.max_epochs or defaults.max_epochs} epochs per run (per stage for NMT), early "
+        f"stopping with the trainer's default patience ({defaults.patience:g} "
+        f"{defaults.patience_unit})"
     )
     for n in args.tasks:
         compare(n, args)
