@@ -1,5 +1,5 @@
 """Task losses: the pairwise logistic (RankNet) loss of the NMT paper, the pairs it is taken over,
-and binary cross-entropy.
+the listwise softmax cross-entropy, and binary cross-entropy.
 
 Depends on torch only. Everything is vectorized and runs on the device of its inputs.
 
@@ -25,9 +25,15 @@ from torch import Tensor
 
 from nomoretuning.checks import optional_positive_int
 
-__all__ = ["binary_cross_entropy_losses", "make_pairs", "pairwise_logistic_loss"]
+__all__ = [
+    "binary_cross_entropy_losses",
+    "make_pairs",
+    "pairwise_logistic_loss",
+    "softmax_cross_entropy_loss",
+]
 
 Reduction = Literal["mean", "sum", "none"]
+ListGain = Literal["exponential", "linear"]
 
 
 class _SortedPairs(NamedTuple):
@@ -262,6 +268,95 @@ def pairwise_logistic_loss(
     if reduction == "sum":
         return total
     return total / max(int(losses.shape[0]), 1)
+
+
+def softmax_cross_entropy_loss(
+    scores: Tensor,
+    labels: Tensor,
+    groups: Tensor | None = None,
+    gain: ListGain = "exponential",
+    reduction: Reduction = "mean",
+) -> Tensor:
+    """Listwise softmax cross-entropy (ListNet's top-one loss) of each group (query).
+
+    For a group q with scores ``s`` and target weights ``y'_i = gain(y_i) / sum_j gain(y_j)``
+    (``gain``: ``2**y - 1``, ``"exponential"``, default, or ``y``, ``"linear"``), its loss is
+    ``-sum_i y'_i log softmax(s)_i``, the cross-entropy between the target distribution and the
+    softmax of the group's scores. A group whose gains are all 0 (no relevant item) has no target
+    and is **skipped**: it adds nothing and is not counted by the mean. Computed with segment
+    sums over the group ids (``scatter_reduce`` / ``index_add``; no per-group Python) with the
+    per-group max subtracted, so it is stable for any score scale.
+
+    Args:
+        scores: ``[B]`` logits of the single ranking score.
+        labels: ``[B]`` graded relevance, ``>= 0`` (not checked, to avoid a device sync).
+        groups: optional ``[B]`` integer query ids (``None``: one group).
+        gain: how a label becomes its target weight (see above).
+        reduction: ``"mean"`` over the groups with a relevant item (default), ``"sum"``, or
+            ``"none"``: one loss per such group, in ascending group-id order.
+
+    With no group to score the result is ``0`` for ``"mean"`` and ``"sum"`` (in the autograd
+    graph, with zero gradients) and an empty tensor for ``"none"``.
+
+    Example:
+        >>> s = torch.tensor([2.0, 0.0, 1.0, 0.5, 0.5])
+        >>> y = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0])
+        >>> g = torch.tensor([0, 0, 0, 1, 1])   # group 1 has no relevant item: skipped
+        >>> round(softmax_cross_entropy_loss(s, y, g).item(), 4)  # -log softmax(s)[0] in group 0
+        0.4076
+    """
+    if scores.dim() != 1:
+        raise ValueError(
+            f"softmax_cross_entropy_loss: scores must be 1-D [B], got {tuple(scores.shape)}"
+        )
+    if labels.shape != scores.shape:
+        raise ValueError(
+            "softmax_cross_entropy_loss: labels must have the shape of scores "
+            f"{tuple(scores.shape)}, got {tuple(labels.shape)}"
+        )
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(
+            "softmax_cross_entropy_loss: reduction must be 'mean', 'sum' or 'none', "
+            f"got {reduction!r}"
+        )
+    if gain not in ("exponential", "linear"):
+        raise ValueError(
+            f"softmax_cross_entropy_loss: gain must be 'exponential' or 'linear', got {gain!r}"
+        )
+    if groups is None:
+        codes = torch.zeros(scores.shape, dtype=torch.int64, device=scores.device)
+    else:
+        groups = groups.to(scores.device)
+        if groups.shape != scores.shape:
+            raise ValueError(
+                "softmax_cross_entropy_loss: groups must have the shape of scores "
+                f"{tuple(scores.shape)}, got {tuple(groups.shape)}"
+            )
+        if groups.is_floating_point() or groups.is_complex() or groups.dtype == torch.bool:
+            raise ValueError(
+                f"softmax_cross_entropy_loss: groups must hold integer ids, got {groups.dtype}"
+            )
+        codes = torch.unique(groups, return_inverse=True)[1].reshape(-1)
+    n_groups = int(codes.max()) + 1 if codes.numel() else 0
+    y = labels.detach().to(device=scores.device, dtype=scores.dtype)
+    gains = torch.exp2(y) - 1.0 if gain == "exponential" else y
+    totals = scores.new_zeros(n_groups).index_add(0, codes, gains)
+    # Log-softmax within each group: subtract the group's max, then its log-sum-exp.
+    peak = scores.new_full((n_groups,), -torch.inf).scatter_reduce(
+        0, codes, scores.detach(), reduce="amax"
+    )
+    shifted = scores - peak[codes]
+    log_norm = scores.new_zeros(n_groups).index_add(0, codes, torch.exp(shifted)).log()
+    log_softmax = shifted - log_norm[codes]
+    weights = gains / totals[codes].clamp(min=torch.finfo(scores.dtype).tiny)
+    per_group = -scores.new_zeros(n_groups).index_add(0, codes, weights * log_softmax)
+    scored = per_group[totals > 0]
+    if reduction == "none":
+        return scored
+    total = scored.sum()  # an empty selection of per_group: still in the graph
+    if reduction == "sum":
+        return total
+    return total / max(int(scored.shape[0]), 1)
 
 
 def binary_cross_entropy_losses(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, cast
 import torch
 from torch import Tensor, nn
 
+from nomoretuning.checks import positive_number
 from nomoretuning.models.base import MultiTaskModel
 from nomoretuning.models.checks import check_dims
 from nomoretuning.models.features import FeatureConfig
@@ -107,6 +108,9 @@ class SingleScore(MultiTaskModel):
         tasks: task names (the keys of the output; the logits are identical).
         hidden_dims: hidden widths (may be empty: a linear model). The default is the
             Shared-Bottom stack followed by one tower, ``(512, 512, 512, 128, 64)``.
+        input_noise: standard deviation of the Gaussian noise added to the dense inputs in
+            training mode only (a regularizer of neural rankers on standardized LETOR features,
+            Qin et al., ICLR 2021); ``0`` (default) adds none. Evaluation is never noisy.
         **options: the shared `ModelOptions` (embedding width, activation, dropout, ...).
 
     Example:
@@ -125,15 +129,20 @@ class SingleScore(MultiTaskModel):
         tasks: Sequence[str],
         *,
         hidden_dims: Sequence[int] = (512, 512, 512, 128, 64),
+        input_noise: float = 0.0,
         **options: Unpack[ModelOptionArguments],
     ) -> None:
         super().__init__(features, tasks, **options)
-        self.hidden_dims = check_dims(hidden_dims, type(self).__name__, "hidden_dims")
+        name = type(self).__name__
+        self.hidden_dims = check_dims(hidden_dims, name, "hidden_dims")
+        self.input_noise = positive_number(input_noise, f"{name}: input_noise", allow_zero=True)
         self.embedding = self._embedding()
         self.hidden = self._mlp(self.embedding.output_dim, self.hidden_dims)
         self.output = self._mlp(self.hidden.output_dim, (), out_dim=1)
 
     def _forward(self, sparse: Tensor, dense: Tensor) -> dict[str, Tensor]:
+        if self.training and self.input_noise > 0 and dense.shape[-1] > 0:
+            dense = dense + self.input_noise * torch.randn_like(dense)
         hidden = self.hidden(self.embedding(sparse, dense))
         self._shared_rep = hidden
         score = self.output(hidden).squeeze(-1)
