@@ -13,14 +13,17 @@ from sklearn.metrics import ndcg_score
 
 import nomoretuning as nt
 from nomoretuning.core import pairwise_logistic_loss
-from nomoretuning.data import GroupedSplit, make_search_logs, make_synthetic
+from nomoretuning.core.losses import softmax_cross_entropy_loss
+from nomoretuning.data import GroupedSplit, PairwiseSpec, make_search_logs, make_synthetic
 from nomoretuning.data.batching import Batch
 from nomoretuning.errors import ConfigError, DataError
 from nomoretuning.models import build_model
 from nomoretuning.training.objectives import (
     BinaryObjective,
+    PairMask,
     PairwiseObjective,
     objective_for,
+    objective_from_spec,
     predict,
 )
 from nomoretuning.training.trainer import Trainer, TrainerConfig
@@ -233,6 +236,8 @@ def test_evaluate_rejects_exponential_gain_on_amounts_and_handles_no_pairs() -> 
         ({"gain": "log"}, r"gain must be one of \['exponential', 'linear'\], got 'log'"),
         ({"gain": {"amount": "linear"}}, "a task of gain must be one of"),
         ({"no_relevant": "drop"}, r"no_relevant must be one of \['skip', 'zero', 'one'\]"),
+        ({"loss": "listnet"}, r"loss must be one of \['pairwise', 'softmax'\], got 'listnet'"),
+        ({"loss": "softmax", "max_pairs_per_group": 4}, "the 'softmax' loss has no pairs to cap"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
@@ -252,6 +257,95 @@ def test_objective_for_builds_the_pairwise_objective_of_the_selected_tasks() -> 
     only_pay = objective_for(data, ["pay"])  # the amount mask and gain are dropped
     assert isinstance(only_pay, PairwiseObjective)
     assert (only_pay.pair_masks, only_pay.gains) == ({}, {"pay": "exponential"})
+
+
+# --------------------------------------------------------------------------- softmax loss
+# (pay's 0/1 labels give the same target with either gain; amount needs the linear one)
+
+
+def _softmax_by_hand(s: list[float], y: list[float], g: list[int], gain: str) -> list[float]:
+    """Per group with a relevant item: -sum_i y'_i log softmax(s)_i, in plain Python."""
+    out = []
+    for q in sorted(set(g)):
+        rows = [i for i in range(len(g)) if g[i] == q]
+        gains = [2.0 ** y[i] - 1 if gain == "exponential" else y[i] for i in rows]
+        if sum(gains) > 0:
+            norm = math.log(sum(math.exp(s[i]) for i in rows))
+            total = sum(gains)
+            out.append(-sum(w / total * (s[i] - norm) for w, i in zip(gains, rows, strict=True)))
+    return out
+
+
+def test_pairwise_is_the_default_loss() -> None:
+    assert PairwiseObjective(["pay"]).loss == "pairwise"
+    assert PairwiseSpec().loss == "pairwise"
+    assert "loss='pairwise'" in repr(PairwiseObjective(["pay"]))
+
+
+def test_softmax_losses_match_a_hand_computation_with_masks_and_skipped_groups() -> None:
+    # group 7: rows 0-2, group 9: rows 3-4 (no purchase in group 9: pay skips it)
+    y = {"pay": [1.0, 0.0, 1.0, 0.0, 0.0], "amount": [25.0, 0.0, 5.0, 40.0, 10.0]}
+    g = [7, 7, 7, 9, 9]
+    batch = _batch(y, g)
+    s = torch.tensor([0.5, -0.5, 1.0, 0.0, 2.0], requires_grad=True)
+    masks: dict[str, PairMask] = {"amount": "positive"}
+    obj = PairwiseObjective(["pay", "amount"], pair_masks=masks, gain="linear", loss="softmax")
+    losses = obj.losses({"pay": s, "amount": s}, batch)
+    pay = _softmax_by_hand(s.tolist(), y["pay"], g, "linear")
+    assert len(pay) == 1  # group 9 has no relevant item: skipped
+    assert losses["pay"].item() == pytest.approx(pay[0], rel=1e-6)
+    kept = [0, 2, 3, 4]  # amount: the purchased rows only, linear gain
+    scores, amounts = [s.tolist()[i] for i in kept], [y["amount"][i] for i in kept]
+    amount = _softmax_by_hand(scores, amounts, [g[i] for i in kept], "linear")
+    assert losses["amount"].item() == pytest.approx(sum(amount) / 2, rel=1e-6)
+    sum(losses.values()).backward()  # type: ignore[union-attr]
+    assert s.grad is not None and s.grad[1] != 0  # row 1 is in pay's softmax
+    # the same definition as the core loss
+    core = softmax_cross_entropy_loss(s.detach(), batch.labels["pay"], batch.groups, "linear")
+    assert losses["pay"].item() == pytest.approx(core.item())
+
+
+def test_softmax_evaluate_loss_is_the_mean_over_groups_and_metrics_are_unchanged() -> None:
+    rng = np.random.default_rng(4)
+    g = np.repeat(np.arange(12), rng.integers(1, 9, size=12))
+    rel = rng.integers(0, 4, size=g.size).astype(np.float64)
+    rel[g == 2] = 0  # skipped
+    s = rng.normal(size=g.size)
+    listwise = PairwiseObjective(["relevance"], loss="softmax")
+    out = listwise.evaluate({"relevance": s}, {"relevance": rel}, g)["relevance"]
+    by_hand = _softmax_by_hand(s.tolist(), rel.tolist(), g.tolist(), "exponential")
+    assert out["loss"] == pytest.approx(float(np.mean(by_hand)), rel=1e-10)
+    pairwise = PairwiseObjective(["relevance"]).evaluate({"relevance": s}, {"relevance": rel}, g)[
+        "relevance"
+    ]
+    assert (out["ndcg"], out["pairwise_accuracy"]) == (
+        pairwise["ndcg"],
+        pairwise["pairwise_accuracy"],
+    )
+    none = listwise.evaluate({"relevance": s}, {"relevance": np.zeros(g.size)}, g)["relevance"]
+    assert math.isnan(none["loss"])
+
+
+def test_objective_from_spec_carries_the_loss() -> None:
+    obj = objective_from_spec(PairwiseSpec(k=5, loss="softmax"), ["relevance"])
+    assert isinstance(obj, PairwiseObjective) and (obj.loss, obj.k) == ("softmax", 5)
+    default = objective_from_spec(PairwiseSpec(), ["relevance"])
+    assert isinstance(default, PairwiseObjective) and default.loss == "pairwise"
+    with pytest.raises(DataError, match=r"loss must be one of \['pairwise', 'softmax'\]"):
+        PairwiseSpec(loss="listnet")  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="no pairs to cap"):
+        PairwiseSpec(max_pairs_per_group=3, loss="softmax")
+
+
+def test_the_trainer_trains_with_the_softmax_loss() -> None:
+    data = make_search_logs(60, 8, seed=0, tasks=["relevance"])
+    torch.manual_seed(0)
+    model = build_model("single_score", data.features, data.tasks, hidden_dims=(8,))
+    objective = PairwiseObjective(["relevance"], loss="softmax")
+    config = TrainerConfig(batch_size=96, max_epochs=1, max_steps=3, progress=False, device="cpu")
+    result = Trainer(model, nt.EqualWeights(["relevance"]), data, config, objective=objective).fit()
+    values = result.test["relevance"]
+    assert 0.0 <= values["ndcg"] <= 1.0 and math.isfinite(values["loss"])
 
 
 def test_objective_for_binary_datasets() -> None:
@@ -293,3 +387,42 @@ def test_every_combiner_trains_the_single_score_model(method: str) -> None:
         assert {"ndcg", "pairwise_accuracy", "loss"} <= set(values)
         assert 0.0 <= values["ndcg"] <= 1.0
     assert len(result.stages) == (4 if method == "nmt" else 1)  # NMT: a joint start, 3 levels
+
+
+@pytest.mark.parametrize("cap", [None, 3])
+@pytest.mark.parametrize("masked", [False, True])
+def test_the_split_loss_is_built_a_few_groups_at_a_time(
+    monkeypatch: pytest.MonkeyPatch, cap: int | None, masked: bool
+) -> None:
+    """Memory-bounded evaluation: with a budget of 5 pairs at a time (groups of up to 28 pairs
+    on their own) the split loss equals the one computed from every pair at once."""
+    import math
+
+    from nomoretuning.core.losses import make_pairs as all_pairs
+    from nomoretuning.training import objectives
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(rng.permutation(40), rng.integers(1, 9, 40))
+    labels = rng.integers(0, 4, groups.size).astype(np.float64)
+    scores = rng.normal(size=groups.size)
+    objective = PairwiseObjective(
+        ["t"], pair_masks={"t": "positive"} if masked else None, max_pairs_per_group=cap
+    )
+    keep = torch.from_numpy(labels > 0) if masked else None
+    _, codes = np.unique(groups, return_inverse=True)
+    first, second = all_pairs(torch.from_numpy(labels), torch.from_numpy(codes), mask=keep)
+    losses = torch.nn.functional.softplus(
+        torch.from_numpy(scores)[second] - torch.from_numpy(scores)[first]
+    )
+    if cap is None:
+        expected = float(losses.mean())
+    else:
+        pair_group = torch.from_numpy(codes)[first]
+        totals = torch.bincount(pair_group, weights=losses, minlength=40)
+        counts = torch.bincount(pair_group, minlength=40).double()
+        weights = counts.clamp(max=cap)
+        expected = float((weights * totals / counts.clamp(min=1)).sum() / weights.sum())
+    monkeypatch.setattr(objectives, "EVALUATION_PAIRS", 5)
+    measured = objective.evaluate({"t": scores}, {"t": labels}, groups)["t"]["loss"]
+    assert not math.isnan(measured)
+    assert measured == pytest.approx(expected, rel=1e-12)

@@ -296,7 +296,7 @@ def validate_config(raw: dict[str, Any], source: str = "config") -> RunConfig:
         Traceback (most recent call last):
         ...
         nomoretuning.errors.ConfigError: run.yaml: data.dataset: must be one of census_income, \
-tiktok, qk_video, table, synthetic, lambdarank, search_logs (got 'imagenet')
+tiktok, qk_video, table, synthetic, lambdarank, letor, ranking_table, search_logs (got 'imagenet')
     """
     try:
         return RunConfig.model_validate(raw)

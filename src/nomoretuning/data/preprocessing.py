@@ -154,6 +154,7 @@ class Preprocessing:
                 "gains": dict(self.objective.gains),
                 "max_pairs_per_group": self.objective.max_pairs_per_group,
                 "k": self.objective.k,
+                "loss": self.objective.loss,
             }
         return {
             "version": PREPROCESSING_VERSION,

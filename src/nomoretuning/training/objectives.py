@@ -17,9 +17,19 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from nomoretuning.checks import one_of, optional_positive_int, positive_int, task_names
-from nomoretuning.core.losses import make_pairs, pairwise_logistic_loss
+from nomoretuning.core.losses import (
+    make_pairs,
+    pairwise_logistic_loss,
+    softmax_cross_entropy_loss,
+)
 from nomoretuning.data.batching import Batch, PreparedDataset, TensorSplit
-from nomoretuning.data.ranking.spec import GAINS, Gain, PairwiseSpec
+from nomoretuning.data.ranking.spec import (
+    GAINS,
+    RANKING_LOSSES,
+    Gain,
+    PairwiseSpec,
+    RankingLoss,
+)
 from nomoretuning.errors import ConfigError, DataError
 from nomoretuning.training import metrics
 
@@ -32,6 +42,10 @@ __all__ = [
     "objective_from_spec",
     "predict",
 ]
+
+EVALUATION_PAIRS = 1 << 22
+"""At most this many pairs are built at once when a whole split's pairwise loss is evaluated
+(about 100 MB); a group with more pairs is evaluated on its own."""
 
 PairMask = Literal["positive"] | Callable[[Tensor], Tensor]
 """Which rows of a task may form pairs: ``"positive"`` (label > 0) or a function label -> bool."""
@@ -134,6 +148,12 @@ class PairwiseObjective:
     by `nomoretuning.core.losses.make_pairs`. Batches of a `GroupedSplit` never split a group, so
     the pairs of a batch are all the pairs of its groups.
 
+    ``loss="softmax"`` trains every task with the listwise softmax cross-entropy instead
+    (`nomoretuning.core.losses.softmax_cross_entropy_loss`): per group, ``-sum_i y'_i log
+    softmax(s)_i`` over the rows the task's pair mask keeps, with ``y'`` the task's NDCG gain
+    normalised to sum 1 in the group, averaged over the groups of the batch with a relevant item
+    (groups whose gains are all 0 are skipped). It has no pairs, so no ``max_pairs_per_group``.
+
     Pair sampling: ``max_pairs_per_group=m`` keeps, for each task and each group of a batch,
     ``min(m, P_g)`` of its ``P_g`` pairs, drawn uniformly without replacement; fresh pairs are drawn
     for every batch (once per batch object: the recomputation on the same batch that FAMO's
@@ -154,6 +174,8 @@ class PairwiseObjective:
     - ``loss``: the training loss's definition on the whole split: the mean pairwise logistic loss
       over its pairs; with ``max_pairs_per_group=m`` its exact expectation over the sampling, the
       mean of the per-group mean losses weighted by ``min(m, P_g)``. NaN when the split has no pair.
+      With ``loss="softmax"``: the mean softmax cross-entropy over the split's groups with a
+      relevant item (NaN when there is none).
 
     Args:
         tasks: task names (all read the same score under their own key of the logits).
@@ -165,6 +187,7 @@ class PairwiseObjective:
         k: the cut-off of NDCG@k.
         gain: NDCG gain, one for every task or a mapping task -> gain (default exponential).
         no_relevant: what NDCG does with groups without a relevant item (default ``"skip"``).
+        loss: the training loss, ``"pairwise"`` (default) or ``"softmax"`` (see above).
 
     Example:
         >>> import torch
@@ -180,6 +203,9 @@ class PairwiseObjective:
         ...                    {t: v.numpy() for t, v in y.items()}, batch.groups.numpy())
         >>> out["amount"]["pairwise_accuracy"], round(out["pay"]["ndcg"], 4)
         (1.0, 1.0)
+        >>> listwise = PairwiseObjective(["pay"], loss="softmax")  # -(log p_0 + log p_2) / 2
+        >>> round(float(listwise.losses({"pay": s}, batch)["pay"]), 4)
+        0.9076
     """
 
     selection_metric = "ndcg"
@@ -194,8 +220,10 @@ class PairwiseObjective:
         k: int = 10,
         gain: Gain | Mapping[str, Gain] = "exponential",
         no_relevant: metrics.NoRelevant = "skip",
+        loss: RankingLoss = "pairwise",
     ) -> None:
         self.tasks = task_names(tasks, "PairwiseObjective: tasks")
+        self.loss: RankingLoss = one_of(loss, "PairwiseObjective: loss", RANKING_LOSSES)
         masks = dict(pair_masks or {})
         for task, rule in masks.items():
             one_of(task, "PairwiseObjective: a task of pair_masks", self.tasks)
@@ -208,6 +236,11 @@ class PairwiseObjective:
         self.max_pairs_per_group = optional_positive_int(
             max_pairs_per_group, "PairwiseObjective: max_pairs_per_group"
         )
+        if self.loss != "pairwise" and self.max_pairs_per_group is not None:
+            raise ConfigError(
+                "PairwiseObjective: max_pairs_per_group caps the pairs of the pairwise loss; "
+                f"the {self.loss!r} loss has no pairs to cap"
+            )
         self.k = positive_int(k, "PairwiseObjective: k")
         gains = dict.fromkeys(self.tasks, gain) if isinstance(gain, str) else dict(gain)
         for task, value in gains.items():
@@ -224,7 +257,7 @@ class PairwiseObjective:
     def __repr__(self) -> str:
         return (
             f"PairwiseObjective(tasks={list(self.tasks)}, pair_masks={sorted(self.pair_masks)}, "
-            f"max_pairs_per_group={self.max_pairs_per_group}, k={self.k})"
+            f"max_pairs_per_group={self.max_pairs_per_group}, k={self.k}, loss={self.loss!r})"
         )
 
     def mask(self, task: str, labels: Tensor) -> Tensor | None:
@@ -257,15 +290,32 @@ class PairwiseObjective:
         return self._cached_pairs
 
     def losses(self, logits: Mapping[str, Tensor], batch: Batch) -> dict[str, Tensor]:
-        """Mean pairwise logistic loss of each task over its pairs in the batch (0 with none)."""
+        """Mean pairwise logistic loss of each task over its pairs in the batch (0 with none);
+        with ``loss="softmax"``, its mean softmax cross-entropy over the batch's groups."""
+        if self.loss == "softmax":
+            return {
+                t: self._softmax_loss(logits[t], batch.labels[t], batch.groups, t)
+                for t in self.tasks
+            }
         pairs = self.pairs(batch)
         return {
             t: pairwise_logistic_loss(logits[t], batch.labels[t], pairs=pairs[t])
             for t in self.tasks
         }
 
+    def _softmax_loss(
+        self, scores: Tensor, labels: Tensor, groups: Tensor | None, task: str
+    ) -> Tensor:
+        """The softmax cross-entropy of ``task`` over the rows its pair mask keeps."""
+        keep = self.mask(task, labels)
+        if keep is not None:
+            scores, labels = scores[keep], labels[keep]
+            groups = None if groups is None else groups[keep]
+        return softmax_cross_entropy_loss(scores, labels, groups, gain=self.gains[task])
+
     def constant_score(self, task: str, labels: Tensor) -> float:
-        """0: a constant score ties every pair (loss ``log 2`` per pair)."""
+        """0: a constant score ties every pair (loss ``log 2`` per pair); for the softmax loss
+        any constant is the uniform distribution over each group, so 0 as well."""
         return 0.0
 
     def evaluate(
@@ -292,27 +342,73 @@ class PairwiseObjective:
             accuracy = (
                 metrics.pairwise_accuracy(y[rows], s[rows], g[rows]) if y[rows].size else math.nan
             )
-            loss = self._split_loss(y, s, g, keep_t)
+            loss = self._split_loss(y, s, g, keep_t, task)
             result[task] = {"ndcg": ndcg, "pairwise_accuracy": accuracy, "loss": loss}
         return result
 
     def _split_loss(
-        self, y: np.ndarray, s: np.ndarray, g: np.ndarray, keep: Tensor | None
+        self, y: np.ndarray, s: np.ndarray, g: np.ndarray, keep: Tensor | None, task: str
     ) -> float:
         labels = torch.from_numpy(y)
         _, codes = np.unique(g, return_inverse=True)
         group = torch.from_numpy(codes.reshape(-1).astype(np.int64))
-        first, second = make_pairs(labels, group, mask=keep)
-        if first.numel() == 0:
+        if self.loss == "softmax":
+            scores = torch.from_numpy(s)
+            if keep is not None:
+                scores, labels, group = scores[keep], labels[keep], group[keep]
+            per_group = softmax_cross_entropy_loss(
+                scores, labels, group, gain=self.gains[task], reduction="none"
+            )
+            return float(per_group.mean()) if per_group.numel() else math.nan
+        return self._pairwise_split_loss(y, s, codes.reshape(-1).astype(np.int64), keep)
+
+    def _pairwise_split_loss(
+        self, y: np.ndarray, s: np.ndarray, codes: np.ndarray, keep: Tensor | None
+    ) -> float:
+        """The pairwise split loss, its pairs built a few whole groups at a time: at most
+        `EVALUATION_PAIRS` pairs at once (a bigger group on its own), so memory stays bounded
+        whatever the split's size."""
+        rows = np.arange(y.size) if keep is None else np.flatnonzero(keep.numpy())
+        n_groups = int(codes.max()) + 1 if codes.size else 0
+        if rows.size == 0:
             return math.nan
-        scores = torch.from_numpy(s)
-        losses = F.softplus(scores[second] - scores[first])
+        rows = rows[np.argsort(codes[rows], kind="stable")]  # rows of one group are contiguous
+        g, label = codes[rows], y[rows]
+        # pairs of a group: (n^2 - sum over its label values of count^2) / 2, without making them
+        _, pair_key = np.unique(np.stack([g, label]), axis=1, return_inverse=True)
+        per_value = np.bincount(pair_key.reshape(-1))
+        value_group = np.zeros(per_value.size, dtype=np.int64)
+        value_group[pair_key.reshape(-1)] = g
+        size = np.bincount(g, minlength=n_groups).astype(np.float64)
+        square = np.bincount(
+            value_group, weights=per_value.astype(np.float64) ** 2, minlength=n_groups
+        )
+        pairs = (size**2 - square) / 2
+        group_end = np.cumsum(size).astype(np.int64)
+        totals = torch.zeros(n_groups, dtype=torch.float64)
+        counts = torch.zeros(n_groups, dtype=torch.float64)
+        start, first_group = 0, 0
+        budget = np.cumsum(pairs)
+        while first_group < n_groups:
+            limit = (budget[first_group - 1] if first_group else 0.0) + EVALUATION_PAIRS
+            last = max(int(np.searchsorted(budget, limit, side="right")), first_group + 1)
+            stop = int(group_end[last - 1])
+            part = rows[start:stop]
+            labels = torch.from_numpy(y[part])
+            group = torch.from_numpy(codes[part])
+            first, second = make_pairs(labels, group)
+            if first.numel():
+                scores = torch.from_numpy(s[part]).to(torch.float64)
+                losses = F.softplus(scores[second] - scores[first])
+                local = group[first] - first_group  # this piece's groups: first_group .. last-1
+                width = last - first_group
+                totals[first_group:last] += torch.bincount(local, weights=losses, minlength=width)
+                counts[first_group:last] += torch.bincount(local, minlength=width).double()
+            start, first_group = stop, last
+        if float(counts.sum()) == 0:
+            return math.nan
         if self.max_pairs_per_group is None:
-            return float(losses.mean())
-        pair_group = group[first]
-        n_groups = int(group.max()) + 1
-        totals = torch.bincount(pair_group, weights=losses, minlength=n_groups)
-        counts = torch.bincount(pair_group, minlength=n_groups).to(torch.float64)
+            return float(totals.sum() / counts.sum())
         weights = counts.clamp(max=float(self.max_pairs_per_group))
         means = totals / counts.clamp(min=1.0)
         return float((weights * means).sum() / weights.sum())
@@ -352,6 +448,7 @@ def objective_from_spec(spec: PairwiseSpec | None, tasks: Sequence[str]) -> Obje
         max_pairs_per_group=spec.max_pairs_per_group,
         k=spec.k,
         gain={t: spec.gains.get(t, "exponential") for t in names},
+        loss=spec.loss,
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.encoders import DenseTransform
 from nomoretuning.data.ranking.letor import load_letor
+from nomoretuning.data.ranking.spec import RankingLoss
 from nomoretuning.errors import DataError
 
 __all__ = ["LAMBDARANK_FEATURES", "load_lambdarank_example"]
@@ -26,6 +27,7 @@ def load_lambdarank_example(
     tasks: Sequence[str] | None = None,
     max_pairs_per_group: int | None = None,
     ndcg_k: int = 10,
+    loss: RankingLoss = "pairwise",
 ) -> PreparedDataset:
     """LightGBM's ``examples/lambdarank`` (real data) as a `PreparedDataset` of `GroupedSplit`s.
 
@@ -71,6 +73,7 @@ def load_lambdarank_example(
         tasks=tasks,
         max_pairs_per_group=max_pairs_per_group,
         ndcg_k=ndcg_k,
+        loss=loss,
         name="lambdarank",
     )
     data.description = f"real data: LightGBM examples/lambdarank from {root}; {data.description}"

@@ -16,7 +16,7 @@ from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.encoders import DenseScaler, DenseTransform, FeatureEncoder
 from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.ranking.grouped import GroupedSplit, split_groups
-from nomoretuning.data.ranking.spec import PairwiseSpec
+from nomoretuning.data.ranking.spec import PairwiseSpec, RankingLoss
 from nomoretuning.data.ranking.svmlight import RankingArrays, load_svmlight_ranking
 from nomoretuning.data.schema import Schema
 from nomoretuning.errors import DataError
@@ -44,6 +44,7 @@ def load_letor(
     drop_small_queries: bool = False,
     max_pairs_per_group: int | None = None,
     ndcg_k: int = 10,
+    loss: RankingLoss = "pairwise",
     name: str = "letor",
 ) -> PreparedDataset:
     """SVMlight/LETOR ranking files as a `PreparedDataset` (one task ``relevance``, graded).
@@ -64,8 +65,9 @@ def load_letor(
     Queries with fewer than ``min_query_size`` rows (default 2: one item has no pair to learn
     from) are an error naming the query, or are dropped with ``drop_small_queries``.
 
-    ``metadata["objective"]`` is a `PairwiseSpec` (all pairs, or ``max_pairs_per_group`` sampled
-    per query and batch; NDCG@``ndcg_k``); ``metadata["input_format"]`` lets a trained run score
+    ``metadata["objective"]`` is a `PairwiseSpec` (the ``loss``: ``"pairwise"`` on all pairs, or
+    ``max_pairs_per_group`` sampled per query and batch, or the listwise ``"softmax"``;
+    NDCG@``ndcg_k``); ``metadata["input_format"]`` lets a trained run score
     LETOR files (``nomoretuning predict``).
 
     Raises:
@@ -165,7 +167,7 @@ def load_letor(
         metadata={
             "valid_fraction": valid_fraction,
             "standardized": standardize,
-            "objective": PairwiseSpec(max_pairs_per_group=max_pairs_per_group, k=ndcg_k),
+            "objective": PairwiseSpec(max_pairs_per_group=max_pairs_per_group, k=ndcg_k, loss=loss),
             "encoder": encoder,
             "input_format": InputFormat("letor", {"n_features": count, "zero_based": based}),
         },

@@ -21,7 +21,7 @@ from nomoretuning.data.encoders import (
 )
 from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.ranking.grouped import GroupedSplit, split_groups
-from nomoretuning.data.ranking.spec import GAINS, Gain, PairMaskRule, PairwiseSpec
+from nomoretuning.data.ranking.spec import GAINS, Gain, PairMaskRule, PairwiseSpec, RankingLoss
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import check_fractions
@@ -55,6 +55,7 @@ def load_ranking_table(
     feature_transform: DenseTransform = "none",
     max_pairs_per_group: int | None = None,
     ndcg_k: int = 10,
+    loss: RankingLoss = "pairwise",
     sep: str | None = None,
     name: str = "ranking_table",
 ) -> PreparedDataset:
@@ -68,6 +69,7 @@ def load_ranking_table(
     different labels. ``pair_masks`` restricts a task's pairs (``{"amount": "positive"}``: only
     rows with a label > 0 pair, so amounts are compared among purchases) and ``gains`` sets a
     task's NDCG gain (``"linear"`` for amounts; ``"exponential"``, ``2**label - 1``, otherwise).
+    ``loss="softmax"`` trains every task with the listwise softmax cross-entropy instead.
 
     ``tasks`` selects some of the label columns, in their priority order (a config's
     ``data.tasks``); the masks and gains of the others are ignored. Give ``path`` (one file, split
@@ -161,7 +163,9 @@ def load_ranking_table(
         )
         for part, rows in parts.items()
     }
-    spec = PairwiseSpec(masks, chosen_gains, max_pairs_per_group=max_pairs_per_group, k=ndcg_k)
+    spec = PairwiseSpec(
+        masks, chosen_gains, max_pairs_per_group=max_pairs_per_group, k=ndcg_k, loss=loss
+    )
     counts = ", ".join(f"{p} {s.num_groups} queries / {len(s)} rows" for p, s in splits.items())
     return PreparedDataset(
         name=name,
