@@ -103,7 +103,7 @@ def read_table(
         if format == "parquet":
             frame = _read_parquet(file, src, columns)
         else:
-            frame = _read_text(
+            arguments = _csv_arguments(
                 file,
                 src,
                 sep=sep or default_sep or ",",
@@ -114,6 +114,7 @@ def read_table(
                 skipinitialspace=skipinitialspace,
                 keep_default_na=keep_default_na,
             )
+            frame = pd.read_csv(file, **arguments)
     except DataError:
         raise
     except pd.errors.EmptyDataError:
@@ -129,19 +130,23 @@ def read_table(
     return frame
 
 
+def _check_columns(src: str, wanted: Sequence[str] | None, present: Sequence[str]) -> None:
+    """Raises the `missing_column` error for the first of ``wanted`` not in ``present``."""
+    for name in wanted or ():
+        if name not in present:
+            raise missing_column(src, name, present)
+
+
 def _read_parquet(file: Path, src: str, columns: Sequence[str] | None) -> pd.DataFrame:
     import pandas as pd
     import pyarrow.parquet as pq
 
     if columns is not None:
-        present = list(pq.read_schema(file).names)
-        for name in columns:
-            if name not in present:
-                raise missing_column(src, name, present)
+        _check_columns(src, columns, list(pq.read_schema(file).names))
     return pd.read_parquet(file, columns=None if columns is None else list(columns))
 
 
-def _read_text(
+def _csv_arguments(
     file: Path,
     src: str,
     *,
@@ -152,7 +157,9 @@ def _read_text(
     dtype: Mapping[str, Any] | type | None,
     skipinitialspace: bool,
     keep_default_na: bool,
-) -> pd.DataFrame:
+) -> dict[str, Any]:
+    """The ``pandas.read_csv`` arguments of `read_table` and `read_table_chunks` (the named
+    ``columns`` are checked against the header first)."""
     import pandas as pd
 
     options: dict[str, Any] = {
@@ -167,13 +174,11 @@ def _read_text(
     if columns is not None:
         if header or names is not None:
             present = [str(c) for c in pd.read_csv(file, nrows=0, **options).columns]
-            for name in columns:
-                if name not in present:
-                    raise missing_column(src, name, present)
+            _check_columns(src, columns, present)
         usecols = list(columns)
     if isinstance(dtype, Mapping) and usecols is not None:
         dtype = {k: v for k, v in dtype.items() if k in usecols}
-    return pd.read_csv(file, usecols=usecols, dtype=dtype, low_memory=False, **options)
+    return {**options, "usecols": usecols, "dtype": dtype, "low_memory": False}
 
 
 def _resolve_format(file: Path, src: str, format: Format | None) -> tuple[Format, str | None]:
@@ -235,28 +240,19 @@ def read_table_chunks(
     if format == "parquet":
         yield from _parquet_chunks(file, src, columns, chunk_rows)
         return
-    options: dict[str, Any] = {
-        "sep": sep or default_sep or ",",
-        "header": 0 if header else None,
-        "names": None if names is None else list(names),
-        "skipinitialspace": skipinitialspace,
-        "keep_default_na": keep_default_na,
-        "compression": "infer",
-    }
-    usecols: list[Any] | None = None
     try:
-        if columns is not None:
-            if header or names is not None:
-                present = [str(c) for c in pd.read_csv(file, nrows=0, **options).columns]
-                for name in columns:
-                    if name not in present:
-                        raise missing_column(src, name, present)
-            usecols = list(columns)
-        if isinstance(dtype, Mapping) and usecols is not None:
-            dtype = {k: v for k, v in dtype.items() if k in usecols}
-        reader = pd.read_csv(
-            file, usecols=usecols, dtype=dtype, chunksize=chunk_rows, low_memory=False, **options
+        arguments = _csv_arguments(
+            file,
+            src,
+            sep=sep or default_sep or ",",
+            header=header,
+            names=names,
+            columns=columns,
+            dtype=dtype,
+            skipinitialspace=skipinitialspace,
+            keep_default_na=keep_default_na,
         )
+        reader = pd.read_csv(file, chunksize=chunk_rows, **arguments)
         with reader:
             for chunk in reader:
                 yield chunk if columns is None else chunk[list(columns)]
@@ -277,11 +273,7 @@ def _parquet_chunks(
 
     try:
         parquet = pq.ParquetFile(file)
-        if columns is not None:
-            present = list(parquet.schema_arrow.names)
-            for name in columns:
-                if name not in present:
-                    raise missing_column(src, name, present)
+        _check_columns(src, columns, list(parquet.schema_arrow.names))
         wanted = None if columns is None else list(columns)
         for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
             yield batch.to_pandas()

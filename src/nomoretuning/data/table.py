@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,9 +16,62 @@ from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import check_fractions, split_indices
 from nomoretuning.errors import DataError
 
-__all__ = ["load_table"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["load_table", "read_split_files"]
 
 PathLike = str | os.PathLike[str]
+
+
+SPLIT_NAMES = ("train", "valid", "test")
+
+
+def read_split_files(
+    path: PathLike | None,
+    files: tuple[PathLike | None, PathLike | None, PathLike | None],
+    *,
+    read: Callable[[PathLike], pd.DataFrame],
+    split: Callable[[pd.DataFrame], tuple[Sequence[np.ndarray], str]],
+    caller: str,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], str, str]:
+    """One file to split, or three files (train, valid, test): ``(frame, rows of each split,
+    source for messages, how the splits were made)``.
+
+    ``read`` reads and checks one file; ``split`` gives one file's (train, valid, test) rows and
+    their description. Raises `DataError` when both or neither are given.
+    """
+    import pandas as pd
+
+    if path is not None:
+        if any(f is not None for f in files):
+            raise DataError(
+                f"{path}: pass either path= (one file to split) or train=, valid= and test=, "
+                "not both"
+            )
+        frame = read(path)
+        rows, how = split(frame)
+        parts = dict(zip(SPLIT_NAMES, (np.asarray(r) for r in rows), strict=True))
+        return frame, parts, str(path), f"{path} {how}"
+    missing = [n for n, f in zip(SPLIT_NAMES, files, strict=True) if f is None]
+    if missing:
+        raise DataError(
+            f"{caller}: no file given for {', '.join(missing)}; pass path= (one file to "
+            "split) or all of train=, valid= and test="
+        )
+    frames = [read(f) for f in files if f is not None]
+    sizes = np.cumsum([0] + [len(f) for f in frames])
+    parts = {
+        name: np.arange(sizes[i], sizes[i + 1], dtype=np.int64)
+        for i, name in enumerate(SPLIT_NAMES)
+    }
+    train, valid, test = files
+    return (
+        pd.concat(frames, ignore_index=True),
+        parts,
+        " + ".join(str(f) for f in files),
+        f"train {train}, valid {valid}, test {test}",
+    )
 
 
 def load_table(
@@ -63,43 +117,22 @@ def load_table(
     dtype = {c: str for c in schema.sparse}
     if group is not None:
         dtype[group] = str
-    files = (train, valid, test)
-    if path is not None:
-        if any(f is not None for f in files):
-            raise DataError(
-                f"{path}: pass either path= (one file to split) or train=, valid= and test=, "
-                "not both"
-            )
-        fractions = check_fractions(split)
-        src = str(path)
-        raw = read_table(path, sep=sep, columns=schema.columns, dtype=dtype)
-        frame = check_frame(raw, schema, src)
-        tr, va, te = split_indices(len(frame), fractions, seed)
-        how = f"{src} split {fractions} with seed {seed}"
-    else:
-        if any(f is None for f in files):
-            missing = [
-                n for n, f in zip(("train", "valid", "test"), files, strict=True) if f is None
-            ]
-            raise DataError(
-                f"load_table: no file given for {', '.join(missing)}; pass path= (one file to "
-                "split) or all of train=, valid= and test="
-            )
-        import pandas as pd
 
-        frames = [
-            check_frame(read_table(f, sep=sep, columns=schema.columns, dtype=dtype), schema, str(f))
-            for f in files
-            if f is not None
-        ]
-        sizes = np.cumsum([0] + [len(f) for f in frames])
-        tr, va, te = (np.arange(sizes[i], sizes[i + 1], dtype=np.int64) for i in range(3))
-        frame = pd.concat(frames, ignore_index=True)
-        src = " + ".join(str(f) for f in files)
-        how = f"train {train}, valid {valid}, test {test}"
+    def read(file: PathLike) -> pd.DataFrame:
+        return check_frame(
+            read_table(file, sep=sep, columns=schema.columns, dtype=dtype), schema, str(file)
+        )
+
+    def split_rows(frame: pd.DataFrame) -> tuple[Sequence[np.ndarray], str]:
+        fractions = check_fractions(split)
+        return split_indices(len(frame), fractions, seed), f"split {fractions} with seed {seed}"
+
+    frame, parts, src, how = read_split_files(
+        path, (train, valid, test), read=read, split=split_rows, caller="load_table"
+    )
     return build_dataset(
         frame,
-        {"train": tr, "valid": va, "test": te},
+        parts,
         schema,
         name=name,
         description=f"table {how}; tasks {', '.join(schema.labels)}",

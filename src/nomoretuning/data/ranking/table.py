@@ -25,6 +25,7 @@ from nomoretuning.data.ranking.spec import GAINS, Gain, PairMaskRule, PairwiseSp
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import check_fractions
+from nomoretuning.data.table import read_split_files
 from nomoretuning.errors import DataError
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 __all__ = ["load_ranking_table"]
 
 PathLike = str | os.PathLike[str]
-_SPLITS = ("train", "valid", "test")
 
 
 def load_ranking_table(
@@ -109,41 +109,20 @@ def load_ranking_table(
     for task, gain in chosen_gains.items():
         one_of(gain, f"gains[{task!r}]", GAINS, error=DataError)
     text = {c: str for c in (*schema.sparse, group)}
-    files = (train, valid, test)
-    if path is not None:
-        if any(f is not None for f in files):
-            raise DataError(
-                f"{path}: pass either path= (one file to split) or train=, valid= and test=, "
-                "not both"
-            )
-        fractions = check_fractions(split)
-        src = str(path)
-        frame = _checked(read_table(path, sep=sep, columns=schema.columns, dtype=text), schema, src)
-        codes = encode_groups(frame[group])
-        parts = dict(zip(_SPLITS, split_groups(codes, fractions, seed), strict=True))
-        how = f"{src} split {fractions} by query with seed {seed}"
-    else:
-        missing = [n for n, f in zip(_SPLITS, files, strict=True) if f is None]
-        if missing:
-            raise DataError(
-                f"ranking table: no file given for {', '.join(missing)}; pass path= (one file "
-                "to split) or all of train=, valid= and test="
-            )
-        import pandas as pd
 
-        frames = [
-            _checked(read_table(f, sep=sep, columns=schema.columns, dtype=text), schema, str(f))
-            for f in files
-            if f is not None
-        ]
-        sizes = np.cumsum([0] + [len(f) for f in frames])
-        parts = {
-            s: np.arange(sizes[i], sizes[i + 1], dtype=np.int64) for i, s in enumerate(_SPLITS)
-        }
-        frame = pd.concat(frames, ignore_index=True)
-        codes = encode_groups(frame[group])
-        src = " + ".join(str(f) for f in files)
-        how = f"train {train}, valid {valid}, test {test}"
+    def read(file: PathLike) -> pd.DataFrame:
+        raw = read_table(file, sep=sep, columns=schema.columns, dtype=text)
+        return _checked(raw, schema, str(file))
+
+    def split_rows(frame: pd.DataFrame) -> tuple[Sequence[np.ndarray], str]:
+        fractions = check_fractions(split)
+        rows = split_groups(encode_groups(frame[group]), fractions, seed)
+        return rows, f"split {fractions} by query with seed {seed}"
+
+    frame, parts, src, how = read_split_files(
+        path, (train, valid, test), read=read, split=split_rows, caller="ranking table"
+    )
+    codes = encode_groups(frame[group])
     for part, rows in parts.items():
         if len(rows) == 0:
             raise DataError(
