@@ -24,7 +24,15 @@ from nomoretuning.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SPLITS", "binary_label", "build_dataset", "check_frame", "class_check", "shift_rows"]
+__all__ = [
+    "SPLITS",
+    "binary_label",
+    "build_dataset",
+    "check_frame",
+    "class_check",
+    "ranking_label",
+    "shift_rows",
+]
 
 SPLITS = ("train", "valid", "test")
 
@@ -81,6 +89,26 @@ def binary_label(values: pd.Series, column: str, source: str) -> np.ndarray:
         raise DataError(
             f"{source}: label column {column!r} has value {str(values.iloc[row])!r} at data row "
             f"{row + 1}; labels must be 0 or 1, binarize the column first"
+        )
+    return numeric.astype(np.float32)
+
+
+def ranking_label(values: pd.Series, column: str, source: str) -> np.ndarray:
+    """A ranking label column (any finite numbers: grades, amounts) as float32; an empty or
+    non-numeric value raises `DataError` naming its row.
+
+    Example:
+        >>> import pandas as pd
+        >>> ranking_label(pd.Series(["2", "0", "12.5"]), "amount", "t.csv").tolist()
+        [2.0, 0.0, 12.5]
+    """
+    numeric = numeric_column(values, column, source)
+    bad = ~np.isfinite(numeric)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{source}: label column {column!r} is empty at data row {row + 1}; ranking labels "
+            "must be numbers (fill them, or drop those rows)"
         )
     return numeric.astype(np.float32)
 

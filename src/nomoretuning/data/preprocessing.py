@@ -43,11 +43,10 @@ from nomoretuning.data.encoders import (
     CategoricalEncoder,
     DenseScaler,
     FeatureEncoder,
-    numeric_column,
     to_tokens,
 )
 from nomoretuning.data.formats import InputFormat
-from nomoretuning.data.prepare import binary_label, shift_rows
+from nomoretuning.data.prepare import binary_label, ranking_label, shift_rows
 from nomoretuning.data.ranking.spec import PairwiseSpec
 from nomoretuning.data.ranking.svmlight import load_svmlight_ranking
 from nomoretuning.data.readers import read_table_chunks
@@ -330,15 +329,7 @@ class Preprocessing:
     def _label(self, values: pd.Series, task: str, source: str) -> np.ndarray:
         if not self.ranking:
             return binary_label(values, task, source)
-        numeric = numeric_column(values, task, source)
-        bad = ~np.isfinite(numeric)
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            raise DataError(
-                f"{source}: label column {task!r} is empty at data row {row + 1}; ranking labels "
-                "must be numbers"
-            )
-        return numeric.astype(np.float32)
+        return ranking_label(values, task, source)
 
     def _groups(self, frame: pd.DataFrame, sparse: np.ndarray, source: str) -> np.ndarray | None:
         import pandas as pd

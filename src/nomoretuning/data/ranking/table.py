@@ -20,6 +20,7 @@ from nomoretuning.data.encoders import (
     numeric_column,
 )
 from nomoretuning.data.formats import InputFormat
+from nomoretuning.data.prepare import ranking_label
 from nomoretuning.data.ranking.grouped import GroupedSplit, split_groups
 from nomoretuning.data.ranking.spec import GAINS, Gain, PairMaskRule, PairwiseSpec, RankingLoss
 from nomoretuning.data.readers import read_table
@@ -175,15 +176,7 @@ def _checked(raw: pd.DataFrame, schema: Schema, source: str) -> pd.DataFrame:
     for column in schema.columns:
         values = raw[column]
         if column in schema.labels:
-            numeric = numeric_column(values, column, source)
-            bad = ~np.isfinite(numeric)
-            if bad.any():
-                row = int(np.flatnonzero(bad)[0])
-                raise DataError(
-                    f"{source}: label column {column!r} is empty at data row {row + 1}; ranking "
-                    "labels must be numbers (fill them, or drop those rows)"
-                )
-            out[column] = numeric.astype(np.float32)
+            out[column] = ranking_label(values, column, source)
         elif column in schema.dense:
             out[column] = numeric_column(values, column, source)
         else:
