@@ -233,6 +233,18 @@ class DenseScaler:
         }
 
     @classmethod
+    def identity(cls, columns: int, transform: DenseTransform = "none") -> DenseScaler:
+        """A fitted scaler that only applies ``transform`` (mean 0, std 1) to ``columns`` columns.
+
+        Example:
+            >>> DenseScaler.identity(2).transform(np.array([[1.5, -2.0]])).tolist()
+            [[1.5, -2.0]]
+        """
+        return cls.from_dict(
+            {"mean": [0.0] * columns, "std": [1.0] * columns, "transform": transform}
+        )
+
+    @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> DenseScaler:
         sc = cls(state.get("transform", "none"))
         sc.mean = np.asarray(state["mean"], dtype=np.float64)
@@ -248,6 +260,7 @@ class FeatureEncoder:
     Args:
         schema: the column roles.
         min_count: minimum training count of a kept token, for every sparse column or per column.
+        dense_transform: applied to the dense columns before standardizing (`DENSE_TRANSFORMS`).
 
     Example:
         >>> import pandas as pd
@@ -262,7 +275,12 @@ class FeatureEncoder:
         FeatureConfig(sparse=(SparseField(name='uid', vocab_size=3),), dense=('age',))
     """
 
-    def __init__(self, schema: Schema, min_count: int | Mapping[str, int] = 1) -> None:
+    def __init__(
+        self,
+        schema: Schema,
+        min_count: int | Mapping[str, int] = 1,
+        dense_transform: DenseTransform = "none",
+    ) -> None:
         self.schema = schema
         counts = {c: min_count for c in schema.sparse} if isinstance(min_count, int) else min_count
         unknown = sorted(set(counts) - set(schema.sparse))
@@ -272,7 +290,7 @@ class FeatureEncoder:
                 "use one of the schema's sparse columns"
             )
         self.categorical = {c: CategoricalEncoder(int(counts.get(c, 1))) for c in schema.sparse}
-        self.scaler = DenseScaler()
+        self.scaler = DenseScaler(dense_transform)
 
     def fit(self, frame: pd.DataFrame, source: str = "train") -> FeatureEncoder:
         """Fits vocabularies and the scaler on `frame` (the training rows only)."""

@@ -366,7 +366,5 @@ def _identity_encoder(
             {"min_count": 1, "vocabulary": [str(i) for i in range(1, field.vocab_size)]}
         )
         encoder.categorical[field.name] = categorical
-    encoder.scaler = DenseScaler.from_dict(
-        {"mean": [0.0] * len(features.dense), "std": [1.0] * len(features.dense)}
-    )
+    encoder.scaler = DenseScaler.identity(len(features.dense))
     return encoder

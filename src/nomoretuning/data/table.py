@@ -10,7 +10,7 @@ import numpy as np
 
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.formats import InputFormat
-from nomoretuning.data.prepare import build_dataset, check_frame
+from nomoretuning.data.prepare import SPLITS, build_dataset, check_frame
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import check_fractions, split_indices
@@ -22,9 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["load_table", "read_split_files"]
 
 PathLike = str | os.PathLike[str]
-
-
-SPLIT_NAMES = ("train", "valid", "test")
 
 
 def read_split_files(
@@ -51,9 +48,9 @@ def read_split_files(
             )
         frame = read(path)
         rows, how = split(frame)
-        parts = dict(zip(SPLIT_NAMES, (np.asarray(r) for r in rows), strict=True))
+        parts = dict(zip(SPLITS, (np.asarray(r) for r in rows), strict=True))
         return frame, parts, str(path), f"{path} {how}"
-    missing = [n for n, f in zip(SPLIT_NAMES, files, strict=True) if f is None]
+    missing = [n for n, f in zip(SPLITS, files, strict=True) if f is None]
     if missing:
         raise DataError(
             f"{caller}: no file given for {', '.join(missing)}; pass path= (one file to "
@@ -62,8 +59,7 @@ def read_split_files(
     frames = [read(f) for f in files if f is not None]
     sizes = np.cumsum([0] + [len(f) for f in frames])
     parts = {
-        name: np.arange(sizes[i], sizes[i + 1], dtype=np.int64)
-        for i, name in enumerate(SPLIT_NAMES)
+        name: np.arange(sizes[i], sizes[i + 1], dtype=np.int64) for i, name in enumerate(SPLITS)
     }
     train, valid, test = files
     return (

@@ -121,15 +121,14 @@ def load_letor(
             fit.features[valid_rows], fit.relevance[valid_rows], fit.groups[valid_rows]
         )
     columns = tuple(f"f{j}" for j in range(count))
-    scaler = DenseScaler(feature_transform)
+    encoder = FeatureEncoder(
+        Schema(dense=columns, labels=names, group="qid"), dense_transform=feature_transform
+    )
     if standardize:
-        scaler.fit(fit.features[fit_rows])
+        encoder.scaler.fit(fit.features[fit_rows])
     else:
-        scaler = DenseScaler.from_dict(
-            {"mean": [0.0] * count, "std": [1.0] * count, "transform": feature_transform}
-        )
-    encoder = FeatureEncoder(Schema(dense=columns, labels=names, group="qid"))
-    encoder.scaler = scaler
+        encoder.scaler = DenseScaler.identity(count, feature_transform)
+    scaler = encoder.scaler
 
     def split(arrays: RankingArrays, rows: np.ndarray | slice) -> GroupedSplit:
         x = scaler.transform(arrays.features[rows])

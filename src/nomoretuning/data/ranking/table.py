@@ -13,7 +13,6 @@ import numpy as np
 from nomoretuning.checks import one_of, task_names
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.encoders import (
-    DenseScaler,
     DenseTransform,
     FeatureEncoder,
     encode_groups,
@@ -129,8 +128,7 @@ def load_ranking_table(
             raise DataError(
                 f"{src}: the {part} split has no query; use more queries or larger fractions"
             )
-    encoder = FeatureEncoder(schema, min_count)
-    encoder.scaler = DenseScaler(feature_transform)
+    encoder = FeatureEncoder(schema, min_count, dense_transform=feature_transform)
     encoder.fit(frame.iloc[parts["train"]], src)
     sparse_ids, dense_values = encoder.transform(frame, src)
     targets = {t: frame[t].to_numpy(dtype=np.float32) for t in schema.labels}
