@@ -15,13 +15,8 @@ import torch
 
 from nomoretuning.errors import ConfigError
 from nomoretuning.models import FeatureConfig, MultiTaskModel, SparseField, build_model
-from nomoretuning.serving.export import (
-    FORMATS,
-    ServingModule,
-    export_model,
-    load_exported,
-    parity,
-)
+from nomoretuning.serving.export import FORMATS, ServingModule, export_model
+from nomoretuning.serving.exported import load_exported, parity
 
 FEATURES = FeatureConfig((SparseField("user", 7), SparseField("item", 5)), ("age", "price"))
 DENSE_ONLY = FeatureConfig((), tuple(f"f{i}" for i in range(300)))

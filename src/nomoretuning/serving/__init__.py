@@ -7,14 +7,8 @@
 - `export_model`, `load_exported`, `parity`: ONNX and TorchScript serving artifacts.
 """
 
-from nomoretuning.serving.export import (
-    FORMATS,
-    ExportedModel,
-    ServingModule,
-    export_model,
-    load_exported,
-    parity,
-)
+from nomoretuning.serving.export import FORMATS, ServingModule, export_model
+from nomoretuning.serving.exported import ExportedModel, load_exported, parity
 from nomoretuning.serving.run import CHECKPOINTS, TrainedRun, load_run
 from nomoretuning.serving.run_files import (
     MODEL_FILE,

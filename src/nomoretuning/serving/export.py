@@ -1,4 +1,5 @@
-"""Export a trained model to ONNX or TorchScript, load the artifact back, and check parity.
+"""Export a trained model to ONNX or TorchScript (`export_model`, `ServingModule`); loading an
+artifact back and checking it against eager PyTorch is `nomoretuning.serving.exported`.
 
 The artifact computes per-task *probabilities* (``sigmoid`` of the model's logits, float32) with a
 dynamic batch size. Its inputs are ``sparse`` (int64 ``[B, S]``) and ``dense`` (float32
@@ -20,7 +21,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import torch
@@ -33,22 +34,14 @@ from nomoretuning.models.layers import FeatureEmbedding
 if TYPE_CHECKING:
     from typing import Self
 
-__all__ = [
-    "FORMATS",
-    "ExportFormat",
-    "ExportedModel",
-    "ServingModule",
-    "export_model",
-    "load_exported",
-    "parity",
-]
+__all__ = ["FORMATS", "ExportFormat", "ServingModule", "export_model"]
 
 ExportFormat = Literal["onnx", "torchscript"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript")
 """The formats :func:`export_model` writes."""
 
 _INSTALL_HINT = "pip install 'nomoretuning[export]'"
-_TORCHSCRIPT_META = "nomoretuning.json"
+TORCHSCRIPT_META = "nomoretuning.json"
 _QUIET_LOGGERS = ("torch.onnx", "torch.export", "torch._export", "torch._dynamo", "torch.fx")
 
 ArrayLike = Tensor | np.ndarray | None
@@ -89,7 +82,7 @@ class ServingModule(nn.Module):
     def __init__(self, model: MultiTaskModel, tasks: Sequence[str] | None = None) -> None:
         super().__init__()
         self.model = model
-        self.tasks: tuple[str, ...] = _check_tasks(model, tasks)
+        self.tasks: tuple[str, ...] = check_tasks(model, tasks)
         features = model.features
         self.num_sparse = features.num_sparse
         self.num_dense = features.num_dense
@@ -104,7 +97,7 @@ class ServingModule(nn.Module):
             torch.tensor([f.vocab_size for f in features.sparse], dtype=torch.int64),
             persistent=False,
         )
-        self._vocab_sizes = self._vocab_sizes.to(_model_device(model))
+        self._vocab_sizes = self._vocab_sizes.to(model_device(model))
         self.eval()
 
     def train(self, mode: bool = True) -> Self:
@@ -162,87 +155,6 @@ class ServingModule(nn.Module):
         return tuple(out)
 
 
-class ExportedModel:
-    """A loaded artifact: ``exported(sparse, dense) -> {task: probabilities [B] float32}``.
-
-    ``sparse`` (integers ``[B, S]``) and ``dense`` (floats ``[B, D]``) are numpy arrays (or
-    anything ``np.asarray`` takes); pass ``None`` for the one the model has no column of.
-    Made by :func:`load_exported`.
-
-    Attributes:
-        path: the artifact.
-        format: ``"onnx"`` or ``"torchscript"``.
-        tasks: the task names, in output order.
-        input_names: the inputs the artifact takes (``"sparse"``, ``"dense"`` or both).
-        widths: the number of columns of each input.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        format: ExportFormat,
-        tasks: Sequence[str],
-        widths: dict[str, int],
-        runner: Any,
-    ) -> None:
-        self.path = path
-        self.format: ExportFormat = format
-        self.tasks: tuple[str, ...] = tuple(tasks)
-        self.widths = dict(widths)
-        self.input_names: tuple[str, ...] = tuple(widths)
-        self._runner = runner
-
-    def __repr__(self) -> str:
-        return (
-            f"ExportedModel({str(self.path)!r}, format={self.format!r}, tasks={list(self.tasks)}, "
-            f"inputs={self.widths})"
-        )
-
-    def __call__(self, sparse: Any = None, dense: Any = None) -> dict[str, np.ndarray]:
-        feeds = self._feeds(sparse, dense)
-        if self.format == "onnx":
-            outputs = self._runner.run(list(self.tasks), feeds)
-        else:
-            with torch.inference_mode():
-                result = self._runner(*(torch.from_numpy(feeds[n]) for n in self.input_names))
-            outputs = [t.numpy() for t in result]
-        return {task: np.asarray(out) for task, out in zip(self.tasks, outputs, strict=True)}
-
-    def _feeds(self, sparse: Any, dense: Any) -> dict[str, np.ndarray]:
-        feeds: dict[str, np.ndarray] = {}
-        rows: int | None = None
-        for name, value in (("sparse", sparse), ("dense", dense)):
-            if name not in self.widths:
-                if value is not None and np.asarray(value).size:
-                    raise ValueError(f"{self.path.name}: the model takes no {name!r} input")
-                continue
-            width = self.widths[name]
-            if value is None:
-                raise ValueError(f"{self.path.name}: {name!r} is required ([B, {width}])")
-            array = np.asarray(value)
-            if array.ndim != 2 or array.shape[1] != width:
-                raise ValueError(
-                    f"{self.path.name}: {name} must have shape [B, {width}], got "
-                    f"{list(array.shape)}"
-                )
-            if name == "sparse":
-                if not np.issubdtype(array.dtype, np.integer):
-                    raise ValueError(
-                        f"{self.path.name}: sparse must be integer ids, got dtype {array.dtype}"
-                    )
-                array = np.ascontiguousarray(array, dtype=np.int64)
-            else:
-                array = np.ascontiguousarray(array, dtype=np.float32)
-            if rows is not None and array.shape[0] != rows:
-                raise ValueError(
-                    f"{self.path.name}: sparse and dense must have the same number of rows, got "
-                    f"{rows} and {array.shape[0]}"
-                )
-            rows = array.shape[0]
-            feeds[name] = array
-        return feeds
-
-
 def export_model(
     model: MultiTaskModel,
     tasks: Sequence[str] | None,
@@ -288,6 +200,7 @@ def export_model(
         >>> out = Path(tempfile.mkdtemp()) / "model.pt"
         >>> export_model(model, ["click", "like"], out, "torchscript").name
         'model.pt'
+        >>> from nomoretuning.serving.exported import load_exported, parity
         >>> exported = load_exported(out, "torchscript")
         >>> probs = exported(sparse=[[1], [2], [500]], dense=[[0.5], [1.0], [2.0]])
         >>> exported.tasks, probs["like"].shape, probs["like"].dtype
@@ -300,9 +213,9 @@ def export_model(
         ...
         nomoretuning.errors.ConfigError: export format 'pickle' is not supported; allowed: ['onnx', 'torchscript']
     """  # noqa: E501
-    fmt = _check_format(format)
+    fmt = check_format(format)
     if fmt == "onnx":
-        _require("onnx", "onnxscript", what="ONNX export")
+        require("onnx", "onnxscript", what="ONNX export")
     target = Path(path)
     was_training = model.training
     workdir: Path | None = None
@@ -332,109 +245,14 @@ def export_model(
     return target
 
 
-def load_exported(path: str | os.PathLike[str], format: str) -> ExportedModel:
-    """Loads an artifact of :func:`export_model` as ``(sparse, dense) -> {task: probabilities}``.
-
-    ONNX runs in an onnxruntime ``InferenceSession`` on the CPU (task names from its outputs);
-    TorchScript in ``torch.jit.load`` on the CPU (task names from the archive). See
-    :class:`ExportedModel` for the call.
-
-    Raises:
-        ConfigError: unknown format, ``onnxruntime`` missing (ONNX), or a TorchScript file that
-            :func:`export_model` did not write.
-        FileNotFoundError: no file at ``path``.
-    """
-    fmt = _check_format(format)
-    source = Path(path)
-    if not source.is_file():
-        raise FileNotFoundError(f"no exported model at {source}")
-    if fmt == "onnx":
-        _require("onnxruntime", what="ONNX inference")
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        session = ort.InferenceSession(
-            str(source), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        widths = {i.name: int(i.shape[1]) for i in session.get_inputs()}
-        tasks = [o.name for o in session.get_outputs()]
-        return ExportedModel(source, fmt, tasks, widths, session)
-    extra = {_TORCHSCRIPT_META: ""}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in 2.13
-        module = torch.jit.load(str(source), map_location="cpu", _extra_files=extra)
-    if not extra[_TORCHSCRIPT_META]:
-        raise ConfigError(
-            f"{source}: not a nomoretuning TorchScript export (no {_TORCHSCRIPT_META}); write it "
-            "with export_model(..., format='torchscript')"
-        )
-    meta = json.loads(extra[_TORCHSCRIPT_META])
-    module.eval()
-    return ExportedModel(source, fmt, meta["tasks"], dict(meta["inputs"]), module)
-
-
-def parity(
-    model: MultiTaskModel,
-    tasks: Sequence[str] | None,
-    path: str | os.PathLike[str],
-    format: str,
-    sparse: ArrayLike,
-    dense: ArrayLike,
-) -> float:
-    """The largest absolute difference, over ``tasks`` and rows, between the artifact's
-    probabilities and eager ``torch.sigmoid(model(sparse, dense)[task])`` (in eval mode).
-
-    ``sparse``/``dense`` are tensors or arrays; the one the model has no column of may be ``None``.
-    The ids must be valid (the eager model rejects out-of-range ones).
-
-    Raises:
-        ConfigError: a task the model or the artifact does not have.
-    """
-    chosen = _check_tasks(model, tasks)
-    exported = load_exported(path, format)
-    missing = [t for t in chosen if t not in exported.tasks]
-    if missing:
-        raise ConfigError(
-            f"{exported.path}: the artifact has no task {missing[0]!r}; it has "
-            f"{list(exported.tasks)}"
-        )
-    device = _model_device(model)
-    s = _eager_input(sparse, torch.int64, device)
-    d = _eager_input(dense, torch.float32, device)
-    rows = s.shape[0] if s is not None else d.shape[0] if d is not None else 0
-    if s is None:
-        s = torch.zeros(rows, 0, dtype=torch.int64, device=device)
-    if d is None:
-        d = torch.zeros(rows, 0, dtype=torch.float32, device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(s, d)
-    finally:
-        model.train(was_training)
-    got = exported(
-        s.cpu().numpy() if model.features.num_sparse else None,
-        d.cpu().numpy() if model.features.num_dense else None,
-    )
-    worst = 0.0
-    for task in chosen:
-        eager = torch.sigmoid(logits[task]).to(torch.float64).cpu().numpy()
-        diff = np.abs(got[task].astype(np.float64) - eager)
-        if diff.size:
-            worst = max(worst, float(diff.max()))
-    return worst
-
-
 # --------------------------------------------------------------------------------- internals
-def _check_format(format: str) -> ExportFormat:
+def check_format(format: str) -> ExportFormat:
     if format not in FORMATS:
         raise ConfigError(f"export format {format!r} is not supported; allowed: {list(FORMATS)}")
     return cast(ExportFormat, format)
 
 
-def _check_tasks(model: MultiTaskModel, tasks: Sequence[str] | None) -> tuple[str, ...]:
+def check_tasks(model: MultiTaskModel, tasks: Sequence[str] | None) -> tuple[str, ...]:
     chosen = tuple(model.tasks) if tasks is None else tuple(tasks)
     if isinstance(tasks, str):
         raise ConfigError(f"tasks must be a list of task names, got the string {tasks!r}")
@@ -448,7 +266,7 @@ def _check_tasks(model: MultiTaskModel, tasks: Sequence[str] | None) -> tuple[st
     return chosen
 
 
-def _require(*modules: str, what: str) -> None:
+def require(*modules: str, what: str) -> None:
     for name in modules:
         try:
             __import__(name)
@@ -456,14 +274,10 @@ def _require(*modules: str, what: str) -> None:
             raise ConfigError(f"{what} needs the {name!r} package: {_INSTALL_HINT}") from None
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
     return torch.device("cpu")
-
-
-def _eager_input(value: ArrayLike, dtype: torch.dtype, device: torch.device) -> Tensor | None:
-    return None if value is None else torch.as_tensor(value).to(device=device, dtype=dtype)
 
 
 def _forget_forward(model: MultiTaskModel) -> None:
@@ -518,4 +332,4 @@ def _write_torchscript(serving: ServingModule, inputs: tuple[Tensor, ...], path:
         "tasks": list(serving.tasks),
         "inputs": [[name, widths[name]] for name in serving.input_names],
     }
-    torch.jit.save(traced, str(path), _extra_files={_TORCHSCRIPT_META: json.dumps(meta)})
+    torch.jit.save(traced, str(path), _extra_files={TORCHSCRIPT_META: json.dumps(meta)})
