@@ -307,7 +307,8 @@ def shard_batches(
     rank: int,
     world: int,
 ) -> Iterator[Batch]:
-    """This rank's share of each shuffled global batch of ``batch_size`` rows.
+    """This rank's share of each shuffled global batch of ``batch_size`` rows (in one process,
+    ``world == 1``, every batch whole).
 
     Every rank draws the same permutation from ``generator`` (seeded identically), so the global
     batches are exactly those of ``split.batches(batch_size, shuffle=True, generator=generator)``
@@ -327,6 +328,9 @@ def shard_batches(
         >>> [a + b for a, b in zip(*parts)] == whole
         True
     """
+    if world == 1:  # one process: the whole shuffled epoch, as the split batches itself
+        yield from split.batches(batch_size, shuffle=True, generator=generator)  # type: ignore[attr-defined]
+        return
     if type(split) is TensorSplit:
         n = len(split)
         if n == 0:

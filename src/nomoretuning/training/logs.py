@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from nomoretuning.training.checkpoint import CheckpointFiles
+from nomoretuning.training.checkpoint import CheckpointFiles, atomic_write_text
 from nomoretuning.training.errors import TrainingError
 from nomoretuning.training.history import CsvLog
 from nomoretuning.training.selection import Candidate
@@ -144,10 +144,15 @@ def progress_bar(enabled: bool, total: int, description: str) -> Any:
 
 
 def prepare_run_directory(
-    run_dir: Path, checkpoints: CheckpointFiles, resume: str | None, overwrite: bool
+    run_dir: Path,
+    checkpoints: CheckpointFiles,
+    resume: str | None,
+    overwrite: bool,
+    files: Mapping[str, str] | None = None,
 ) -> None:
     """Makes ``run_dir`` ready: to resume (its checkpoint ``resume`` must exist), or for a new
-    run (empty, or ``overwrite``: the run files of an earlier run are removed, nothing else)."""
+    run (empty, or ``overwrite``: the run files of an earlier run are removed, nothing else);
+    then writes ``files`` (name -> text, the run's own description) into it atomically."""
     if resume is not None:
         if not checkpoints.exists(resume):
             raise TrainingError(f"{run_dir}: no {checkpoints.path(resume).name} to resume from")
@@ -160,3 +165,5 @@ def prepare_run_directory(
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in (files or {}).items():
+        atomic_write_text(run_dir / name, text)

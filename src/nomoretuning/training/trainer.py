@@ -231,12 +231,9 @@ class Trainer:
                 generator = torch.Generator().manual_seed(
                     cfg.seed * 1_000_003 + state.stage_index * 10_007 + state.epoch
                 )
-                if self.world_size > 1:
-                    batches = parallel.shard_batches(
-                        train, cfg.batch_size, generator, self.rank, self.world_size
-                    )
-                else:
-                    batches = train.batches(cfg.batch_size, shuffle=True, generator=generator)
+                batches = parallel.shard_batches(
+                    train, cfg.batch_size, generator, self.rank, self.world_size
+                )
                 for index, batch in enumerate(batches):
                     if index < state.batch_in_epoch:
                         continue  # resuming inside an epoch
@@ -310,7 +307,7 @@ class Trainer:
         )
         if self.plan.records_bound:
             bounds = self.constraints.stage_bounds(
-                best.metrics, self.model, self.runner.losses, self._measure_training_bounds
+                best.metrics, self.model, self.runner.losses, self._training_losses
             )
             baselines = self.constraints.stage_baselines(
                 self.runner.losses, self.objective.constant_score, self._training_baselines
@@ -377,18 +374,14 @@ class Trainer:
             for task in tasks:
                 labels[task].append(batch.labels[task])
         scores = {t: self.objective.constant_score(t, torch.cat(labels[t])) for t in tasks}
-        return measure_training_losses(
-            ConstantModel(scores),
-            train,
-            tasks,
-            self.runner.losses,
-            self.config.batch_size,
-            self.device,
-        )
+        return self._training_losses(tasks, ConstantModel(scores))
 
-    def _measure_training_bounds(self, tasks: tuple[str, ...]) -> dict[str, float]:
+    def _training_losses(
+        self, tasks: tuple[str, ...], model: nn.Module | None = None
+    ) -> dict[str, float]:
+        """Each task's loss over the training split, of ``model`` (default: the one trained)."""
         return measure_training_losses(
-            self.model,
+            model or self.model,
             self.dataset.train,
             tasks,
             self.runner.losses,
@@ -442,9 +435,9 @@ class Trainer:
 
     def _open_on_main(self, resume: str | None) -> None:
         assert self.run_dir is not None and self.checkpoints is not None
-        prepare_run_directory(self.run_dir, self.checkpoints, resume, self.overwrite)
-        for name, text in self.run_files.items():
-            atomic_write_text(self.run_dir / name, text)
+        prepare_run_directory(
+            self.run_dir, self.checkpoints, resume, self.overwrite, self.run_files
+        )
         self.logs = RunLogs(self.tasks, self.run_dir, tensorboard=self.config.tensorboard)
 
     def _save_last(self) -> None:
