@@ -49,7 +49,7 @@ from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.prepare import binary_label, ranking_label, shift_rows
 from nomoretuning.data.ranking.spec import PairwiseSpec
 from nomoretuning.data.ranking.svmlight import load_svmlight_ranking
-from nomoretuning.data.readers import read_table_chunks
+from nomoretuning.data.readers import read_json, read_table_chunks
 from nomoretuning.data.schema import Schema, missing_column
 from nomoretuning.data.tiktok import TIKTOK_COLUMNS, TIKTOK_READ_OPTIONS, tiktok_frame
 from nomoretuning.errors import DataError
@@ -207,13 +207,7 @@ class Preprocessing:
         file = Path(path)
         if not file.is_file():
             raise DataError(f"{file}: no preprocessing file; is this a run directory of `train`?")
-        try:
-            state = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise DataError(
-                f"{file}: unreadable preprocessing ({error}); train the run again"
-            ) from None
-        return cls.from_dict(state, str(file))
+        return cls.from_dict(read_json(file, "preprocessing"), str(file))
 
     # ------------------------------------------------------------------------- reading
     def input_columns(self) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ Every failure (missing file, empty file, unknown format, parse error, missing co
 
 from __future__ import annotations
 
+import json
 import os
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -18,7 +19,7 @@ from nomoretuning.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TEXT_SUFFIXES", "detect_format", "read_table", "read_table_chunks"]
+__all__ = ["TEXT_SUFFIXES", "detect_format", "read_json", "read_table", "read_table_chunks"]
 
 Format = Literal["csv", "parquet"]
 
@@ -281,3 +282,22 @@ def _parquet_chunks(
         raise
     except _READ_ERRORS as exc:
         raise _unreadable(src, "parquet", exc) from None
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The value of a JSON file the library wrote (``what`` names it in the error).
+
+    Raises:
+        DataError: the file cannot be read or is not JSON.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "m.json"
+        >>> _ = p.write_text('{"version": 1}')
+        >>> read_json(p, "model file")
+        {'version': 1}
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DataError(f"{path}: unreadable {what} ({error}); train the run again") from None

@@ -30,6 +30,7 @@ from typing import Any
 
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.preprocessing import Preprocessing
+from nomoretuning.data.readers import read_json
 from nomoretuning.errors import ConfigError, DataError
 from nomoretuning.models import MODEL_NAMES, FeatureConfig, MultiTaskModel, SparseField, build_model
 from nomoretuning.training.checkpoint import atomic_write_text
@@ -121,13 +122,7 @@ class ModelSpec:
                 f"{file.parent}: no {MODEL_FILE}; point to a run directory written by "
                 "`nomoretuning train` (version 0.2 or later)"
             )
-        try:
-            state = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise DataError(
-                f"{file}: unreadable model file ({error}); train the run again"
-            ) from None
-        return cls.from_dict(state, str(file))
+        return cls.from_dict(read_json(file, "model file"), str(file))
 
 
 def scoring_files(
