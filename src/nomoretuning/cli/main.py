@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from nomoretuning.errors import DataError, NomoretuningError
 
@@ -164,34 +165,27 @@ def _positive(value: int, option: str) -> int:
     return value
 
 
+def _scoring_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options `predict` and `evaluate` share, checked."""
+    return {
+        "checkpoint": args.checkpoint,
+        "chunk_rows": _positive(args.chunk_rows, "--chunk-rows"),
+        "batch_size": _positive(args.batch_size, "--batch-size"),
+        "overwrite": args.overwrite,
+    }
+
+
 def _predict(args: argparse.Namespace) -> int:
     from nomoretuning.cli.scoring import predict_command
 
-    predict_command(
-        args.run,
-        args.data,
-        args.out,
-        keep=args.keep,
-        checkpoint=args.checkpoint,
-        chunk_rows=_positive(args.chunk_rows, "--chunk-rows"),
-        batch_size=_positive(args.batch_size, "--batch-size"),
-        overwrite=args.overwrite,
-    )
+    predict_command(args.run, args.data, args.out, keep=args.keep, **_scoring_options(args))
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from nomoretuning.cli.scoring import evaluate_command
 
-    evaluate_command(
-        args.run,
-        args.data,
-        out=args.out,
-        checkpoint=args.checkpoint,
-        chunk_rows=_positive(args.chunk_rows, "--chunk-rows"),
-        batch_size=_positive(args.batch_size, "--batch-size"),
-        overwrite=args.overwrite,
-    )
+    evaluate_command(args.run, args.data, out=args.out, **_scoring_options(args))
     return 0
 
 
