@@ -266,9 +266,9 @@ class Preprocessing:
             if schema.group is not None:
                 wanted.append(schema.group)
             wanted = list(dict.fromkeys([*wanted, *keep]))
-            text = {c: str for c in (*schema.sparse, *(c for c in [schema.group] if c))}
-            if kind == "encoded":
-                text = {}
+            # ids read verbatim, as in training (an encoded table's ids are numbers already)
+            ids = (*schema.sparse, *([schema.group] if schema.group else []))
+            text = {} if kind == "encoded" else dict.fromkeys(ids, str)
             yield from read_table_chunks(
                 path, chunk_rows=chunk_rows, sep=options.get("sep"), columns=wanted, dtype=text
             )
