@@ -16,6 +16,7 @@ def test_core_and_data_import_without_pandas() -> None:
         import nomoretuning.data as data
         ds = data.make_synthetic(1000, seed=0)
         assert len(ds.train) == 800
+        sys.modules["pyarrow"] = None
         try:
             data.load_table("x.csv", sparse=["a"], labels=["y"])
         except ImportError:

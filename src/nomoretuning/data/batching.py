@@ -204,9 +204,10 @@ class TensorSplit:
         labels: Mapping[str, np.ndarray],
         groups: np.ndarray | None = None,
     ) -> TensorSplit:
-        """Builds a split from numpy arrays (int64 sparse, float32 dense and labels)."""
+        """Builds a split from numpy arrays (int64 or int32 sparse, float32 dense and labels)."""
+        ids = np.int32 if np.asarray(sparse).dtype == np.int32 else np.int64
         return TensorSplit(
-            sparse=torch.from_numpy(np.ascontiguousarray(sparse, dtype=np.int64)),
+            sparse=torch.from_numpy(np.ascontiguousarray(sparse, dtype=ids)),
             dense=torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float32)),
             labels={
                 k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))

@@ -36,6 +36,8 @@ from nomoretuning.models.features import FeatureConfig, SparseField
 if TYPE_CHECKING:
     import pandas as pd
 
+    from nomoretuning.data.hashing import HashedEncoder
+
 __all__ = [
     "DENSE_TRANSFORMS",
     "OOV_INDEX",
@@ -94,6 +96,7 @@ class CategoricalEncoder:
         self.counts: tuple[int, ...] = ()
         self._fitted = False
         self._index: Any = None
+        self._arrow_values: Any = None
 
     @property
     def vocab_size(self) -> int:
@@ -114,6 +117,7 @@ class CategoricalEncoder:
         self.counts = tuple(int(c) for c in table["count"])
         self._fitted = True
         self._index = None
+        self._arrow_values = None
         return self
 
     def transform(self, values: pd.Series) -> np.ndarray:
@@ -261,6 +265,9 @@ class FeatureEncoder:
         schema: the column roles.
         min_count: minimum training count of a kept token, for every sparse column or per column.
         dense_transform: applied to the dense columns before standardizing (`DENSE_TRANSFORMS`).
+        hash_buckets: hash every sparse column into this many rows (`HashedEncoder`) instead of
+            fitting vocabularies (None: vocabularies).
+        hash_seed: the seed of those hashes.
 
     Example:
         >>> import pandas as pd
@@ -280,6 +287,8 @@ class FeatureEncoder:
         schema: Schema,
         min_count: int | Mapping[str, int] = 1,
         dense_transform: DenseTransform = "none",
+        hash_buckets: int | None = None,
+        hash_seed: int = 0,
     ) -> None:
         self.schema = schema
         counts = {c: min_count for c in schema.sparse} if isinstance(min_count, int) else min_count
@@ -289,14 +298,21 @@ class FeatureEncoder:
                 f"min_count names column {unknown[0]!r}, which is not a sparse column; "
                 "use one of the schema's sparse columns"
             )
-        self.categorical = {c: CategoricalEncoder(int(counts.get(c, 1))) for c in schema.sparse}
+        self.categorical: dict[str, CategoricalEncoder | HashedEncoder]
+        if hash_buckets is not None:
+            from nomoretuning.data.hashing import HashedEncoder
+
+            self.categorical = {c: HashedEncoder(hash_buckets, hash_seed) for c in schema.sparse}
+        else:
+            self.categorical = {c: CategoricalEncoder(int(counts.get(c, 1))) for c in schema.sparse}
         self.scaler = DenseScaler(dense_transform)
 
     def fit(self, frame: pd.DataFrame, source: str = "train") -> FeatureEncoder:
         """Fits vocabularies and the scaler on `frame` (the training rows only)."""
         self.schema.check_columns(frame.columns, source)
         for column, enc in self.categorical.items():
-            enc.fit(frame[column])
+            if isinstance(enc, CategoricalEncoder):
+                enc.fit(frame[column])
         self.scaler.fit(self._dense(frame, source))
         return self
 
@@ -342,9 +358,14 @@ class FeatureEncoder:
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> FeatureEncoder:
         s = state["schema"]
+        from nomoretuning.data.hashing import HashedEncoder
+
         enc = cls(Schema(s["sparse"], s["dense"], s["labels"], s["group"]))
         enc.categorical = {
-            c: CategoricalEncoder.from_dict(v) for c, v in state["categorical"].items()
+            c: HashedEncoder.from_dict(v)
+            if "hash_buckets" in v
+            else CategoricalEncoder.from_dict(v)
+            for c, v in state["categorical"].items()
         }
         enc.scaler = DenseScaler.from_dict(state["scaler"])
         return enc

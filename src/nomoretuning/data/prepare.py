@@ -29,6 +29,7 @@ __all__ = [
     "binary_label",
     "build_dataset",
     "check_frame",
+    "check_split_classes",
     "class_check",
     "ranking_label",
     "shift_rows",
@@ -141,27 +142,44 @@ def class_check(
     source: str,
     allow_single_class: bool,
 ) -> None:
-    total = sum(len(idx) for idx in splits.values())
+    """Every split has rows, and both classes of every task (``labels``: all rows; ``splits``:
+    each split's rows); raises `DataError` (or warns with ``allow_single_class``)."""
+    check_split_classes(
+        {s: {t: y[splits[s]] for t, y in labels.items()} for s in SPLITS},
+        source,
+        allow_single_class,
+        stacklevel=5,
+    )
+
+
+def check_split_classes(
+    labels: Mapping[str, Mapping[str, np.ndarray]],
+    source: str,
+    allow_single_class: bool,
+    stacklevel: int = 4,
+) -> None:
+    """`class_check` on the labels of each split (``labels[split][task]``)."""
+    total = sum(len(next(iter(by_task.values()), ())) for by_task in labels.values())
     for split in SPLITS:
-        idx = splits[split]
-        if len(idx) == 0:
+        rows = len(next(iter(labels[split].values()), ()))
+        if rows == 0:
             raise DataError(
                 f"{source}: the {split} split is empty ({total} rows in all); use more rows or "
                 "larger split fractions"
             )
-        for task, y in labels.items():
-            positives = int(y[idx].sum())
-            if 0 < positives < len(idx):
+        for task, y in labels[split].items():
+            positives = int(y.sum())
+            if 0 < positives < rows:
                 continue
             only = "0" if positives == 0 else "1"
             message = (
                 f"{source}: label column {task!r} is all {only} in the {split} split "
-                f"({len(idx)} rows); use more data, another seed or split, drop the task, "
+                f"({rows} rows); use more data, another seed or split, drop the task, "
                 "or pass allow_single_class=True"
             )
             if not allow_single_class:
                 raise DataError(message)
-            warnings.warn(message, UserWarning, stacklevel=4)
+            warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
 
 def build_dataset(

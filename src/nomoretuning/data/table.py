@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.formats import InputFormat
-from nomoretuning.data.prepare import SPLITS, build_dataset, check_frame
-from nomoretuning.data.readers import read_table
+from nomoretuning.data.lean import load_in_memory
+from nomoretuning.data.pieces import TableFile, table_files
+from nomoretuning.data.prepare import SPLITS
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import check_fractions, split_indices
 from nomoretuning.errors import DataError
@@ -19,7 +21,7 @@ from nomoretuning.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["load_table", "read_split_files"]
+__all__ = ["load_table", "read_split_files", "table_paths"]
 
 PathLike = str | os.PathLike[str]
 
@@ -95,9 +97,11 @@ def load_table(
     0); `labels` are 0/1 task columns, in priority order; `group` (optional) holds user or query
     ids for gAUC. Other columns are ignored.
 
-    Give either `path` (one file, split by `split` and `seed`) or `train`, `valid` and `test`
-    (three files with the same columns). Formats: ``.csv``, ``.tsv``, ``.txt`` (optionally
-    ``.gz``) with a header row, or ``.parquet``.
+    Give either `path` (one file, or a folder of files read in name order as one table, split by
+    `split` and `seed`) or `train`, `valid` and `test` (a file or folder each, the same columns).
+    Formats: ``.csv``, ``.tsv``, ``.txt`` (optionally ``.gz``) with a header row, or
+    ``.parquet``. Files are read with pyarrow in blocks (`nomoretuning.data.lean`); the peak
+    memory above the imports stays under twice the raw size.
 
     Example:
         >>> import pathlib, tempfile
@@ -110,30 +114,63 @@ def load_table(
         (('click', 'like'), [48, 6, 6])
     """
     schema = Schema(sparse=sparse, dense=dense, labels=labels, group=group)
-    dtype = {c: str for c in schema.sparse}
-    if group is not None:
-        dtype[group] = str
-
-    def read(file: PathLike) -> pd.DataFrame:
-        return check_frame(
-            read_table(file, sep=sep, columns=schema.columns, dtype=dtype), schema, str(file)
-        )
-
-    def split_rows(frame: pd.DataFrame) -> tuple[Sequence[np.ndarray], str]:
+    given = table_paths(path, (train, valid, test), caller="load_table")
+    if isinstance(given, list):
+        files = [TableFile.open(f, sep=sep) for f in given]
         fractions = check_fractions(split)
-        return split_indices(len(frame), fractions, seed), f"split {fractions} with seed {seed}"
 
-    frame, parts, src, how = read_split_files(
-        path, (train, valid, test), read=read, split=split_rows, caller="load_table"
-    )
-    return build_dataset(
-        frame,
-        parts,
+        def split_rows(sizes: Sequence[int]) -> dict[str, np.ndarray]:
+            rows = split_indices(int(sum(sizes)), fractions, seed)
+            return dict(zip(SPLITS, rows, strict=True))
+
+        how = f"{path} split {fractions} with seed {seed}"
+    else:
+        files = [TableFile.open(f, sep=sep) for part in SPLITS for f in given[part]]
+        counts = [len(given[part]) for part in SPLITS]
+
+        def split_rows(sizes: Sequence[int]) -> dict[str, np.ndarray]:
+            edges = np.cumsum([0, *counts])
+            rows = np.cumsum([0, *(sum(sizes[edges[i] : edges[i + 1]]) for i in range(3))])
+            return {
+                p: np.arange(rows[i], rows[i + 1], dtype=np.int64) for i, p in enumerate(SPLITS)
+            }
+
+        how = f"train {train}, valid {valid}, test {test}"
+    return load_in_memory(
+        files,
         schema,
+        split_rows,
         name=name,
         description=f"table {how}; tasks {', '.join(schema.labels)}",
-        source=src,
         min_count=min_count,
         allow_single_class=allow_single_class,
         input_format=InputFormat("table", {"sep": sep}),
     )
+
+
+def table_paths(
+    path: PathLike | None,
+    files: tuple[PathLike | None, PathLike | None, PathLike | None],
+    *,
+    caller: str,
+) -> list[Path] | dict[str, list[Path]]:
+    """The files of one path to split (a list), or of each split (``train``, ``valid``,
+    ``test``); each path may be a file or a folder of files.
+
+    Raises:
+        DataError: both or neither are given, or a path has no table files.
+    """
+    if path is not None:
+        if any(f is not None for f in files):
+            raise DataError(
+                f"{path}: pass either path= (one file to split) or train=, valid= and test=, "
+                "not both"
+            )
+        return table_files(path)
+    missing = [n for n, f in zip(SPLITS, files, strict=True) if f is None]
+    if missing:
+        raise DataError(
+            f"{caller}: no file given for {', '.join(missing)}; pass path= (one file to "
+            "split) or all of train=, valid= and test="
+        )
+    return {n: table_files(f) for n, f in zip(SPLITS, files, strict=True) if f is not None}

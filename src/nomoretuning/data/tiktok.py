@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from nomoretuning.checks import task_names
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.formats import InputFormat
-from nomoretuning.data.prepare import build_dataset, check_frame
-from nomoretuning.data.readers import read_table
+from nomoretuning.data.lean import load_in_memory
+from nomoretuning.data.pieces import TableFile, table_files
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import stem_split
 from nomoretuning.errors import DataError
@@ -31,6 +34,7 @@ __all__ = [
     "TIKTOK_SPARSE",
     "TIKTOK_TASKS",
     "load_tiktok",
+    "tiktok_file",
     "tiktok_frame",
 ]
 
@@ -88,12 +92,16 @@ def load_tiktok(
     split with `min_count` (index 0 = OOV and missing, then tokens by descending count, then
     token; STEM puts OOV last instead, the embedding rows are the same up to order).
 
+    The file is read with pyarrow in blocks (`nomoretuning.data.lean`): the peak memory above
+    the imports stays under twice the raw file's size.
+
     Split: ``train_test_split(test_size, random_state=seed)`` gives (train+valid, test), then the
     same call on train+valid gives (train, valid): 81 / 9 / 10 % with the defaults, identical
     to STEM's rows.
 
     Args:
-        path: the raw tab-separated file (``.gz`` works too).
+        path: the raw tab-separated file (``.gz`` works too), or a folder of such files (read
+            in name order as one log).
         tasks: any of ``finish``, ``like``, in priority order.
         min_count: minimum training count of a kept token (STEM: 10).
         seed: ``random_state`` of both splits (STEM: 42).
@@ -112,23 +120,51 @@ def load_tiktok(
     """
     src = str(path)
     chosen = task_names(tasks, src, available=TIKTOK_TASKS, error=DataError)
-    raw = tiktok_frame(read_table(path, **TIKTOK_READ_OPTIONS), src)
     schema = Schema(sparse=TIKTOK_SPARSE, labels=chosen, group="uid")
-    frame = check_frame(raw, schema, src)
-    train, valid, test = stem_split(len(frame), seed=seed, test_size=test_size)
-    return build_dataset(
-        frame,
-        {"train": train, "valid": valid, "test": test},
+    files = [tiktok_file(f) for f in table_files(path)]
+
+    def split(sizes: Sequence[int]) -> dict[str, np.ndarray]:
+        train, valid, test = stem_split(int(sum(sizes)), seed=seed, test_size=test_size)
+        return {"train": train, "valid": valid, "test": test}
+
+    return load_in_memory(
+        files,
         schema,
+        split,
         name="tiktok",
         description=(
             f"TikTok ICME 2019 from {src}; tasks {', '.join(chosen)}; STEM split "
             f"(train_test_split test_size={test_size} random_state={seed}, twice); "
             f"min_count {min_count}"
         ),
-        source=src,
         min_count=min_count,
         allow_single_class=allow_single_class,
         groups_from_encoded=stem_gauc_groups,
         input_format=InputFormat("tiktok", {"groups_from_encoded": stem_gauc_groups}),
     )
+
+
+def tiktok_file(path: Path) -> TableFile:
+    """A raw log file, its column count checked (12 tab-separated columns, no header)."""
+    import pyarrow.csv as pacsv
+
+    file = TableFile.open(path, sep="\t", header=False, names=TIKTOK_COLUMNS)
+    try:
+        with pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(autogenerate_column_names=True, block_size=1 << 16),
+            parse_options=pacsv.ParseOptions(delimiter="\t"),
+            convert_options=pacsv.ConvertOptions(include_columns=[]),
+        ) as reader:
+            fields = len(reader.schema.names)
+    except (OSError, ValueError) as error:
+        raise DataError(
+            f"{path}: unreadable as tab-separated text ({' '.join(str(error).split())[:160]}); "
+            "pass the raw ICME 2019 track 2 file"
+        ) from None
+    if fields != len(TIKTOK_COLUMNS):
+        raise DataError(
+            f"{path}: expected {len(TIKTOK_COLUMNS)} tab-separated columns (ICME 2019 track 2 "
+            f"format: {', '.join(TIKTOK_COLUMNS)}), found {fields}; pass the raw file"
+        )
+    return file
