@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from nomoretuning.data import PreparedDataset, load_table, load_tiktok
 from nomoretuning.data.census import CENSUS_COLUMNS, CENSUS_DENSE, CENSUS_READ_OPTIONS
-from nomoretuning.data.columnar import TokenCounts, stable_hash
+from nomoretuning.data.columnar import TokenCounts
 from nomoretuning.data.encoders import CategoricalEncoder
 from nomoretuning.data.pieces import TableFile
 from nomoretuning.data.prepare import SPLITS, build_dataset, check_frame
@@ -30,6 +30,7 @@ from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import split_indices, stem_split
 from nomoretuning.data.tiktok import TIKTOK_READ_OPTIONS, TIKTOK_SPARSE, tiktok_frame
+from nomoretuning.data.tokens import stable_hash
 from nomoretuning.errors import DataError
 
 CENSUS_SPARSE = [

@@ -61,6 +61,18 @@ def build_dataset(section: DataSection, seed: int) -> PreparedDataset:
     if section.path is not None:
         first = next(iter(params))
         options[first] = section.path
+    if section.streaming is not False:
+        if "streaming" not in params:
+            streamed = [
+                n
+                for n, e in DATASETS.items()
+                if "streaming" in inspect.signature(e.builder).parameters
+            ]
+            raise ConfigError(
+                f"data.streaming: the {section.dataset} dataset is read into memory only; "
+                f"stream one of: {', '.join(streamed)}"
+            )
+        options["streaming"] = section.streaming
     return _call(builder, "data.options", **options)
 
 

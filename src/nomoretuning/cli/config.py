@@ -6,6 +6,8 @@ A config has these sections (every key optional but ``data.dataset``):
 output: runs/census-nmt        # the run directory (never overwritten unless overwrite: true)
 seed: 0
 data:    {dataset: census_income, path: null, tasks: [income, marital], options: {}}
+#   data.streaming: true (or {piece_rows, shuffle_rows, lanes}) reads a table or tiktok log in
+#   pieces every epoch, for data larger than memory; data.options.hash_buckets hashes the ids
 model:   {name: mmoe, options: {}}
 method:  {name: nmt, priorities: [income, marital], options: {}, inner: null}
 trainer: {batch_size: 1024, lr: 0.001, max_epochs: 20, eval_every: null, patience: 1.0}
@@ -86,6 +88,7 @@ class DataSection(_Section):
     dataset: str
     path: str | list[str] | None = None
     tasks: list[str] | None = None
+    streaming: bool | dict[str, Any] = False
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("dataset")

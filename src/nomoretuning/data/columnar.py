@@ -1,19 +1,13 @@
 """Columns of pyarrow tables as model inputs, with the pandas path's semantics and messages.
 
-- `arrow_tokens`: a column as string tokens, the same tokens as `encoders.to_tokens` (integers
-  without a decimal point, also in a float column of integral values; missing values null).
 - `numeric_values` / `label_values`: dense values (float64, NaN for missing) and 0/1 labels
   (float32). Text is converted by pyarrow; when it cannot convert a value, the pandas checks of
   `nomoretuning.data.prepare` convert or reject it, so messages name the same row as before.
 - `TokenCounts`: token counts merged over the pieces of a stream, giving the vocabulary
   `CategoricalEncoder.fit` gives on the same rows (count descending, then token ascending).
-- `stable_hash`: a seeded 64-bit hash of tokens (FNV-1a over UTF-8 bytes, then splitmix64), the
-  same on every machine and run, for hashed ids and hash splits.
 
 Example:
     >>> import pyarrow as pa
-    >>> arrow_tokens(pa.array([3.0, None, 12.0])).to_pylist()
-    ['3', None, '12']
     >>> counts = TokenCounts()
     >>> counts.add(pa.array(["b", "a", "b"])); counts.add(pa.array(["a", "c", "b", None]))
     >>> kept = counts.kept(min_count=2)
@@ -30,61 +24,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nomoretuning.data.encoders import CategoricalEncoder, numeric_column
+from nomoretuning.data.encoders import (
+    CategoricalEncoder,
+    DenseScaler,
+    DenseTransform,
+    numeric_column,
+)
 from nomoretuning.data.prepare import binary_label, shift_rows
+from nomoretuning.data.tokens import stable_hash
 from nomoretuning.errors import DataError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = [
-    "KeptTokens",
-    "TokenCounts",
-    "arrow_tokens",
-    "encode_tokens",
-    "label_values",
-    "numeric_values",
-    "splitmix64",
-    "stable_hash",
-]
-
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
-
-
-def arrow_tokens(column: Any) -> pa.Array:
-    """A pyarrow column (array or chunked array) as a string array of tokens."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    kind = array.type
-    if pa.types.is_dictionary(kind):
-        array = array.dictionary_decode()
-        kind = array.type
-    if pa.types.is_string(kind):
-        return array
-    if pa.types.is_large_string(kind):
-        return pc.cast(array, pa.string())
-    if pa.types.is_boolean(kind):
-        return pc.if_else(array, "True", "False")
-    if pa.types.is_floating(kind):
-        values = np.asarray(
-            pc.cast(array, pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False),
-            dtype=np.float64,
-        )
-        finite = np.isfinite(values)
-        integral = np.all(np.mod(values[finite], 1.0) == 0.0) and np.all(
-            np.abs(values[finite]) < 2.0**63
-        )
-        mask = pa.array(~finite)
-        if integral:
-            ints = pa.array(np.where(finite, values, 0).astype(np.int64))
-            return pc.if_else(mask, pa.scalar(None, pa.string()), pc.cast(ints, pa.string()))
-        return pc.if_else(
-            mask, pa.scalar(None, pa.string()), pc.cast(pa.array(values), pa.string())
-        )
-    return pc.cast(array, pa.string())
+__all__ = ["DenseMoments", "KeptTokens", "TokenCounts", "label_values", "numeric_values"]
 
 
 def numeric_values(column: Any, name: str, source: str, first_row: int = 0) -> np.ndarray:
@@ -238,72 +191,45 @@ class KeptTokens:
         return encoder, remap
 
 
-def splitmix64(values: np.ndarray) -> np.ndarray:
-    """The splitmix64 finalizer of uint64 ``values`` (a bijection that mixes every bit).
+class DenseMoments:
+    """Count, mean and sum of squared deviations of dense columns, merged over pieces (NaN
+    ignored; Chan et al.'s update), for the scaler `DenseScaler.fit` gives on the same rows.
 
     Example:
-        >>> int(splitmix64(np.array([0], dtype=np.uint64))[0])
-        16294208416658607535
+        >>> m = DenseMoments(1)
+        >>> m.add(np.array([[1.0], [np.nan]])); m.add(np.array([[3.0]]))
+        >>> scaler = m.scaler("none")
+        >>> scaler.mean.tolist(), scaler.std.tolist()
+        ([2.0], [1.0])
     """
-    with np.errstate(over="ignore"):
-        z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
 
+    def __init__(self, columns: int) -> None:
+        self.count = np.zeros(columns)
+        self.mean = np.zeros(columns)
+        self.m2 = np.zeros(columns)
 
-def stable_hash(tokens: pa.Array, seed: int = 0) -> np.ndarray:
-    """uint64 hashes of string tokens (nulls hash to 0 before mixing); see the module docstring.
+    def add(self, values: np.ndarray) -> None:
+        """Adds rows (float64 [n, D], already transformed; NaN and inf for missing)."""
+        x = np.where(np.isfinite(values), values, np.nan)
+        count = (~np.isnan(x)).sum(axis=0).astype(np.float64)
+        seen = count > 0
+        mean = np.zeros_like(self.mean)
+        mean[seen] = np.nansum(x[:, seen], axis=0) / count[seen]
+        m2 = np.nansum((x - mean) ** 2, axis=0)
+        total = self.count + count
+        delta = mean - self.mean
+        with np.errstate(invalid="ignore", divide="ignore"):
+            self.mean = np.where(total > 0, self.mean + delta * count / total, 0.0)
+            self.m2 = np.where(total > 0, self.m2 + m2 + delta**2 * self.count * count / total, 0.0)
+        self.count = total
 
-    Example:
-        >>> import pyarrow as pa
-        >>> h = stable_hash(pa.array(["a", "b", "a"]), seed=1)
-        >>> bool(h[0] == h[2]), bool(h[0] == h[1])
-        (True, False)
-    """
-    import pyarrow as pa
-
-    array = tokens.combine_chunks() if isinstance(tokens, pa.ChunkedArray) else tokens
-    if not pa.types.is_string(array.type):
-        array = arrow_tokens(array)
-    n = len(array)
-    valid = np.ones(n, dtype=bool) if array.null_count == 0 else ~np.asarray(array.is_null())
-    buffers = array.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=np.int32)[array.offset : array.offset + n + 1]
-    data = (
-        np.frombuffer(buffers[2], dtype=np.uint8)
-        if buffers[2] is not None
-        else np.zeros(0, np.uint8)
-    )
-    starts = offsets[:-1].astype(np.int64)
-    lengths = (offsets[1:] - offsets[:-1]).astype(np.int64)
-    h = np.full(n, _FNV_OFFSET, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        rows = np.flatnonzero(lengths > 0)
-        position = 0
-        while rows.size:
-            h[rows] = (h[rows] ^ data[starts[rows] + position].astype(np.uint64)) * _FNV_PRIME
-            position += 1
-            rows = rows[lengths[rows] > position]
-        h[~valid] = 0
-        seeded = h ^ splitmix64(np.array([seed], dtype=np.uint64))[0]
-    return splitmix64(seeded)
-
-
-def encode_tokens(encoder: Any, tokens: pa.Array) -> np.ndarray:
-    """Indices (int32) of string tokens under a `CategoricalEncoder` or `HashedEncoder`: the
-    same as its ``transform`` of the same values."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from nomoretuning.data.hashing import HashedEncoder
-
-    if isinstance(encoder, HashedEncoder):
-        return encoder.transform_arrow(tokens)
-    values = getattr(encoder, "_arrow_values", None)
-    if values is None:
-        values = pa.array(list(encoder.vocabulary), type=pa.string())
-        encoder._arrow_values = values
-    found = pc.index_in(tokens, value_set=values)
-    codes = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), dtype=np.int32)
-    return codes + 1  # -1 (unknown or missing) becomes the OOV index 0
+    def scaler(self, transform: DenseTransform) -> DenseScaler:
+        """The fitted `DenseScaler` (std 1 for a constant or never-seen column)."""
+        std = np.sqrt(self.m2 / np.maximum(self.count, 1))
+        return DenseScaler.from_dict(
+            {
+                "mean": np.where(self.count > 0, self.mean, 0.0).tolist(),
+                "std": np.where((self.count > 0) & (std > 0), std, 1.0).tolist(),
+                "transform": transform,
+            }
+        )

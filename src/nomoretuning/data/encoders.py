@@ -30,21 +30,23 @@ import numpy as np
 
 from nomoretuning.checks import positive_int
 from nomoretuning.data.schema import Schema
+from nomoretuning.data.tokens import stable_hash
 from nomoretuning.errors import DataError
 from nomoretuning.models.features import FeatureConfig, SparseField
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from nomoretuning.data.hashing import HashedEncoder
+    import pyarrow as pa
 
 __all__ = [
+    "DEFAULT_HASH_BUCKETS",
     "DENSE_TRANSFORMS",
     "OOV_INDEX",
     "CategoricalEncoder",
     "DenseScaler",
     "DenseTransform",
     "FeatureEncoder",
+    "HashedEncoder",
     "to_tokens",
 ]
 
@@ -131,6 +133,17 @@ class CategoricalEncoder:
         codes = np.asarray(self._index.get_indexer(to_tokens(values)), dtype=np.int64)
         return codes + 1  # -1 (unknown or missing) becomes OOV_INDEX = 0
 
+    def transform_arrow(self, tokens: pa.Array) -> np.ndarray:
+        """Indices (int32) of a pyarrow string array of tokens, as `transform` gives them."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self._arrow_values is None:
+            self._arrow_values = pa.array(list(self.vocabulary), type=pa.string())
+        found = pc.index_in(tokens, value_set=self._arrow_values)
+        codes = np.asarray(pc.fill_null(found, -1).to_numpy(zero_copy_only=False), np.int32)
+        return codes + 1  # -1 (unknown or missing) becomes OOV_INDEX = 0
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly description, enough to rebuild the encoder with `from_dict`."""
         return {
@@ -146,6 +159,51 @@ class CategoricalEncoder:
         enc.counts = tuple(int(c) for c in state.get("counts", [0] * len(enc.vocabulary)))
         enc._fitted = True
         return enc
+
+
+DEFAULT_HASH_BUCKETS = 1 << 20
+"""Buckets per sparse column when ``hash_buckets: true``."""
+
+
+class HashedEncoder:
+    """A sparse column's ids hashed into ``buckets`` rows (plus row 0 for missing values)."""
+
+    def __init__(self, buckets: int = DEFAULT_HASH_BUCKETS, seed: int = 0) -> None:
+        self.buckets = positive_int(buckets, "hash_buckets", error=DataError)
+        self.seed = int(seed)
+        self.min_count = 1
+
+    @property
+    def vocab_size(self) -> int:
+        return self.buckets + 1
+
+    def fit(self, values: object) -> HashedEncoder:
+        """Nothing to fit (kept for the encoder interface)."""
+        return self
+
+    def transform_arrow(self, tokens: pa.Array) -> np.ndarray:
+        """Indices (int32) of string tokens: ``1 + hash % buckets``, 0 for missing."""
+        import pyarrow as pa
+
+        array = tokens.combine_chunks() if isinstance(tokens, pa.ChunkedArray) else tokens
+        codes = (stable_hash(array, self.seed) % np.uint64(self.buckets)).astype(np.int32) + 1
+        if array.null_count:
+            codes[np.asarray(array.is_null())] = 0
+        return codes
+
+    def transform(self, values: pd.Series) -> np.ndarray:
+        """Indices (int64) of a pandas column, the same as `transform_arrow` of its tokens."""
+        import pyarrow as pa
+
+        tokens = pa.array(to_tokens(values).to_numpy(dtype=object, na_value=None), pa.string())
+        return self.transform_arrow(tokens).astype(np.int64)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hash_buckets": self.buckets, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, state: Mapping[str, Any]) -> HashedEncoder:
+        return cls(int(state["hash_buckets"]), int(state.get("seed", 0)))
 
 
 def numeric_column(values: pd.Series, column: str, source: str) -> np.ndarray:
@@ -199,7 +257,8 @@ class DenseScaler:
         self.std: np.ndarray = np.ones(0)
         self._fitted = False
 
-    def _transformed(self, values: np.ndarray) -> np.ndarray:
+    def transformed(self, values: np.ndarray) -> np.ndarray:
+        """``values`` (float64) after the transform, before standardizing."""
         x = np.asarray(values, dtype=np.float64)
         if self.transform_name == "log1p":
             return np.sign(x) * np.log1p(np.abs(x))
@@ -207,7 +266,7 @@ class DenseScaler:
 
     def fit(self, values: np.ndarray) -> DenseScaler:
         """`values`: float array [N, D] with NaN for missing."""
-        x = self._transformed(values)
+        x = self.transformed(values)
         if x.ndim != 2:
             raise ValueError(f"DenseScaler.fit expects a 2-D array, got shape {x.shape}")
         x = np.where(np.isfinite(x), x, np.nan)
@@ -225,7 +284,7 @@ class DenseScaler:
         """Standardized float32 array; missing values become 0 (the training mean)."""
         if not self._fitted:
             raise RuntimeError("DenseScaler.transform called before fit")
-        z = (self._transformed(values) - self.mean) / self.std
+        z = (self.transformed(values) - self.mean) / self.std
         z[~np.isfinite(z)] = 0.0
         return z.astype(np.float32)
 
@@ -300,8 +359,6 @@ class FeatureEncoder:
             )
         self.categorical: dict[str, CategoricalEncoder | HashedEncoder]
         if hash_buckets is not None:
-            from nomoretuning.data.hashing import HashedEncoder
-
             self.categorical = {c: HashedEncoder(hash_buckets, hash_seed) for c in schema.sparse}
         else:
             self.categorical = {c: CategoricalEncoder(int(counts.get(c, 1))) for c in schema.sparse}
@@ -358,8 +415,6 @@ class FeatureEncoder:
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> FeatureEncoder:
         s = state["schema"]
-        from nomoretuning.data.hashing import HashedEncoder
-
         enc = cls(Schema(s["sparse"], s["dense"], s["labels"], s["group"]))
         enc.categorical = {
             c: HashedEncoder.from_dict(v)

@@ -24,19 +24,13 @@ from typing import Any
 import numpy as np
 
 from nomoretuning.data.batching import PreparedDataset, TensorSplit
-from nomoretuning.data.columnar import (
-    TokenCounts,
-    arrow_tokens,
-    encode_tokens,
-    label_values,
-    numeric_values,
-    stable_hash,
-)
+from nomoretuning.data.columnar import TokenCounts, label_values, numeric_values
 from nomoretuning.data.encoders import CategoricalEncoder, DenseTransform, FeatureEncoder
 from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.pieces import ColumnTypes, TableFile, release_memory
 from nomoretuning.data.prepare import SPLITS, check_split_classes
 from nomoretuning.data.schema import Schema
+from nomoretuning.data.tokens import arrow_tokens, stable_hash
 from nomoretuning.errors import DataError
 
 __all__ = ["SplitRows", "count_rows", "load_in_memory"]
@@ -112,7 +106,10 @@ def load_in_memory(
         for column, counter in counts.items():
             counter.add(arrow_tokens(table.column(column)).take(where[0]))
     source = " + ".join(str(f.path) for f in files)
-    check_split_classes(labels, source, allow_single_class)
+    counts_by_split = {
+        s: (len(index[s]), {t: int(y.sum()) for t, y in labels[s].items()}) for s in SPLITS
+    }
+    check_split_classes(counts_by_split, source, allow_single_class)
     kept = {c: counter.kept(_min_count(min_count, c)) for c, counter in counts.items()}
     del counts
     encoder.scaler.fit(dense["train"])
@@ -132,7 +129,7 @@ def load_in_memory(
                 codes = kept[column].codes(tokens)
                 kept[column].collect(tokens, codes)
             else:
-                codes = encode_tokens(encoder.categorical[column], tokens)
+                codes = encoder.categorical[column].transform_arrow(tokens)
             for code, split in enumerate(SPLITS):
                 sparse[split][at[code], j] = codes[where[code]]
         if groups is not None and schema.group is not None:

@@ -145,7 +145,10 @@ def class_check(
     """Every split has rows, and both classes of every task (``labels``: all rows; ``splits``:
     each split's rows); raises `DataError` (or warns with ``allow_single_class``)."""
     check_split_classes(
-        {s: {t: y[splits[s]] for t, y in labels.items()} for s in SPLITS},
+        {
+            s: (len(splits[s]), {t: int(y[splits[s]].sum()) for t, y in labels.items()})
+            for s in SPLITS
+        },
         source,
         allow_single_class,
         stacklevel=5,
@@ -153,22 +156,21 @@ def class_check(
 
 
 def check_split_classes(
-    labels: Mapping[str, Mapping[str, np.ndarray]],
+    counts: Mapping[str, tuple[int, Mapping[str, int]]],
     source: str,
     allow_single_class: bool,
     stacklevel: int = 4,
 ) -> None:
-    """`class_check` on the labels of each split (``labels[split][task]``)."""
-    total = sum(len(next(iter(by_task.values()), ())) for by_task in labels.values())
+    """`class_check` on counts: ``counts[split] = (rows, {task: positives})``."""
+    total = sum(rows for rows, _ in counts.values())
     for split in SPLITS:
-        rows = len(next(iter(labels[split].values()), ()))
+        rows, positives_by_task = counts[split]
         if rows == 0:
             raise DataError(
                 f"{source}: the {split} split is empty ({total} rows in all); use more rows or "
                 "larger split fractions"
             )
-        for task, y in labels[split].items():
-            positives = int(y.sum())
+        for task, positives in positives_by_task.items():
             if 0 < positives < rows:
                 continue
             only = "0" if positives == 0 else "1"

@@ -4,24 +4,33 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from nomoretuning.data.batching import PreparedDataset
+from nomoretuning.data.encoders import DEFAULT_HASH_BUCKETS
 from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.lean import load_in_memory
 from nomoretuning.data.pieces import TableFile, table_files
 from nomoretuning.data.prepare import SPLITS
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import check_fractions, split_indices
+from nomoretuning.data.streaming import RowSplit, StreamOptions, load_stream
 from nomoretuning.errors import DataError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["load_table", "read_split_files", "table_paths"]
+__all__ = [
+    "hash_bucket_count",
+    "load_table",
+    "read_split_files",
+    "stream_options",
+    "table_paths",
+]
 
 PathLike = str | os.PathLike[str]
 
@@ -88,6 +97,9 @@ def load_table(
     sep: str | None = None,
     name: str = "table",
     allow_single_class: bool = False,
+    streaming: bool | StreamOptions | Mapping[str, Any] = False,
+    hash_buckets: int | bool | None = None,
+    split_key: str | None = None,
 ) -> PreparedDataset:
     """A multi-task table of your own as a `PreparedDataset`.
 
@@ -103,6 +115,13 @@ def load_table(
     ``.parquet``. Files are read with pyarrow in blocks (`nomoretuning.data.lean`); the peak
     memory above the imports stays under twice the raw size.
 
+    Data larger than memory: ``streaming=True`` (or `StreamOptions`, or their fields as a
+    mapping) reads the files in pieces every epoch (`nomoretuning.data.streaming`). A path is then
+    split by a seeded hash of each row's position, or of the `split_key` column (every row of a
+    user in one split), with the `split` fractions; three paths split by file. `hash_buckets`
+    (an int, or True for 2**20) hashes the sparse ids into that many rows instead of fitting
+    vocabularies, in memory or streamed.
+
     Example:
         >>> import pathlib, tempfile
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
@@ -115,6 +134,36 @@ def load_table(
     """
     schema = Schema(sparse=sparse, dense=dense, labels=labels, group=group)
     given = table_paths(path, (train, valid, test), caller="load_table")
+    buckets = hash_bucket_count(hash_buckets)
+    options = stream_options(streaming)
+    if options is not None:
+        if isinstance(given, list):
+            files = [TableFile.open(f, sep=sep) for f in given]
+            rows = RowSplit(
+                "position" if split_key is None else "key", check_fractions(split), seed, split_key
+            )
+        else:
+            files = [TableFile.open(f, sep=sep) for part in SPLITS for f in given[part]]
+            file_splits = tuple(code for code, part in enumerate(SPLITS) for _ in given[part])
+            rows = RowSplit("file", file_splits=file_splits)
+        return load_stream(
+            files,
+            schema,
+            rows,
+            name=name,
+            description=f"table {path or (train, valid, test)}; tasks {', '.join(schema.labels)}",
+            min_count=min_count,
+            hash_buckets=buckets,
+            seed=seed,
+            options=options,
+            allow_single_class=allow_single_class,
+            input_format=InputFormat("table", {"sep": sep}),
+        )
+    if split_key is not None:
+        raise DataError(
+            f"split_key={split_key!r} splits a streamed table; set streaming=True, or leave "
+            "split_key unset"
+        )
     if isinstance(given, list):
         files = [TableFile.open(f, sep=sep) for f in given]
         fractions = check_fractions(split)
@@ -143,8 +192,56 @@ def load_table(
         name=name,
         description=f"table {how}; tasks {', '.join(schema.labels)}",
         min_count=min_count,
+        hash_buckets=buckets,
+        seed=seed,
         allow_single_class=allow_single_class,
         input_format=InputFormat("table", {"sep": sep}),
+    )
+
+
+def hash_bucket_count(value: int | bool | None) -> int | None:
+    """``hash_buckets`` as a bucket count: None or False (vocabularies), True (2**20) or an int.
+
+    Example:
+        >>> hash_bucket_count(True), hash_bucket_count(None), hash_bucket_count(1000)
+        (1048576, None, 1000)
+    """
+    if value is None or value is False:
+        return None
+    if value is True:
+        return DEFAULT_HASH_BUCKETS
+    if not isinstance(value, int) or value < 1:
+        raise DataError(
+            f"hash_buckets={value!r} is invalid; pass a positive number of buckets, true "
+            f"({DEFAULT_HASH_BUCKETS}) or null (vocabularies)"
+        )
+    return value
+
+
+def stream_options(value: bool | StreamOptions | Mapping[str, Any]) -> StreamOptions | None:
+    """``streaming`` as `StreamOptions` (None: in memory).
+
+    Example:
+        >>> stream_options(False), stream_options({"shuffle_rows": 4096}).shuffle_rows
+        (None, 4096)
+    """
+    if value is False:
+        return None
+    if value is True:
+        return StreamOptions()
+    if isinstance(value, StreamOptions):
+        return value
+    if isinstance(value, Mapping):
+        known = {f.name for f in fields(StreamOptions)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise DataError(
+                f"streaming option {unknown[0]!r} is unknown; use {', '.join(sorted(known))}"
+            )
+        return StreamOptions(**value)
+    raise DataError(
+        f"streaming={value!r} is invalid; pass true, false or a mapping of "
+        "piece_rows, shuffle_rows, lanes"
     )
 
 

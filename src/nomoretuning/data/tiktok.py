@@ -23,6 +23,8 @@ from nomoretuning.data.lean import load_in_memory
 from nomoretuning.data.pieces import TableFile, table_files
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import stem_split
+from nomoretuning.data.streaming import RowSplit, StreamOptions, load_stream
+from nomoretuning.data.table import hash_bucket_count, stream_options
 from nomoretuning.errors import DataError
 
 if TYPE_CHECKING:
@@ -83,6 +85,8 @@ def load_tiktok(
     test_size: float = 0.1,
     stem_gauc_groups: bool = False,
     allow_single_class: bool = False,
+    streaming: bool | StreamOptions | Mapping[str, Any] = False,
+    hash_buckets: int | bool | None = None,
 ) -> PreparedDataset:
     """The TikTok ICME 2019 log (e.g. ``final_track2_train.txt``) as a `PreparedDataset`.
 
@@ -111,6 +115,10 @@ def load_tiktok(
             uid is its own group.
         allow_single_class: warn instead of raising when a task has one class in a split (the
             200-row sample has no ``like`` positive in its validation and test splits).
+        streaming: read the log in pieces every epoch instead of into memory (True, or
+            `StreamOptions`, or their fields): for logs larger than memory. The split is then a
+            seeded hash of each row's position (81 / 9 / 10 % with the defaults), not STEM's.
+        hash_buckets: hash the ids into this many rows (True: 2**20) instead of vocabularies.
 
     Example:
         >>> ds = load_tiktok("../shared/data/tiktok-icme2019-sample/final_track2_sample.txt",
@@ -122,6 +130,28 @@ def load_tiktok(
     chosen = task_names(tasks, src, available=TIKTOK_TASKS, error=DataError)
     schema = Schema(sparse=TIKTOK_SPARSE, labels=chosen, group="uid")
     files = [tiktok_file(f) for f in table_files(path)]
+    buckets = hash_bucket_count(hash_buckets)
+    options = stream_options(streaming)
+    input_format = InputFormat("tiktok", {"groups_from_encoded": stem_gauc_groups})
+    if options is not None:
+        train_share = (1 - test_size) ** 2
+        fractions = (train_share, 1 - test_size - train_share, test_size)
+        return load_stream(
+            files,
+            schema,
+            RowSplit("position", fractions, seed),
+            name="tiktok",
+            description=(
+                f"TikTok ICME 2019 from {src}; tasks {', '.join(chosen)}; min_count {min_count}"
+            ),
+            min_count=min_count,
+            hash_buckets=buckets,
+            seed=seed,
+            options=options,
+            allow_single_class=allow_single_class,
+            groups_from_encoded=stem_gauc_groups,
+            input_format=input_format,
+        )
 
     def split(sizes: Sequence[int]) -> dict[str, np.ndarray]:
         train, valid, test = stem_split(int(sum(sizes)), seed=seed, test_size=test_size)
@@ -138,9 +168,11 @@ def load_tiktok(
             f"min_count {min_count}"
         ),
         min_count=min_count,
+        hash_buckets=buckets,
+        seed=seed,
         allow_single_class=allow_single_class,
         groups_from_encoded=stem_gauc_groups,
-        input_format=InputFormat("tiktok", {"groups_from_encoded": stem_gauc_groups}),
+        input_format=input_format,
     )
 
 

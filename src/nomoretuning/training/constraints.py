@@ -36,7 +36,7 @@ from nomoretuning.training.held_out import HeldOutLosses, LossFunction
 from nomoretuning.training.records import Metrics
 from nomoretuning.training.stages import StagePlan
 
-__all__ = ["ConstraintData", "measure_training_losses"]
+__all__ = ["BASELINE_ROWS", "ConstraintData", "measure_training_losses", "training_labels"]
 
 
 class ConstraintData:
@@ -191,3 +191,31 @@ def measure_training_losses(
         ).tolist()
         totals, rows = dict(zip(tasks, summed[:-1], strict=True)), int(summed[-1])
     return {t: totals[t] / rows for t in tasks}
+
+
+BASELINE_ROWS = 1 << 23
+"""At most this many training labels (every k-th row) give a task's constant baseline."""
+
+
+def training_labels(
+    split: Any, tasks: tuple[str, ...], batch_size: int, limit: int = BASELINE_ROWS
+) -> dict[str, Tensor]:
+    """Each task's labels over the training split, in order: every row, or every k-th row of a
+    split of more than ``limit`` rows (a streamed one), so that memory stays bounded.
+
+    Example:
+        >>> from nomoretuning.data import TensorSplit
+        >>> split = TensorSplit(torch.zeros(10, 1, dtype=torch.long), torch.zeros(10, 0),
+        ...                     {"a": torch.arange(10.0)})
+        >>> training_labels(split, ("a",), 4, limit=5)["a"].tolist()
+        [0.0, 2.0, 4.0, 6.0, 8.0]
+    """
+    stride = max(1, -(-len(split) // limit))
+    labels: dict[str, list[Tensor]] = {t: [] for t in tasks}
+    seen = 0
+    for batch in split.batches(batch_size, shuffle=False):
+        first = (-seen) % stride  # the batch's first row on the stride
+        for task in tasks:
+            labels[task].append(batch.labels[task][first::stride])
+        seen += len(batch)
+    return {t: torch.cat(v) for t, v in labels.items()}

@@ -29,6 +29,7 @@ Example (one process: world size 1, nothing to reduce):
 from __future__ import annotations
 
 import datetime
+import itertools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, cast
@@ -39,6 +40,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from nomoretuning.data.batching import Batch, TensorSplit
+from nomoretuning.data.streaming import StreamingSplit
 from nomoretuning.errors import ConfigError
 
 __all__ = [
@@ -306,17 +308,19 @@ def shard_batches(
     generator: torch.Generator,
     rank: int,
     world: int,
+    start: int = 0,
 ) -> Iterator[Batch]:
     """This rank's share of each shuffled global batch of ``batch_size`` rows (in one process,
-    ``world == 1``, every batch whole).
+    ``world == 1``, every batch whole), from global batch ``start`` on (a resumed epoch).
 
     Every rank draws the same permutation from ``generator`` (seeded identically), so the global
     batches are exactly those of ``split.batches(batch_size, shuffle=True, generator=generator)``
     in one process; rank r takes rows ``shard_range(len(batch), r, world)`` of each (some ranks get
     an empty share when a batch has fewer rows than ranks). For a plain `TensorSplit` only this
-    rank's rows are gathered. Other splits (e.g. a `GroupedSplit`, whose batches keep groups whole)
-    are batched as they do themselves, and each batch is cut at the group boundaries nearest to an
-    even split.
+    rank's rows are gathered. A `StreamingSplit` deals its pieces to lanes and reads only this
+    rank's (its batches are the same as one process's with as many lanes). Other splits (e.g. a
+    `GroupedSplit`, whose batches keep groups whole) are batched as they do themselves, and each
+    batch is cut at the group boundaries nearest to an even split.
 
     Example:
         >>> split = TensorSplit(torch.arange(10).view(10, 1), torch.zeros(10, 0),
@@ -328,20 +332,26 @@ def shard_batches(
         >>> [a + b for a, b in zip(*parts)] == whole
         True
     """
-    if world == 1:  # one process: the whole shuffled epoch, as the split batches itself
-        yield from split.batches(batch_size, shuffle=True, generator=generator)  # type: ignore[attr-defined]
+    if isinstance(split, StreamingSplit):
+        yield from split.batches(
+            batch_size, shuffle=True, generator=generator, start=start, rank=rank, world=world
+        )
         return
     if type(split) is TensorSplit:
         n = len(split)
         if n == 0:
             return
         order = torch.randperm(n, generator=generator, device=generator.device).to(split.device)
-        for start in range(0, n, batch_size):
-            size = min(batch_size, n - start)
+        for begin in range(start * batch_size, n, batch_size):
+            size = min(batch_size, n - begin)
             lo, hi = shard_range(size, rank, world)
-            yield split.batch(order[start + lo : start + hi])
+            yield split.batch(order[begin + lo : begin + hi])
         return
-    for batch in split.batches(batch_size, shuffle=True, generator=generator):  # type: ignore[attr-defined]
+    batches = split.batches(batch_size, shuffle=True, generator=generator)  # type: ignore[attr-defined]
+    for batch in itertools.islice(batches, start, None):
+        if world == 1:
+            yield batch
+            continue
         if batch.groups is not None and getattr(split, "group_sizes", None) is not None:
             cuts = _group_cuts(batch.groups, world)
             lo, hi = cuts[rank], cuts[rank + 1]

@@ -41,7 +41,11 @@ from nomoretuning.training.checkpoint import (
     save_checkpoint,
 )
 from nomoretuning.training.config import TrainerConfig
-from nomoretuning.training.constraints import ConstraintData, measure_training_losses
+from nomoretuning.training.constraints import (
+    ConstraintData,
+    measure_training_losses,
+    training_labels,
+)
 from nomoretuning.training.devices import resolve_device
 from nomoretuning.training.errors import TrainingError
 from nomoretuning.training.evaluation import evaluate_split
@@ -231,12 +235,15 @@ class Trainer:
                 generator = torch.Generator().manual_seed(
                     cfg.seed * 1_000_003 + state.stage_index * 10_007 + state.epoch
                 )
-                batches = parallel.shard_batches(
-                    train, cfg.batch_size, generator, self.rank, self.world_size
+                batches = parallel.shard_batches(  # from the batch a resumed run stopped at
+                    train,
+                    cfg.batch_size,
+                    generator,
+                    self.rank,
+                    self.world_size,
+                    state.batch_in_epoch,
                 )
-                for index, batch in enumerate(batches):
-                    if index < state.batch_in_epoch:
-                        continue  # resuming inside an epoch
+                for index, batch in enumerate(batches, start=state.batch_in_epoch):
                     self._train_step(batch, bar)
                     state.batch_in_epoch = index + 1
                     state.epochs_run += 1.0 / steps_per_epoch
@@ -368,12 +375,8 @@ class Trainer:
 
     def _training_baselines(self, tasks: tuple[str, ...]) -> dict[str, float]:
         """The loss of the best constant prediction of ``tasks`` on the training split."""
-        train: Any = self.dataset.train
-        labels = {t: [] for t in tasks}  # type: dict[str, list[Tensor]]
-        for batch in train.batches(self.config.eval_batch_size, shuffle=False):
-            for task in tasks:
-                labels[task].append(batch.labels[task])
-        scores = {t: self.objective.constant_score(t, torch.cat(labels[t])) for t in tasks}
+        labels = training_labels(self.dataset.train, tasks, self.config.eval_batch_size)
+        scores = {t: self.objective.constant_score(t, labels[t]) for t in tasks}
         return self._training_losses(tasks, ConstantModel(scores))
 
     def _training_losses(
