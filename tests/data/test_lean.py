@@ -17,11 +17,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import torch
+from census_table import CENSUS_SPARSE, census_schema, table_columns, write_census_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nomoretuning.data import PreparedDataset, load_table, load_tiktok
-from nomoretuning.data.census import CENSUS_COLUMNS, CENSUS_DENSE, CENSUS_READ_OPTIONS
 from nomoretuning.data.columnar import TokenCounts
 from nomoretuning.data.encoders import CategoricalEncoder
 from nomoretuning.data.pieces import TableFile
@@ -32,12 +32,6 @@ from nomoretuning.data.splits import split_indices, stem_split
 from nomoretuning.data.tiktok import TIKTOK_READ_OPTIONS, TIKTOK_SPARSE, tiktok_frame
 from nomoretuning.data.tokens import stable_hash
 from nomoretuning.errors import DataError
-
-CENSUS_SPARSE = [
-    c
-    for c in CENSUS_COLUMNS
-    if c not in CENSUS_DENSE and c not in ("instance_weight", "income_50k", "marital_stat")
-]
 
 
 def assert_same(a: PreparedDataset, b: PreparedDataset) -> None:
@@ -84,26 +78,7 @@ def reference_table(
 
 @pytest.fixture(scope="module")
 def census_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real Census-Income rows as a CSV table with a header and two 0/1 labels."""
-    source = Path(__file__).resolve().parents[3] / "shared/data/census-income-kdd"
-    raw_path = source / "census-income.test.gz"
-    if not raw_path.is_file():
-        pytest.skip(f"real data file {raw_path} not available")
-    raw = read_table(raw_path, **CENSUS_READ_OPTIONS).iloc[:, : len(CENSUS_COLUMNS)]
-    raw.columns = list(CENSUS_COLUMNS)
-    raw["income"] = (raw["income_50k"] == "50000+.").astype(int)
-    raw["married"] = raw["marital_stat"].str.startswith("Married").astype(int)
-    raw.loc[::97, "age"] = np.nan  # missing dense values
-    raw.loc[::89, "race"] = ""  # missing ids
-    path = tmp_path_factory.mktemp("census") / "census.csv"
-    raw.drop(columns=["income_50k", "marital_stat"]).to_csv(path, index=False)
-    return path
-
-
-def census_schema() -> Schema:
-    return Schema(
-        sparse=CENSUS_SPARSE, dense=CENSUS_DENSE, labels=["income", "married"], group="race"
-    )
+    return write_census_table(tmp_path_factory.mktemp("census") / "census.csv")
 
 
 def test_tiktok_sample_equals_the_pandas_path(tiktok_path: Path) -> None:
@@ -140,7 +115,7 @@ def test_a_folder_of_tiktok_files_is_one_log(tiktok_path: Path, tmp_path: Path) 
 
 def test_census_table_equals_the_pandas_path(census_table: Path) -> None:
     schema = census_schema()
-    lean = load_table(census_table, **_columns(schema), min_count=3, seed=4)
+    lean = load_table(census_table, **table_columns(schema), min_count=3, seed=4)
     rows = split_indices(99_762, (0.8, 0.1, 0.1), 4)
     assert_same(lean, reference_table(census_table, schema, rows, min_count=3))
     assert lean.metadata["encoder"].categorical["race"].counts[0] > 0  # type: ignore[attr-defined]
@@ -153,15 +128,15 @@ def test_census_parquet_folder_and_split_files_agree(census_table: Path, tmp_pat
     folder.mkdir()
     frame.iloc[:40_000].to_parquet(folder / "a.parquet", index=False)
     frame.iloc[40_000:].to_csv(folder / "b.csv", index=False)
-    one = load_table(census_table, **_columns(schema), seed=1)
-    assert_same(load_table(folder, **_columns(schema), seed=1), one)
+    one = load_table(census_table, **table_columns(schema), seed=1)
+    assert_same(load_table(folder, **table_columns(schema), seed=1), one)
 
     parts = {}
     cuts = (slice(0, 80_000), slice(80_000, 90_000), slice(90_000, None))
     for name, rows in zip(SPLITS, cuts, strict=True):
         parts[name] = tmp_path / f"{name}.csv"
         frame.iloc[rows].to_csv(parts[name], index=False)
-    split_files = load_table(**parts, **_columns(schema))  # type: ignore[arg-type]
+    split_files = load_table(**parts, **table_columns(schema))  # type: ignore[arg-type]
     whole = [np.arange(0, 80_000), np.arange(80_000, 90_000), np.arange(90_000, 99_762)]
     assert_same(split_files, reference_table(census_table, schema, whole))
 
@@ -254,12 +229,3 @@ def test_a_compressed_file_streams_only_in_order(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="compressed text file cannot be streamed"):
         file.pieces(2)
     assert len(load_table(path, sparse=["a"], labels=["y"]).train) == 48  # type: ignore[arg-type]
-
-
-def _columns(schema: Schema) -> dict[str, object]:
-    return {
-        "sparse": list(schema.sparse),
-        "dense": list(schema.dense),
-        "labels": list(schema.labels),
-        "group": schema.group,
-    }

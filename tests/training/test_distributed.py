@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 import torch
+from census_table import census_schema, table_columns, write_census_table
 
 import nomoretuning as nt
-from nomoretuning.data import load_census_income
+from nomoretuning.data import load_census_income, load_table
 from nomoretuning.data.batching import PreparedDataset, TensorSplit
 from nomoretuning.errors import ConfigError
 from nomoretuning.models import build_model
@@ -72,10 +73,10 @@ def single(
     return run
 
 
-def _combiner(inner: str) -> nt.NMT:
+def _combiner(inner: str, tasks: tuple[str, ...] = ("income", "marital")) -> nt.NMT:
     if inner == "famo":
-        return nt.NMT(["income", "marital"], combiner=lambda terms: nt.FAMO(terms))
-    return nt.NMT(["income", "marital"])
+        return nt.NMT(list(tasks), combiner=lambda terms: nt.FAMO(terms))
+    return nt.NMT(list(tasks))
 
 
 def _trainer(data: PreparedDataset, inner: str, run_dir: Path, seed: int = 0) -> Trainer:
@@ -102,7 +103,7 @@ def _trainer(data: PreparedDataset, inner: str, run_dir: Path, seed: int = 0) ->
         checkpoint_every=4,
         device="cpu",
     )
-    return Trainer(model, _combiner(inner), data, config, run_dir=run_dir)
+    return Trainer(model, _combiner(inner, data.tasks), data, config, run_dir=run_dir)
 
 
 class _StoppedError(Exception):
@@ -332,3 +333,32 @@ def test_shards_of_each_global_batch_cover_it_in_order(census: PreparedDataset) 
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_two_gloo_processes_stream_like_one_process_with_two_lanes(tmp_path: Path) -> None:
+    """Streamed data: each rank reads only its lane's pieces, and the run is the one-process run
+    with two lanes (the same global batches), through both NMT stages."""
+    table = write_census_table(tmp_path / "census.csv", rows=9000)
+
+    def streamed(lanes: int | None) -> PreparedDataset:
+        options = {"piece_rows": 600, "shuffle_rows": 2400, "lanes": lanes}
+        return load_table(table, **table_columns(census_schema()), streaming=options)  # type: ignore[arg-type]
+
+    torch.set_num_threads(1)
+    reference = _trainer(streamed(2), "equal", tmp_path / "single").fit()
+    torch.multiprocessing.spawn(
+        _worker, args=(_free_port(), streamed(None), "equal", str(tmp_path)), nprocs=WORLD
+    )
+    one = _history(tmp_path / "single" / "history.csv")
+    two = _history(tmp_path / "ddp" / "history.csv")
+    assert len(one) == len(two) == reference.steps == 42
+    for a, b in zip(one, two, strict=True):
+        for key, value in _numbers(a, ("loss", "lambda_", "bound_")).items():
+            assert float(b[key]) == pytest.approx(value, rel=1e-7, abs=1e-12), (a["step"], key)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+    single = torch.load(tmp_path / "single" / "best.pt", weights_only=False)["model"]
+    for key, value in single.items():
+        assert torch.equal(ranks[0]["model"][key], ranks[1]["model"][key]), key
+        torch.testing.assert_close(ranks[0]["model"][key], value, rtol=1e-7, atol=1e-9)
+    for task in reference.test:
+        assert ranks[0]["test"][task]["auc"] == pytest.approx(reference.test[task]["auc"], abs=1e-9)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import math
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar, cast
@@ -49,6 +50,7 @@ __all__ = [
     "all_reduce_means",
     "all_reduce_sum",
     "barrier",
+    "batches_per_epoch",
     "broadcast_object",
     "destroy",
     "gather_arrays",
@@ -300,6 +302,17 @@ def _group_cuts(groups: Tensor, world: int) -> list[int]:
         cuts.append(max(pick, cuts[-1]))
     cuts.append(n)
     return cuts
+
+
+def batches_per_epoch(split: Any, batch_size: int) -> int:
+    """Optimizer steps in one epoch of ``split`` (its own count when it has one).
+
+    Example:
+        >>> batches_per_epoch(range(10), 4)
+        3
+    """
+    count = getattr(split, "num_batches", None)
+    return int(count(batch_size)) if callable(count) else math.ceil(len(split) / batch_size)
 
 
 def shard_batches(

@@ -21,7 +21,6 @@ every ``checkpoint_every`` steps (`nomoretuning.training.checkpoint`). Logs:
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -222,7 +221,7 @@ class Trainer:
         cfg = self.config
         state = self.state
         train: Any = self.dataset.train
-        steps_per_epoch = _batches_per_epoch(train, cfg.batch_size)
+        steps_per_epoch = parallel.batches_per_epoch(train, cfg.batch_size)
         description = (
             f"stage {state.stage_index + 1}/{self.plan.num_stages} "
             f"({'+'.join(self.plan.stage_tasks)})"
@@ -495,9 +494,3 @@ class Trainer:
         else:
             restore_rng_state(state["rng"])
         self.logs.truncate(state["log_rows"])
-
-
-def _batches_per_epoch(split: Any, batch_size: int) -> int:
-    """Optimizer steps in one epoch of ``split`` (its own count when it has one)."""
-    count = getattr(split, "num_batches", None)
-    return int(count(batch_size)) if callable(count) else math.ceil(len(split) / batch_size)

@@ -158,4 +158,7 @@ def _bar(pieces: Sequence[Piece], enabled: bool, description: str) -> Any:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover - tqdm ships with the cli extra
         return pieces
-    return tqdm(pieces, desc=description, unit="piece", leave=False, dynamic_ncols=True)
+    # disable=None: no bar when stderr is not a terminal (logs, CI)
+    return tqdm(
+        pieces, desc=description, unit="piece", leave=False, dynamic_ncols=True, disable=None
+    )

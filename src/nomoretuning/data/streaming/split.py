@@ -92,6 +92,32 @@ class StreamingSplit:
         self.rows = np.asarray([rows[i] for i in keep], dtype=np.int64)
         self.code = code
         self.options = options
+        self._bounds: list[tuple[int, int] | None] = [None] * len(self.pieces)
+
+    def subset(self, rows: slice) -> StreamingSplit:
+        """Rows ``rows.start .. rows.stop - 1`` of the split in file order (a contiguous share,
+        e.g. one data-parallel rank's for evaluation)."""
+        start, stop, step = rows.indices(len(self))
+        if step != 1:
+            raise ValueError("StreamingSplit.subset takes a contiguous slice")
+        ends = np.cumsum(self.rows)
+        begins = ends - self.rows
+        part = StreamingSplit(self.encoder, [], [], self.code, self.options)
+        for i, piece in enumerate(self.pieces):
+            lo, hi = max(start, int(begins[i])), min(stop, int(ends[i]))
+            if lo >= hi:
+                continue
+            offset = int(begins[i]) - (self._bounds[i] or (0, 0))[0]
+            part.pieces.append(piece)
+            part._bounds.append((lo - offset, hi - offset))
+        part.rows = np.asarray([hi - lo for lo, hi in part._bounds], dtype=np.int64)  # type: ignore[misc]
+        return part
+
+    def _encode(self, number: int) -> EncodedRows:
+        """The split's rows of piece ``number`` (within the subset's bounds)."""
+        rows = self.encoder.encode(self.pieces[number], self.code)
+        bounds = self._bounds[number]
+        return rows if bounds is None else rows.take(slice(*bounds))
 
     def __len__(self) -> int:
         return int(self.rows.sum())
@@ -209,8 +235,8 @@ class StreamingSplit:
 
     def _in_order(self, batch_size: int, drop_last: bool) -> Iterator[Batch]:
         carry: EncodedRows | None = None
-        for piece in self.pieces:
-            rows = self.encoder.encode(piece, self.code)
+        for number in range(len(self.pieces)):
+            rows = self._encode(number)
             if carry is not None:
                 rows = EncodedRows.concat([carry, rows])
                 carry = None
