@@ -1,18 +1,26 @@
-"""Peak memory of the data pipeline and of training on a large TikTok-format file.
+"""Memory and speed of loading and streaming TikTok-format logs of millions of rows, in one run.
 
-Generates a file in the ICME 2019 TikTok track-2 format (tab separated, 12 integer columns, no
-header) with ``--rows`` rows (default 10 million) in a temporary folder: user, item, author, music
-and device ids drawn from heavy-tailed (Zipf) distributions with the real dataset's cardinalities,
-``finish`` ~37 % and ``like`` ~1 % positive. Then, in a fresh process (so that generation does not
-count), it loads the file with ``nomoretuning.data.load_tiktok`` (STEM's split and vocabularies)
-and trains a small MMoE with NMT for ``--steps`` steps per stage. The process's peak resident
-memory (``ru_maxrss``, and a 20 ms sampler of ``/proc/self/statm`` for the phases) is compared with
-the file's raw size. Target: peak <= 2x the raw size of the data.
+Generates files in the ICME 2019 TikTok track-2 format (tab separated, 12 integer columns, no
+header; user, item, author, music and device ids drawn from heavy-tailed (Zipf) distributions with
+the real log's cardinalities, ``finish`` ~37 % and ``like`` ~1 % positive), then measures, each in a
+fresh process that first imports everything it needs (the baseline):
+
+1. **In memory** (`load_tiktok`, the lean pyarrow path; STEM's split and vocabularies): peak
+   resident memory above the baseline, against the file's raw size (target <= 2x), and the loading
+   time. ``--legacy`` adds the pandas path the loader used before, on the smallest file.
+2. **Streaming** (`load_tiktok(streaming=True)`): the peak of a whole run (fitting pass, training
+   for ``--stream-steps`` steps, validation and test by streaming) with hashed ids (2**18 buckets
+   per column; memory does not grow with the vocabulary) and, on the smaller file, with fitted
+   vocabularies. Target: the peaks at the two sizes within 10 % of each other and under 1.5 GB.
+3. **Throughput**: the same MMoE trained on the same file in memory and streamed (samples/s of
+   the training steps, epoch ends and window reads included; target >= 0.8x).
+
+Splits are 98 / 1 / 1 % so that validation and test (kept whole to compute exact AUCs) stay small.
 
 Usage:
-    python benchmarks/bench_memory.py                    # 10M rows (~0.55 GB), several minutes
-    python benchmarks/bench_memory.py --rows 1000000     # a quick look
-    python benchmarks/bench_memory.py --file PATH        # an existing TikTok-format file
+    python benchmarks/bench_memory.py                 # 3M/10M in memory, 10M/50M streamed (~15 min)
+    python benchmarks/bench_memory.py --quick         # 1M/3M in memory, 3M/6M streamed
+    python benchmarks/bench_memory.py --keep DIR      # generate into DIR and keep the files
 """
 
 from __future__ import annotations
@@ -23,7 +31,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,7 +38,6 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common
 
 # Cardinalities of the real track-2 training log (276M rows), as published with the data.
 CARDINALITY = {
@@ -44,6 +50,9 @@ CARDINALITY = {
     "music_id": 89_778,
     "device": 75_085,
 }
+HASH_BUCKETS = 1 << 18
+TEST_SIZE = 0.01  # 98 / 1 / 1 %
+BATCH = 4096
 
 
 def generate(path: Path, rows: int, seed: int = 0, chunk: int = 1_000_000) -> None:
@@ -63,7 +72,8 @@ def generate(path: Path, rows: int, seed: int = 0, chunk: int = 1_000_000) -> No
         "finish", "like", "music_id", "device", "time", "duration_time",
     ]  # fmt: skip
     options = pacsv.WriteOptions(include_header=False, delimiter="\t")
-    with pacsv.CSVWriter(str(path), _schema(pa, names), write_options=options) as writer:
+    schema = pa.schema([(name, pa.int64()) for name in names])
+    with pacsv.CSVWriter(str(path), schema, write_options=options) as writer:
         for start in range(0, rows, chunk):
             n = min(chunk, rows - start)
             music = zipf_ids(n, CARDINALITY["music_id"])
@@ -85,181 +95,221 @@ def generate(path: Path, rows: int, seed: int = 0, chunk: int = 1_000_000) -> No
             writer.write_table(pa.table({k: columns[k] for k in names}))
 
 
-def _schema(pa: Any, names: list[str]) -> Any:
-    return pa.schema([(name, pa.int64()) for name in names])
-
-
-class Sampler:
-    """Samples this process's resident memory every ``interval`` seconds; marks phases."""
-
-    def __init__(self, interval: float = 0.02) -> None:
-        self.interval = interval
-        self.page = os.sysconf("SC_PAGE_SIZE")
-        self.phase = "start"
-        self.peaks: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def rss_mib(self) -> float:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * self.page / 2**20
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            value = self.rss_mib()
-            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), value)
-            time.sleep(self.interval)
-
-    def mark(self, phase: str) -> None:
-        value = self.rss_mib()
-        self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), value)
-        self.phase = phase
-
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.mark("end")
-        self._stop.set()
-        self._thread.join()
-
-
-def measure(path: Path, steps: int, threads: int) -> dict[str, Any]:
-    """Runs in a fresh process: load ``path`` with ``load_tiktok``, train briefly, report memory."""
+# ------------------------------------------------------------------ measured in a fresh process
+def _imports() -> Any:
+    """Everything a measurement uses, imported before the baseline is taken."""
+    import pandas  # noqa: F401
+    import pyarrow.compute
+    import pyarrow.csv  # noqa: F401
     import torch
 
     import nomoretuning as nt
-    from nomoretuning.data import tiktok
+    import nomoretuning.data.streaming
     from nomoretuning.models import build_model
-    from nomoretuning.training.trainer import Trainer, TrainerConfig
+    from nomoretuning.training import trainer
 
-    torch.set_num_threads(threads)
-    with Sampler() as sampler:
-        baseline = sampler.rss_mib()
-        # Phases inside load_tiktok: the reader, the frame checks, the encoders and tensors.
-        for name, phase in (
-            ("read_table", "load: read_table"),
-            ("check_frame", "load: check_frame"),
-            ("build_dataset", "load: build_dataset"),
-        ):
-            original = getattr(tiktok, name)
+    return torch, nt, build_model, trainer
 
-            def wrapped(*args: Any, _f: Any = original, _p: str = phase, **kw: Any) -> Any:
-                sampler.mark(_p)
-                try:
-                    return _f(*args, **kw)
-                finally:
-                    sampler.mark("load: other")
 
-            setattr(tiktok, name, wrapped)
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _peak_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _model(build_model: Any, torch: Any, data: Any) -> Any:
+    torch.manual_seed(0)
+    return build_model(
+        "mmoe", data.features, data.tasks, num_experts=4, expert_dims=(64,), tower_dims=(16,),
+        embedding_dim=16,
+    )  # fmt: skip
+
+
+def _timed_steps(trainer: Any) -> list[float]:
+    """Records the time of every training step (patched onto the Trainer class)."""
+    stamps: list[float] = []
+    step = trainer.Trainer._train_step
+
+    def timed(self: Any, batch: Any, bar: Any) -> None:
+        stamps.append(time.perf_counter())
+        step(self, batch, bar)
+
+    trainer.Trainer._train_step = timed
+    return stamps
+
+
+def measure(job: dict[str, Any]) -> dict[str, Any]:
+    torch, nt, build_model, trainer = _imports()
+    from nomoretuning.data import load_tiktok
+
+    torch.set_num_threads(job["threads"])
+    baseline = _rss_mib()
+    path = Path(job["path"])
+    out: dict[str, Any] = {"baseline_mib": baseline}
+    start = time.perf_counter()
+    if job["kind"] == "legacy":
+        data = _legacy_load(path)
+    else:
+        streaming = job["kind"] == "stream"
+        data = load_tiktok(
+            path,
+            test_size=TEST_SIZE if streaming or job.get("steps") else 0.1,
+            streaming=streaming,
+            hash_buckets=HASH_BUCKETS if job.get("hashed") else None,
+        )
+    out["load_s"] = time.perf_counter() - start
+    out["after_load_mib"] = _rss_mib() - baseline
+    out["rows"] = {s: len(getattr(data, s)) for s in ("train", "valid", "test")}
+    out["vocab"] = [f.vocab_size for f in data.features.sparse]
+    if job.get("steps"):
+        stamps = _timed_steps(trainer)
+        config = trainer.TrainerConfig(
+            batch_size=BATCH, max_steps=job["steps"], max_epochs=job.get("epochs", 1),
+            eval_every=10**9, patience=10**6, eval_batch_size=65_536, progress=False,
+            device="cpu",
+        )  # fmt: skip
+        model = _model(build_model, torch, data)
+        result = trainer.Trainer(model, nt.EqualWeights(list(data.tasks)), data, config).fit()
+        out["steps"] = result.steps
+        out["train_s"] = stamps[-1] - stamps[0]
+        out["samples_per_s"] = (len(stamps) - 1) * BATCH / (stamps[-1] - stamps[0])
+        out["test_auc"] = {t: result.test[t]["auc"] for t in data.tasks}
+        out["parameters"] = sum(p.numel() for p in model.parameters())
+    out["peak_mib"] = _peak_mib() - baseline
+    return out
+
+
+def _legacy_load(path: Path) -> Any:
+    """The pandas path ``load_tiktok`` took before the lean loader (read_table + build_dataset)."""
+    from nomoretuning.data.prepare import build_dataset, check_frame
+    from nomoretuning.data.readers import read_table
+    from nomoretuning.data.schema import Schema
+    from nomoretuning.data.splits import stem_split
+    from nomoretuning.data.tiktok import TIKTOK_READ_OPTIONS, TIKTOK_SPARSE, tiktok_frame
+
+    frame = tiktok_frame(read_table(path, **TIKTOK_READ_OPTIONS), str(path))
+    schema = Schema(sparse=TIKTOK_SPARSE, labels=("finish", "like"), group="uid")
+    frame = check_frame(frame, schema, str(path))
+    train, valid, test = stem_split(len(frame))
+    return build_dataset(
+        frame, {"train": train, "valid": valid, "test": test}, schema, name="tiktok",
+        description="", source=str(path), min_count=10,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------- the parent
+def _run(job: dict[str, Any]) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--measure", json.dumps(job)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"measurement {job} failed: {done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _generate(folder: Path, rows: int) -> Path:
+    path = folder / f"tiktok_{rows // 1_000_000}M.txt"
+    if not path.exists():
         start = time.perf_counter()
-        sampler.mark("load: other")
-        data = tiktok.load_tiktok(path)
-        load_s = time.perf_counter() - start
-        after_load = sampler.rss_mib()
-        tensors = sum(
-            t.numel() * t.element_size()
-            for split in (data.train, data.valid, data.test)
-            for t in (split.sparse, split.dense, split.groups, *split.labels.values())  # type: ignore[attr-defined]
-            if t is not None
-        )
-        sampler.mark("train")
-        torch.manual_seed(0)
-        model = build_model(
-            "mmoe",
-            data.features,
-            data.tasks,
-            num_experts=4,
-            expert_dims=(64,),
-            tower_dims=(16,),
-            embedding_dim=16,
-        )
-        config = TrainerConfig(
-            batch_size=4096, max_steps=steps, eval_batch_size=65536, progress=False, device="cpu"
-        )
-        start = time.perf_counter()
-        Trainer(model, nt.NMT(list(data.tasks)), data, config).fit()
-        train_s = time.perf_counter() - start
-    return {
-        "baseline_mib": baseline,
-        "after_load_mib": after_load,
-        "peak_mib": common.peak_rss_mib(),
-        "phases": sampler.peaks,
-        "tensors_mib": tensors / 2**20,
-        "rows": [len(data.train), len(data.valid), len(data.test)],  # type: ignore[arg-type]
-        "vocab": [f.vocab_size for f in data.features.sparse],
-        "parameters": common.parameters(model),
-        "load_s": load_s,
-        "train_s": train_s,
-    }
+        # In a child process: ru_maxrss would count the generator's pages in every later child.
+        subprocess.run([sys.executable, __file__, "--generate", str(path), str(rows)], check=True)
+        size = path.stat().st_size / 2**20
+        print(f"generated {rows:,} rows ({size:,.0f} MiB) in {time.perf_counter() - start:.0f} s")
+    return path
+
+
+def in_memory(files: dict[int, Path], rows: list[int], legacy: bool, base: dict[str, Any]) -> None:
+    print("\n1. In memory (load_tiktok: STEM split, vocabularies with min count 10)")
+    print(f"{'file':>16} {'raw MiB':>8} {'load s':>7} {'peak above imports':>19} {'x raw':>6}"
+          f" {'kept':>9}")  # fmt: skip
+    jobs = [("lean", r) for r in rows]
+    if legacy:
+        jobs.insert(0, ("legacy", rows[0]))
+    for kind, r in jobs:
+        got = _run({**base, "kind": kind, "path": str(files[r])})
+        raw = files[r].stat().st_size / 2**20
+        label = f"{r}M" + (", pandas path" if kind == "legacy" else "")
+        print(f"{label:>16} {raw:>8,.0f} {got['load_s']:>7.1f} {got['peak_mib']:>15,.0f} MiB"
+              f" {got['peak_mib'] / raw:>6.2f} {got['after_load_mib']:>5,.0f} MiB")  # fmt: skip
+
+
+def streaming(files: dict[int, Path], rows: list[int], steps: int, base: dict[str, Any]) -> None:
+    print(f"\n2. Streaming: the fitting pass, {steps} steps of {BATCH}, validation and test")
+    print(f"{'file':>5} {'ids':>14} {'raw MiB':>8} {'fit s':>6} {'train s':>8}"
+          f" {'peak above imports':>19}")  # fmt: skip
+    peaks = {}
+    for r, hashed in [(r, True) for r in rows] + [(rows[0], False)]:
+        job = {**base, "kind": "stream", "path": str(files[r]), "hashed": hashed, "steps": steps}
+        got = _run(job)
+        if hashed:
+            peaks[r] = got["peak_mib"]
+        ids = f"hashed 2^{HASH_BUCKETS.bit_length() - 1}" if hashed else "vocabularies"
+        raw = files[r].stat().st_size / 2**20
+        print(f"{r:>4}M {ids:>14} {raw:>8,.0f} {got['load_s']:>6.1f} {got['train_s']:>8.1f}"
+              f" {got['peak_mib']:>15,.0f} MiB")  # fmt: skip
+    small, large = peaks[rows[0]], peaks[rows[1]]
+    spread = abs(large - small) / small
+    verdict = "met" if spread <= 0.10 and max(small, large) < 1536 else "MISSED"
+    print(f"hashed ids: peaks {small:,.0f} and {large:,.0f} MiB, {spread:.1%} apart "
+          f"({verdict}: within 10 % and under 1.5 GB)")  # fmt: skip
+
+
+def throughput(file: Path, steps: int, base: dict[str, Any]) -> None:
+    print(f"\n3. Throughput: the MMoE, batch {BATCH}, {steps} steps, {base['threads']} threads, "
+          f"{file.name}")  # fmt: skip
+    rates = {}
+    for label, kind, hashed in (
+        ("in memory", "lean", False),
+        ("streamed", "stream", False),
+        ("streamed, hashed ids", "stream", True),
+    ):
+        job = {**base, "kind": kind, "path": str(file), "hashed": hashed, "steps": steps,
+               "epochs": 100}  # fmt: skip
+        got = _run(job)
+        rates[label] = got["samples_per_s"]
+        auc = ", ".join(f"{t} {v:.4f}" for t, v in got["test_auc"].items())
+        print(f"{label:>22}: {got['samples_per_s']:>9,.0f} samples/s ({got['steps']} steps, "
+              f"{got['parameters']:,} parameters, test AUC {auc})")  # fmt: skip
+    ratio = rates["streamed"] / rates["in memory"]
+    print(f"streamed / in memory: {ratio:.2f}x ({'met' if ratio >= 0.8 else 'MISSED'}: >= 0.8x)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--file", type=Path, default=None, help="an existing TikTok-format file")
-    parser.add_argument("--steps", type=int, default=20, help="training steps per NMT stage")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="1M/3M in memory, 3M/6M streamed")
+    parser.add_argument("--keep", type=Path, default=None, help="generate into (and keep) DIR")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--legacy", action="store_true", help="also the pandas path (smallest)")
+    parser.add_argument("--stream-steps", type=int, default=300)
+    parser.add_argument("--throughput-steps", type=int, default=1500)
+    parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--generate", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure is not None:  # the fresh process
-        print(json.dumps(measure(args.measure, args.steps, args.threads)))
+        print(json.dumps(measure(json.loads(args.measure))))
+        return
+    if args.generate is not None:
+        generate(Path(args.generate[0]), int(args.generate[1]))
         return
 
+    import common
+
+    memory_rows, stream_rows = ([1, 3], [3, 6]) if args.quick else ([3, 10], [10, 50])
     print(common.machine(args.threads))
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.file
-        if path is None:
-            path = Path(tmp) / "final_track2_train.txt"
-            start = time.perf_counter()
-            generate(path, args.rows)
-            print(f"generated {args.rows:,} rows in {time.perf_counter() - start:.0f} s: {path}")
-        raw = path.stat().st_size / 2**20
-        done = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--measure",
-                str(path),
-                "--steps",
-                str(args.steps),
-                "--threads",
-                str(args.threads),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise SystemExit(f"measurement failed: {done.stderr[-3000:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-    peak = result["peak_mib"]
-    print(
-        f"file: {sum(result['rows']):,} rows, raw size {raw:,.0f} MiB; splits "
-        f"{'/'.join(f'{n:,}' for n in result['rows'])}; vocabularies {result['vocab']}"
-    )
-    print(
-        f"load_tiktok: {result['load_s']:.0f} s; tensors of the three splits "
-        f"{result['tensors_mib']:,.0f} MiB ({result['tensors_mib'] / raw:.2f}x raw)"
-    )
-    print(
-        f"training: MMoE {result['parameters']:,} parameters, NMT, batch 4096, {args.steps} steps "
-        f"per stage, evaluation on the full validation split: {result['train_s']:.0f} s"
-    )
-    print(f"{'resident memory (MiB)':<34} {'peak':>9} {'x raw':>7}")
-    print(f"{'  after imports (baseline)':<34} {result['baseline_mib']:>9,.0f}")
-    for phase, value in result["phases"].items():
-        if phase in ("start", "end"):
-            continue
-        print(f"  {phase:<32} {value:>9,.0f} {value / raw:>7.2f}")
-    after = result["after_load_mib"]
-    print(f"{'  after loading':<34} {after:>9,.0f} {after / raw:>7.2f}")
-    print(f"{'peak of the process (ru_maxrss)':<34} {peak:>9,.0f} {peak / raw:>7.2f}")
-    excess = peak - result["baseline_mib"]
-    print(f"{'peak above the baseline':<34} {excess:>9,.0f} {excess / raw:>7.2f}")
-    verdict = "met" if peak <= 2 * raw else "MISSED"
-    print(f"target peak <= 2x raw size: {peak / raw:.2f}x, {verdict}")
+        folder = args.keep or Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        files = {r: _generate(folder, r * 1_000_000) for r in sorted({*memory_rows, *stream_rows})}
+        base = {"threads": args.threads}
+        in_memory(files, memory_rows, args.legacy, base)
+        streaming(files, stream_rows, args.stream_steps, base)
+        throughput(files[3], args.throughput_steps, base)
 
 
 if __name__ == "__main__":
