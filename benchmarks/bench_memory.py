@@ -9,7 +9,7 @@ fresh process that first imports everything it needs (the baseline):
    resident memory above the baseline, against the file's raw size (target <= 2x), and the loading
    time. ``--legacy`` adds the pandas path the loader used before, on the smallest file.
 2. **Streaming** (`load_tiktok(streaming=True)`): the peak of a whole run (fitting pass, training
-   for ``--stream-steps`` steps, validation and test by streaming) with hashed ids (2**18 buckets
+   for ``--stream-steps`` steps, validation and test by streaming) with hashed ids (2**16 buckets
    per column; memory does not grow with the vocabulary) and, on the smaller file, with fitted
    vocabularies. Target: the peaks at the two sizes within 10 % of each other and under 1.5 GB.
 3. **Throughput**: the same MMoE trained on the same file in memory and streamed (samples/s of
@@ -50,7 +50,7 @@ CARDINALITY = {
     "music_id": 89_778,
     "device": 75_085,
 }
-HASH_BUCKETS = 1 << 18
+HASH_BUCKETS = 1 << 16
 TEST_SIZE = 0.01  # 98 / 1 / 1 %
 BATCH = 4096
 

@@ -193,6 +193,11 @@ def test_hashed_ids_need_no_pass_and_serve_every_split(tiktok_path: Path) -> Non
     memory = load_tiktok(tiktok_path, hash_buckets=1000, allow_single_class=True)
     ours = sorted(map(tuple, torch.cat([b.sparse for b in batches]).tolist()))
     assert len(ours) == len(data.train)  # type: ignore[arg-type]
+    mixed = load_tiktok(
+        tiktok_path, streaming=True, hash_buckets={"item_id": 50}, allow_single_class=True
+    )
+    sizes = {f.name: f.vocab_size for f in mixed.features.sparse}
+    assert sizes["item_id"] == 51 and sizes["uid"] == memory_vocab(tiktok_path)["uid"]
     assert set(ours) <= set(map(tuple, torch.cat(
         [memory.train.sparse, memory.valid.sparse, memory.test.sparse]).tolist()))  # type: ignore[attr-defined]  # fmt: skip
 
@@ -234,3 +239,8 @@ def test_a_subset_is_a_contiguous_share_in_file_order(census_csv: Path) -> None:
         assert len(part) == len(got) and torch.equal(got, whole[rows])
     inner = valid.subset(slice(1000, 6000)).subset(slice(10, 20))
     assert torch.equal(next(iter(inner.batches(64, shuffle=False))).sparse, whole[1010:1020])
+
+
+def memory_vocab(path: Path) -> dict[str, int]:
+    data = load_tiktok(path, allow_single_class=True)
+    return {f.name: f.vocab_size for f in data.features.sparse}

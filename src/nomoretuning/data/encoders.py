@@ -325,7 +325,8 @@ class FeatureEncoder:
         min_count: minimum training count of a kept token, for every sparse column or per column.
         dense_transform: applied to the dense columns before standardizing (`DENSE_TRANSFORMS`).
         hash_buckets: hash every sparse column into this many rows (`HashedEncoder`) instead of
-            fitting vocabularies (None: vocabularies).
+            fitting vocabularies, or the columns of a mapping into their own numbers of rows (the
+            others get vocabularies); None: vocabularies.
         hash_seed: the seed of those hashes.
 
     Example:
@@ -346,7 +347,7 @@ class FeatureEncoder:
         schema: Schema,
         min_count: int | Mapping[str, int] = 1,
         dense_transform: DenseTransform = "none",
-        hash_buckets: int | None = None,
+        hash_buckets: int | Mapping[str, int] | None = None,
         hash_seed: int = 0,
     ) -> None:
         self.schema = schema
@@ -357,11 +358,24 @@ class FeatureEncoder:
                 f"min_count names column {unknown[0]!r}, which is not a sparse column; "
                 "use one of the schema's sparse columns"
             )
-        self.categorical: dict[str, CategoricalEncoder | HashedEncoder]
-        if hash_buckets is not None:
-            self.categorical = {c: HashedEncoder(hash_buckets, hash_seed) for c in schema.sparse}
+        if hash_buckets is None:
+            buckets: Mapping[str, int] = {}
+        elif isinstance(hash_buckets, int):
+            buckets = dict.fromkeys(schema.sparse, hash_buckets)
         else:
-            self.categorical = {c: CategoricalEncoder(int(counts.get(c, 1))) for c in schema.sparse}
+            buckets = hash_buckets
+        for column in buckets:
+            if column not in schema.sparse:
+                raise DataError(
+                    f"hash_buckets names column {column!r}, which is not a sparse column; "
+                    "use one of the schema's sparse columns"
+                )
+        self.categorical: dict[str, CategoricalEncoder | HashedEncoder] = {
+            c: HashedEncoder(buckets[c], hash_seed)
+            if c in buckets
+            else CategoricalEncoder(int(counts.get(c, 1)))
+            for c in schema.sparse
+        }
         self.scaler = DenseScaler(dense_transform)
 
     def fit(self, frame: pd.DataFrame, source: str = "train") -> FeatureEncoder:

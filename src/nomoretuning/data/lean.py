@@ -60,7 +60,7 @@ def load_in_memory(
     description: str,
     min_count: int | Mapping[str, int] = 1,
     dense_transform: DenseTransform = "none",
-    hash_buckets: int | None = None,
+    hash_buckets: int | Mapping[str, int] | None = None,
     seed: int = 0,
     allow_single_class: bool = False,
     groups_from_encoded: bool = False,
@@ -76,7 +76,8 @@ def load_in_memory(
         name, description: stored on the dataset.
         min_count: minimum training count of a kept token (all sparse columns or per column).
         dense_transform: applied to dense columns before standardizing.
-        hash_buckets: hash sparse ids into this many rows instead of fitting vocabularies.
+        hash_buckets: hash sparse ids into this many rows instead of fitting vocabularies (a
+            mapping: those columns into their own numbers of rows).
         seed: the seed of those hashes.
         allow_single_class: warn instead of raising when a task has one class in a split.
         groups_from_encoded: group ids are the encoded group column (see `build_dataset`).

@@ -98,7 +98,7 @@ def load_table(
     name: str = "table",
     allow_single_class: bool = False,
     streaming: bool | StreamOptions | Mapping[str, Any] = False,
-    hash_buckets: int | bool | None = None,
+    hash_buckets: int | bool | Mapping[str, int] | None = None,
     split_key: str | None = None,
 ) -> PreparedDataset:
     """A multi-task table of your own as a `PreparedDataset`.
@@ -119,8 +119,8 @@ def load_table(
     mapping) reads the files in pieces every epoch (`nomoretuning.data.streaming`). A path is then
     split by a seeded hash of each row's position, or of the `split_key` column (every row of a
     user in one split), with the `split` fractions; three paths split by file. `hash_buckets`
-    (an int, or True for 2**20) hashes the sparse ids into that many rows instead of fitting
-    vocabularies, in memory or streamed.
+    (an int, True for 2**20, or a mapping of columns to ints) hashes the sparse ids into that
+    many rows instead of fitting vocabularies, in memory or streamed.
 
     Example:
         >>> import pathlib, tempfile
@@ -199,21 +199,30 @@ def load_table(
     )
 
 
-def hash_bucket_count(value: int | bool | None) -> int | None:
-    """``hash_buckets`` as a bucket count: None or False (vocabularies), True (2**20) or an int.
+def hash_bucket_count(
+    value: int | bool | Mapping[str, int] | None,
+) -> int | dict[str, int] | None:
+    """``hash_buckets`` checked: None or False (vocabularies), True (2**20 for every sparse
+    column), a number of buckets, or a mapping of columns to numbers of buckets.
 
     Example:
-        >>> hash_bucket_count(True), hash_bucket_count(None), hash_bucket_count(1000)
-        (1048576, None, 1000)
+        >>> hash_bucket_count(True), hash_bucket_count(None), hash_bucket_count({"item": 1000})
+        (1048576, None, {'item': 1000})
     """
     if value is None or value is False:
         return None
     if value is True:
         return DEFAULT_HASH_BUCKETS
-    if not isinstance(value, int) or value < 1:
+    if isinstance(value, Mapping):
+        return {str(column): _buckets(n, f"hash_buckets.{column}") for column, n in value.items()}
+    return _buckets(value, "hash_buckets")
+
+
+def _buckets(value: object, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise DataError(
-            f"hash_buckets={value!r} is invalid; pass a positive number of buckets, true "
-            f"({DEFAULT_HASH_BUCKETS}) or null (vocabularies)"
+            f"{where}={value!r} is invalid; pass a positive number of buckets, true "
+            f"({DEFAULT_HASH_BUCKETS}), a mapping of columns to numbers, or null (vocabularies)"
         )
     return value
 

@@ -86,7 +86,7 @@ def load_tiktok(
     stem_gauc_groups: bool = False,
     allow_single_class: bool = False,
     streaming: bool | StreamOptions | Mapping[str, Any] = False,
-    hash_buckets: int | bool | None = None,
+    hash_buckets: int | bool | Mapping[str, int] | None = None,
 ) -> PreparedDataset:
     """The TikTok ICME 2019 log (e.g. ``final_track2_train.txt``) as a `PreparedDataset`.
 
@@ -118,7 +118,8 @@ def load_tiktok(
         streaming: read the log in pieces every epoch instead of into memory (True, or
             `StreamOptions`, or their fields): for logs larger than memory. The split is then a
             seeded hash of each row's position (81 / 9 / 10 % with the defaults), not STEM's.
-        hash_buckets: hash the ids into this many rows (True: 2**20) instead of vocabularies.
+        hash_buckets: hash the ids into this many rows (True: 2**20; a mapping: those columns
+            into their own numbers of rows) instead of vocabularies.
 
     Example:
         >>> ds = load_tiktok("../shared/data/tiktok-icme2019-sample/final_track2_sample.txt",

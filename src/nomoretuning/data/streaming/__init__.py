@@ -52,7 +52,7 @@ def load_stream(
     description: str,
     min_count: int | Mapping[str, int] = 1,
     dense_transform: DenseTransform = "none",
-    hash_buckets: int | None = None,
+    hash_buckets: int | Mapping[str, int] | None = None,
     seed: int = 0,
     options: StreamOptions | None = None,
     allow_single_class: bool = False,
@@ -69,7 +69,8 @@ def load_stream(
         name, description: stored on the dataset.
         min_count: minimum training count of a kept token (all sparse columns or per column).
         dense_transform: applied to dense columns before standardizing.
-        hash_buckets: hash sparse ids into this many rows instead of fitting vocabularies.
+        hash_buckets: hash sparse ids into this many rows instead of fitting vocabularies (a
+            mapping: those columns into their own numbers of rows).
         seed: the seed of those hashes.
         options: pieces, shuffle buffer and lanes (`StreamOptions`).
         allow_single_class: warn instead of raising when a task has one class in a split.
