@@ -288,6 +288,9 @@ def main() -> None:
     parser.add_argument("--legacy", action="store_true", help="also the pandas path (smallest)")
     parser.add_argument("--stream-steps", type=int, default=300)
     parser.add_argument("--throughput-steps", type=int, default=1500)
+    parser.add_argument(
+        "--sections", default="1,2,3", help="which of 1 (in memory), 2 (streaming), 3 (speed)"
+    )
     parser.add_argument("--measure", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--generate", nargs=2, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -307,9 +310,13 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         files = {r: _generate(folder, r * 1_000_000) for r in sorted({*memory_rows, *stream_rows})}
         base = {"threads": args.threads}
-        in_memory(files, memory_rows, args.legacy, base)
-        streaming(files, stream_rows, args.stream_steps, base)
-        throughput(files[3], args.throughput_steps, base)
+        sections = set(args.sections.split(","))
+        if "1" in sections:
+            in_memory(files, memory_rows, args.legacy, base)
+        if "2" in sections:
+            streaming(files, stream_rows, args.stream_steps, base)
+        if "3" in sections:
+            throughput(files[3], args.throughput_steps, base)
 
 
 if __name__ == "__main__":

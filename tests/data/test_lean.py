@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from nomoretuning.data import PreparedDataset, load_table, load_tiktok
 from nomoretuning.data.columnar import TokenCounts
 from nomoretuning.data.encoders import CategoricalEncoder
-from nomoretuning.data.pieces import TableFile
+from nomoretuning.data.pieces import ColumnTypes, TableFile
 from nomoretuning.data.prepare import SPLITS, build_dataset, check_frame
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
@@ -229,3 +229,44 @@ def test_a_compressed_file_streams_only_in_order(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="compressed text file cannot be streamed"):
         file.pieces(2)
     assert len(load_table(path, sparse=["a"], labels=["y"]).train) == 48  # type: ignore[arg-type]
+
+
+def test_a_generated_log_equals_the_pandas_path(tmp_path: Path) -> None:
+    """bench_memory's generated TikTok-format log: many blocks, heavy-tailed ids, missing music."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import bench_memory
+
+    path = tmp_path / "log.txt"
+    bench_memory.generate(path, 150_000, seed=2)
+    frame = tiktok_frame(read_table(path, **TIKTOK_READ_OPTIONS), str(path))
+    schema = Schema(sparse=TIKTOK_SPARSE, labels=("finish", "like"), group="uid")
+    train, valid, test = stem_split(len(frame))
+    reference = build_dataset(
+        check_frame(frame, schema, "x"),
+        {"train": train, "valid": valid, "test": test},
+        schema,
+        name="tiktok",
+        description="",
+        source="x",
+        min_count=10,
+    )
+    assert_same(load_tiktok(path), reference)
+
+
+@pytest.mark.parametrize("header", [True, False])
+@pytest.mark.parametrize("rows", [1, 4, 5, 9])
+@pytest.mark.parametrize("final_break", [True, False])
+def test_pieces_of_a_text_file_cover_its_rows(
+    tmp_path: Path, header: bool, rows: int, final_break: bool
+) -> None:
+    path = tmp_path / "t.csv"
+    body = "\n".join(f"u{i},{i % 2}" for i in range(rows)) + ("\n" if final_break else "")
+    path.write_text(("uid,y\n" if header else "") + body)
+    file = TableFile.open(path, header=header, names=None if header else ["uid", "y"])
+    pieces = file.pieces(piece_rows=4)
+    assert [p.rows for p in pieces] == [min(4, rows - s) for s in range(0, rows, 4)]
+    assert [p.start for p in pieces] == list(range(0, rows, 4))
+    read = [file.read_piece(p, ColumnTypes(("uid",), ())).column("uid").to_pylist() for p in pieces]
+    assert [v for part in read for v in part] == [f"u{i}" for i in range(rows)]

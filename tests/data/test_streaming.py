@@ -244,3 +244,43 @@ def test_a_subset_is_a_contiguous_share_in_file_order(census_csv: Path) -> None:
 def memory_vocab(path: Path) -> dict[str, int]:
     data = load_tiktok(path, allow_single_class=True)
     return {f.name: f.vocab_size for f in data.features.sparse}
+
+
+def test_parquet_row_groups_stream_as_pieces(census_files: dict[str, Path], tmp_path: Path) -> None:
+    columns = table_columns(census_schema())
+    parquet = {}
+    for name, path in census_files.items():
+        text = dict.fromkeys((*census_schema().sparse, "race"), str)
+        files = sorted(Path(path).glob("*.csv")) if Path(path).is_dir() else [Path(path)]
+        frame = pd.concat([pd.read_csv(f, dtype=text) for f in files])  # missing ids: null
+        parquet[name] = tmp_path / f"{name}.parquet"
+        frame.to_parquet(parquet[name], index=False, row_group_size=7000)
+    memory = load_table(**census_files, **columns)  # type: ignore[arg-type]
+    stream = load_table(**parquet, **columns, streaming=True)  # type: ignore[arg-type]
+    assert isinstance(stream.train, StreamingSplit)
+    assert len(stream.train.pieces) == -(-80_000 // 7000)
+    got = torch.cat([b.sparse for b in stream.train.batches(10_000, shuffle=False)])
+    assert torch.equal(got.long(), memory.train.sparse.long())  # type: ignore[attr-defined]
+    assert rows_of(list(stream.train.batches(999, shuffle=True))) == rows_of(
+        [memory.train.full_batch()]
+    )  # type: ignore[attr-defined]
+
+
+def test_a_generated_log_of_many_pieces(tmp_path: Path) -> None:
+    """A generated TikTok-format log (bench_memory's generator): the lean path gives the pandas
+    path's dataset, and a streamed epoch holds every training row once."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import bench_memory
+
+    path = tmp_path / "log.txt"
+    bench_memory.generate(path, 120_000, seed=3)
+    data = load_tiktok(path, streaming={"piece_rows": 9000, "shuffle_rows": 30_000})
+    train = data.train
+    assert isinstance(train, StreamingSplit) and len(train.pieces) == 14
+    epoch = list(train.batches(2048, shuffle=True, generator=torch.Generator().manual_seed(1)))
+    assert rows_of(epoch, columns=8) == rows_of(list(train.batches(50_000, shuffle=False)), 8)
+    memory = load_tiktok(path)
+    assert memory.features.sparse[1].name == "item_id"
+    assert 0.8 < sum(len(b) for b in epoch) / len(memory.train) < 1.2  # type: ignore[arg-type]

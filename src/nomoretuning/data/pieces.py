@@ -360,36 +360,34 @@ def _parquet_types(table: pa.Table, types: ColumnTypes) -> pa.Table:
 
 
 def _line_pieces(path: Path, piece_rows: int, header: bool, file_index: int) -> list[Piece]:
-    """Pieces of an uncompressed text file: one scan of its bytes for line breaks."""
-    ends: list[np.ndarray] = []  # byte offset just past every line break
+    """Pieces of an uncompressed text file: one scan of its bytes for line breaks, keeping only
+    the offsets where pieces start (memory: one block, whatever the file's size)."""
+    starts: list[int] = [] if header else [0]  # byte offset of the first line of every piece
+    lines = 0  # lines that end before the current block
     size = 0
+    first = 1 if header else 0  # the header line is not a data row
+    last = b"\n"
     with path.open("rb") as handle:
         while block := handle.read(_SCAN_BYTES):
             breaks = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
-            ends.append(breaks.astype(np.int64) + size + 1)
+            # A piece starts after line break number first + k * piece_rows - 1 (0-based).
+            number = lines + np.arange(len(breaks)) + 1  # the line each break ends (1-based)
+            begins = number >= first
+            at = (number - first) % piece_rows == 0
+            offsets = breaks[begins & at] + size + 1
+            starts.extend(int(o) for o in offsets)
+            lines += len(breaks)
             size += len(block)
             last = block[-1:]
-    line_ends = np.concatenate(ends) if ends else np.zeros(0, dtype=np.int64)
-    if size and last != b"\n":
-        line_ends = np.append(line_ends, size)  # a last line without a line break
-    first = 1 if header else 0
-    if len(line_ends) <= first:
+    rows = lines + (1 if size and last != b"\n" else 0) - first
+    if rows <= 0:
         raise DataError(f"{path}: no data rows; point to a file with data rows")
-    starts = np.concatenate([[0], line_ends[:-1]])
-    rows = len(line_ends) - first
-    out = []
-    for begin in range(0, rows, piece_rows):
-        count = min(piece_rows, rows - begin)
-        out.append(
-            Piece(
-                file_index,
-                begin,
-                count,
-                offset=int(starts[first + begin]),
-                end=int(line_ends[first + begin + count - 1]),
-            )
-        )
-    return out
+    starts = starts[: -(-rows // piece_rows)]  # a break at the very end starts no piece
+    ends = [*starts[1:], size]
+    return [
+        Piece(file_index, i * piece_rows, min(piece_rows, rows - i * piece_rows), offset=o, end=e)
+        for i, (o, e) in enumerate(zip(starts, ends, strict=True))
+    ]
 
 
 def _unreadable(

@@ -12,17 +12,20 @@ An epoch with ``shuffle=True`` is planned from the generator alone:
    smallest pieces could fill (the rows beyond it, about a piece per lane, wait for the next
    epoch's order).
 
-Memory is one window per lane (plus the piece being read), whatever the number of rows. Batch
+Memory is one window per lane (two with ``prefetch``: the next is read in a thread while the
+current one is trained on), whatever the number of rows. Batch
 ``g`` of an epoch is found without reading the windows before it (the window sizes are known),
 so a resumed run continues exactly (``start``). The same ``lanes`` give the same batches in one
 process as across ``lanes`` ranks.
 
-With ``shuffle=False`` the split's rows come in file order (evaluation, measurements).
+With ``shuffle=False`` the split's rows come in file order (evaluation, measurements); a split of
+at most ``cache_rows`` rows is kept after that first pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,15 +50,23 @@ class StreamOptions:
         lanes: how many interleaved sub-streams make an epoch (None: the number of
             data-parallel ranks). Set it to a run's rank count to reproduce that run in one
             process.
+        prefetch: read each window in a thread while the one before it is trained on (memory:
+            two windows).
+        cache_rows: a split of at most this many rows is kept, encoded, after its first pass in
+            file order (validation and test are then read once, not at every evaluation).
     """
 
     piece_rows: int = 65_536
     shuffle_rows: int = 1_048_576
     lanes: int | None = None
+    prefetch: bool = True
+    cache_rows: int = 1_048_576
 
     def __post_init__(self) -> None:
         positive_int(self.piece_rows, "piece_rows", error=DataError)
         positive_int(self.shuffle_rows, "shuffle_rows", error=DataError)
+        if self.cache_rows < 0:
+            raise DataError(f"cache_rows must be >= 0, got {self.cache_rows}")
         if self.lanes is not None:
             positive_int(self.lanes, "lanes", error=DataError)
 
@@ -93,6 +104,7 @@ class StreamingSplit:
         self.code = code
         self.options = options
         self._bounds: list[tuple[int, int] | None] = [None] * len(self.pieces)
+        self._cached: EncodedRows | None = None
 
     def subset(self, rows: slice) -> StreamingSplit:
         """Rows ``rows.start .. rows.stop - 1`` of the split in file order (a contiguous share,
@@ -209,8 +221,7 @@ class StreamingSplit:
         first = int(np.searchsorted(ends, position, side="right"))
         skip = position - (int(ends[first - 1]) if first > 0 else 0)
         carry: EncodedRows | None = None
-        for w in range(first, len(lane.windows)):
-            window = self._window(lane.windows[w], seed, number, w)
+        for w, window in enumerate(self._windows(lane, seed, number, first), start=first):
             at = skip if w == first else 0
             if carry is not None:
                 need = lane.batch - len(carry)
@@ -228,15 +239,49 @@ class StreamingSplit:
         if carry is not None:
             yield carry
 
+    def _windows(self, lane: _Lane, seed: int, number: int, first: int) -> Iterator[EncodedRows]:
+        """The lane's windows from window ``first`` on; with ``prefetch`` each is read in a
+        thread while the one before it is consumed."""
+        count = len(lane.windows)
+        if not self.options.prefetch:
+            for w in range(first, count):
+                yield self._window(lane.windows[w], seed, number, w)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream") as pool:
+
+            def read(w: int) -> Future[EncodedRows] | None:
+                return (
+                    pool.submit(self._window, lane.windows[w], seed, number, w)
+                    if w < count
+                    else None
+                )
+
+            pending = read(first)
+            for w in range(first, count):
+                assert pending is not None
+                window = pending.result()
+                pending = read(w + 1)
+                yield window
+
     def _window(self, pieces: list[int], seed: int, lane: int, number: int) -> EncodedRows:
-        rows = EncodedRows.concat([self.encoder.encode(self.pieces[p], self.code) for p in pieces])
+        rows = EncodedRows.concat([self._encode(p) for p in pieces])
         order = np.random.default_rng([seed, 1, lane, number]).permutation(len(rows))
         return rows.take(order)
 
     def _in_order(self, batch_size: int, drop_last: bool) -> Iterator[Batch]:
+        if self._cached is not None:
+            for at in range(0, len(self._cached), batch_size):
+                if drop_last and at + batch_size > len(self._cached):
+                    break
+                yield self._cached.take(slice(at, at + batch_size)).batch()
+            return
+        keep = len(self) <= self.options.cache_rows
+        kept: list[EncodedRows] = []
         carry: EncodedRows | None = None
         for number in range(len(self.pieces)):
             rows = self._encode(number)
+            if keep:
+                kept.append(rows)
             if carry is not None:
                 rows = EncodedRows.concat([carry, rows])
                 carry = None
@@ -248,6 +293,8 @@ class StreamingSplit:
                 carry = rows.take(slice(at, None))
         if carry is not None and not drop_last:
             yield carry.batch()
+        if keep and kept:
+            self._cached = EncodedRows.concat(kept)
 
 
 def _world_size() -> int:
