@@ -15,7 +15,9 @@ fresh process that first imports everything it needs (the baseline):
 3. **Throughput**: the same MMoE trained on the same file in memory and streamed (samples/s of
    the training steps, epoch ends and window reads included; target >= 0.8x).
 
-Splits are 98 / 1 / 1 % so that validation and test (kept whole to compute exact AUCs) stay small.
+Validation and test are kept whole to compute exact AUCs, so their size sets a memory of its own
+(about 50 bytes a row): the streaming runs hold them at 100,000 rows each at every file size, the
+throughput runs split 98 / 1 / 1 %.
 
 Usage:
     python benchmarks/bench_memory.py                 # 3M/10M in memory, 10M/50M streamed (~15 min)
@@ -52,6 +54,7 @@ CARDINALITY = {
 }
 HASH_BUCKETS = 1 << 16
 TEST_SIZE = 0.01  # 98 / 1 / 1 %
+EVAL_ROWS = 100_000  # validation and test rows of the streaming runs, whatever the file's size
 BATCH = 4096
 
 
@@ -158,7 +161,7 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
         streaming = job["kind"] == "stream"
         data = load_tiktok(
             path,
-            test_size=TEST_SIZE if streaming or job.get("steps") else 0.1,
+            test_size=job.get("test_size", TEST_SIZE if streaming or job.get("steps") else 0.1),
             streaming=streaming,
             hash_buckets=HASH_BUCKETS if job.get("hashed") else None,
         )
@@ -240,12 +243,14 @@ def in_memory(files: dict[int, Path], rows: list[int], legacy: bool, base: dict[
 
 
 def streaming(files: dict[int, Path], rows: list[int], steps: int, base: dict[str, Any]) -> None:
-    print(f"\n2. Streaming: the fitting pass, {steps} steps of {BATCH}, validation and test")
+    print(f"\n2. Streaming: the fitting pass, {steps} steps of {BATCH}, validation and test "
+          f"({EVAL_ROWS:,} rows each)")  # fmt: skip
     print(f"{'file':>5} {'ids':>14} {'raw MiB':>8} {'fit s':>6} {'train s':>8}"
           f" {'peak above imports':>19}")  # fmt: skip
     peaks = {}
     for r, hashed in [(r, True) for r in rows] + [(rows[0], False)]:
-        job = {**base, "kind": "stream", "path": str(files[r]), "hashed": hashed, "steps": steps}
+        job = {**base, "kind": "stream", "path": str(files[r]), "hashed": hashed, "steps": steps,
+               "test_size": EVAL_ROWS / (r * 1_000_000)}  # fmt: skip
         got = _run(job)
         if hashed:
             peaks[r] = got["peak_mib"]

@@ -104,7 +104,7 @@ class StreamingSplit:
         self.code = code
         self.options = options
         self._bounds: list[tuple[int, int] | None] = [None] * len(self.pieces)
-        self._cached: EncodedRows | None = None
+        self._cached: list[EncodedRows] | None = None
 
     def subset(self, rows: slice) -> StreamingSplit:
         """Rows ``rows.start .. rows.stop - 1`` of the split in file order (a contiguous share,
@@ -269,17 +269,10 @@ class StreamingSplit:
         return rows.take(order)
 
     def _in_order(self, batch_size: int, drop_last: bool) -> Iterator[Batch]:
-        if self._cached is not None:
-            for at in range(0, len(self._cached), batch_size):
-                if drop_last and at + batch_size > len(self._cached):
-                    break
-                yield self._cached.take(slice(at, at + batch_size)).batch()
-            return
-        keep = len(self) <= self.options.cache_rows
+        keep = self._cached is None and len(self) <= self.options.cache_rows
         kept: list[EncodedRows] = []
         carry: EncodedRows | None = None
-        for number in range(len(self.pieces)):
-            rows = self._encode(number)
+        for rows in self._pieces_in_order():
             if keep:
                 kept.append(rows)
             if carry is not None:
@@ -293,8 +286,15 @@ class StreamingSplit:
                 carry = rows.take(slice(at, None))
         if carry is not None and not drop_last:
             yield carry.batch()
-        if keep and kept:
-            self._cached = EncodedRows.concat(kept)
+        if keep:
+            self._cached = kept
+
+    def _pieces_in_order(self) -> Iterator[EncodedRows]:
+        if self._cached is not None:
+            yield from self._cached
+            return
+        for number in range(len(self.pieces)):
+            yield self._encode(number)
 
 
 def _world_size() -> int:
