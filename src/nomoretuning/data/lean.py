@@ -28,9 +28,9 @@ from nomoretuning.data.columnar import TokenCounts, label_values, numeric_values
 from nomoretuning.data.encoders import CategoricalEncoder, DenseTransform, FeatureEncoder
 from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.pieces import ColumnTypes, TableFile, release_memory
-from nomoretuning.data.prepare import SPLITS, check_split_classes
+from nomoretuning.data.prepare import SPLITS, assemble_dataset, check_split_classes
 from nomoretuning.data.schema import Schema
-from nomoretuning.data.tokens import arrow_tokens, stable_hash
+from nomoretuning.data.tokens import arrow_tokens, group_hashes
 from nomoretuning.errors import DataError
 
 __all__ = ["SplitRows", "count_rows", "load_in_memory"]
@@ -38,8 +38,6 @@ __all__ = ["SplitRows", "count_rows", "load_in_memory"]
 SplitRows = Callable[[Sequence[int]], Mapping[str, np.ndarray]]
 """Given the row count of each file, the rows (positions over all files, in file order) of
 ``train``, ``valid`` and ``test``, each in the order its split keeps them."""
-
-_NA_GROUP = "\x00<missing group>"
 
 
 def count_rows(file: TableFile) -> int:
@@ -90,7 +88,11 @@ def load_in_memory(
     place = _Placement(int(sum(sizes)), index)
 
     encoder = FeatureEncoder(schema, min_count, dense_transform, hash_buckets, seed)
-    counts = {c: TokenCounts() for c, e in encoder.categorical.items() if _counted(e)}
+    counts = {
+        c: TokenCounts()
+        for c, e in encoder.categorical.items()
+        if isinstance(e, CategoricalEncoder)
+    }
     labels = {s: {t: np.empty(len(index[s]), np.float32) for t in schema.labels} for s in SPLITS}
     dense = {s: np.empty((len(index[s]), len(schema.dense)), np.float64) for s in SPLITS}
     first_pass = ColumnTypes(tuple(counts), (*schema.labels, *schema.dense))
@@ -111,7 +113,7 @@ def load_in_memory(
         s: (len(index[s]), {t: int(y.sum()) for t, y in labels[s].items()}) for s in SPLITS
     }
     check_split_classes(counts_by_split, source, allow_single_class)
-    kept = {c: counter.kept(_min_count(min_count, c)) for c, counter in counts.items()}
+    kept = {c: n.kept(encoder.categorical[c].min_count) for c, n in counts.items()}
     del counts
     encoder.scaler.fit(dense["train"])
     split_dense = {s: encoder.scaler.transform(dense.pop(s)) for s in SPLITS}
@@ -153,33 +155,15 @@ def load_in_memory(
         )
         for s in SPLITS
     }
-    meta: dict[str, object] = {
-        "encoder": encoder,
-        "schema": schema,
-        "indices": index,
-        "rows": {s: len(idx) for s, idx in index.items()},
-    }
-    if input_format is not None:
-        meta["input_format"] = input_format
-    meta.update(metadata or {})
-    return PreparedDataset(
+    return assemble_dataset(
+        result,
+        encoder,
         name=name,
-        tasks=schema.labels,
-        features=encoder.features,
-        train=result["train"],
-        valid=result["valid"],
-        test=result["test"],
         description=description,
-        metadata=meta,
+        indices=index,
+        input_format=input_format,
+        metadata=metadata,
     )
-
-
-def _counted(encoder: Any) -> bool:
-    return isinstance(encoder, CategoricalEncoder)
-
-
-def _min_count(min_count: int | Mapping[str, int], column: str) -> int:
-    return min_count if isinstance(min_count, int) else int(min_count.get(column, 1))
 
 
 def _tables(files: Sequence[TableFile], sizes: Sequence[int], types: ColumnTypes) -> Any:
@@ -233,9 +217,7 @@ class _GroupCodes:
         self._ids = np.zeros(0, dtype=np.int64)  # the id of each hash
 
     def codes(self, column: Any) -> np.ndarray:
-        import pyarrow.compute as pc
-
-        hashed = stable_hash(pc.fill_null(arrow_tokens(column), _NA_GROUP))
+        hashed = group_hashes(column)
         unique, first, inverse = np.unique(hashed, return_index=True, return_inverse=True)
         at = np.searchsorted(self._hashes, unique)
         known = at < len(self._hashes)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SPLITS",
+    "assemble_dataset",
     "binary_label",
     "build_dataset",
     "check_frame",
@@ -248,22 +249,44 @@ def build_dataset(
         )
         for s, idx in index.items()
     }
-    meta: dict[str, object] = {
-        "encoder": encoder,
-        "schema": schema,
-        "indices": index,
-        "rows": {s: len(idx) for s, idx in index.items()},
-    }
+    return assemble_dataset(
+        result,
+        encoder,
+        name=name,
+        description=description,
+        indices=index,
+        input_format=input_format,
+        metadata=metadata,
+    )
+
+
+def assemble_dataset(
+    splits: Mapping[str, Any],
+    encoder: FeatureEncoder,
+    *,
+    name: str,
+    description: str,
+    indices: Mapping[str, np.ndarray] | None = None,
+    input_format: InputFormat | None = None,
+    metadata: Mapping[str, object] | None = None,
+) -> PreparedDataset:
+    """The `PreparedDataset` of encoded ``splits`` (train, valid, test), with the metadata every
+    builder records: ``encoder``, ``schema``, ``indices`` (when given), ``rows``,
+    ``input_format`` (when given), then ``metadata``."""
+    meta: dict[str, object] = {"encoder": encoder, "schema": encoder.schema}
+    if indices is not None:
+        meta["indices"] = indices
+    meta["rows"] = {s: len(splits[s]) for s in SPLITS}
     if input_format is not None:
         meta["input_format"] = input_format
     meta.update(metadata or {})
     return PreparedDataset(
         name=name,
-        tasks=schema.labels,
+        tasks=encoder.schema.labels,
         features=encoder.features,
-        train=result["train"],
-        valid=result["valid"],
-        test=result["test"],
+        train=splits["train"],
+        valid=splits["valid"],
+        test=splits["test"],
         description=description,
         metadata=meta,
     )

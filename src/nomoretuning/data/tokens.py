@@ -20,7 +20,9 @@ import numpy as np
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["arrow_tokens", "splitmix64", "stable_hash"]
+__all__ = ["arrow_tokens", "group_hashes", "splitmix64", "stable_hash"]
+
+_NA_GROUP = "\x00<missing group>"
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -111,3 +113,17 @@ def stable_hash(tokens: pa.Array, seed: int = 0) -> np.ndarray:
         h[~valid] = 0
         seeded = h ^ splitmix64(np.array([seed], dtype=np.uint64))[0]
     return splitmix64(seeded)
+
+
+def group_hashes(column: Any) -> np.ndarray:
+    """uint64 hashes of a group column's tokens; missing values share one hash of their own.
+
+    Example:
+        >>> import pyarrow as pa
+        >>> h = group_hashes(pa.array(["u1", None, "u1", None]))
+        >>> bool(h[0] == h[2]), bool(h[1] == h[3]), bool(h[0] == h[1])
+        (True, True, False)
+    """
+    import pyarrow.compute as pc
+
+    return stable_hash(pc.fill_null(arrow_tokens(column), _NA_GROUP))

@@ -34,7 +34,7 @@ from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.encoders import DenseTransform, FeatureEncoder
 from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.pieces import TableFile
-from nomoretuning.data.prepare import SPLITS
+from nomoretuning.data.prepare import SPLITS, assemble_dataset
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.streaming.encoding import EncodedRows, PieceEncoder, RowSplit
 from nomoretuning.data.streaming.fitting import fit_stream
@@ -91,27 +91,18 @@ def load_stream(
         s: StreamingSplit(encoder, pieces, fit.rows[code], code, options)
         for code, s in enumerate(SPLITS)
     }
-    meta: dict[str, object] = {
-        "encoder": features,
-        "schema": schema,
-        "rows": {s: len(part) for s, part in parts.items()},
-        "streaming": {
-            "split": split.describe(),
-            "pieces": len(pieces),
-            "piece_rows": options.piece_rows,
-            "shuffle_rows": options.shuffle_rows,
-            "lanes": options.lanes,
-        },
+    streamed = {
+        "split": split.describe(),
+        "pieces": len(pieces),
+        "piece_rows": options.piece_rows,
+        "shuffle_rows": options.shuffle_rows,
+        "lanes": options.lanes,
     }
-    if input_format is not None:
-        meta["input_format"] = input_format
-    return PreparedDataset(
+    return assemble_dataset(
+        parts,
+        features,
         name=name,
-        tasks=schema.labels,
-        features=features.features,
-        train=parts["train"],
-        valid=parts["valid"],
-        test=parts["test"],
         description=f"{description}; streamed, {split.describe()}",
-        metadata=meta,
+        input_format=input_format,
+        metadata={"streaming": streamed},
     )

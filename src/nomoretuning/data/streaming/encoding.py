@@ -9,7 +9,7 @@ encodes its rows with a fitted `FeatureEncoder`, and keeps the rows of one split
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -22,14 +22,12 @@ from nomoretuning.data.encoders import FeatureEncoder
 from nomoretuning.data.hashing import hash_split, row_keys
 from nomoretuning.data.pieces import ColumnTypes, Piece, TableFile
 from nomoretuning.data.schema import Schema
-from nomoretuning.data.tokens import arrow_tokens, stable_hash
+from nomoretuning.data.tokens import arrow_tokens, group_hashes
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["EncodedRows", "PieceEncoder", "RowSplit"]
-
-_NA_GROUP = "\x00<missing group>"
 
 
 @dataclass(frozen=True)
@@ -172,23 +170,4 @@ class PieceEncoder:
 
 def group_ids(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """int64 group ids: the hash of each token (missing values share one id)."""
-    import pyarrow.compute as pc
-
-    tokens = pc.fill_null(arrow_tokens(column), _NA_GROUP)
-    return stable_hash(tokens).view(np.int64)
-
-
-def label_sums(
-    table: pa.Table,
-    rows_by_split: Mapping[int, np.ndarray],
-    schema: Schema,
-    source: str,
-    first: int,
-) -> dict[int, dict[str, tuple[int, int]]]:
-    """(rows, positives) of every task in every split of a piece (labels checked)."""
-    out: dict[int, dict[str, tuple[int, int]]] = {code: {} for code in rows_by_split}
-    for task in schema.labels:
-        values = label_values(table.column(task), task, source, first)
-        for code, rows in rows_by_split.items():
-            out[code][task] = (len(rows), int(values[rows].sum()))
-    return out
+    return group_hashes(column).view(np.int64)

@@ -97,7 +97,7 @@ def fit_stream(
         fit, schema.labels, " + ".join(str(f.path) for f in encoder.files), allow_single_class
     )
     features.scaler = moments.scaler(features.scaler.transform_name)
-    kept = {c: counts.pop(c).kept(_min_count(min_count, c)) for c in list(counts)}
+    kept = {c: counts.pop(c).kept(features.categorical[c].min_count) for c in list(counts)}
     _collect_text(encoder, pieces, fit, kept, progress)
     for column, tokens in kept.items():
         features.categorical[column] = tokens.encoder()[0]
@@ -145,10 +145,6 @@ def _class_check(fit: StreamFit, tasks: Sequence[str], source: str, allow: bool)
         for code, split in enumerate(SPLITS)
     }
     check_split_classes(counts, source, allow, stacklevel=5)
-
-
-def _min_count(min_count: int | Mapping[str, int], column: str) -> int:
-    return min_count if isinstance(min_count, int) else int(min_count.get(column, 1))
 
 
 def _bar(pieces: Sequence[Piece], enabled: bool, description: str) -> Any:
