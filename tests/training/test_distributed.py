@@ -288,7 +288,13 @@ def test_bf16_mixed_precision_trains_on_cpu_and_fp16_needs_cuda(census: Prepared
     for precision in ("fp32", "bf16"):
         torch.manual_seed(0)
         model = build_model("mmoe", census.features, census.tasks, num_experts=2, expert_dims=(16,))
-        config = TrainerConfig(batch_size=512, max_epochs=2, precision=precision, device="cpu")  # type: ignore[arg-type]
+        config = TrainerConfig(  # patience beyond max_epochs: both runs take every step
+            batch_size=512,
+            max_epochs=2,
+            patience=5,
+            precision=precision,
+            device="cpu",  # type: ignore[arg-type]
+        )
         results[precision] = Trainer(
             model, nt.EqualWeights(list(census.tasks)), census, config
         ).fit()

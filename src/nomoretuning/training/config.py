@@ -35,7 +35,11 @@ class TrainerConfig:
         grad_clip: maximum global gradient norm (None: no clipping).
         max_epochs: epochs per stage at the most.
         max_steps: steps per stage at the most (None: no limit).
-        eval_every: evaluate every this many steps, and at each epoch end (None: epoch ends only).
+        eval_every: evaluate every this many steps, and at each epoch end (None: only as often
+            as ``evaluations_per_epoch`` says).
+        evaluations_per_epoch: evaluate at least this many times per epoch, evenly spaced (the
+            ``eval_every`` cadence, where it is finer, wins): a stage then picks from the same
+            candidates whatever cadence is set (1: epoch ends only).
         patience: how long a stage may go without a better candidate (see
             `nomoretuning.training.selection.CandidateSelection`), in ``patience_unit``.
         patience_unit: ``"evaluations"`` (feasible evaluations) or ``"epochs"`` (of training
@@ -77,6 +81,7 @@ class TrainerConfig:
     max_epochs: int = 20
     max_steps: int | None = None
     eval_every: int | None = None
+    evaluations_per_epoch: int = 4
     patience: float = 1.0
     patience_unit: Literal["evaluations", "epochs"] = "epochs"
     selection: Literal["feasible_first", "objective"] = "feasible_first"
@@ -92,7 +97,13 @@ class TrainerConfig:
     tensorboard: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "eval_batch_size", "max_epochs", "constraint_rows"):
+        for name in (
+            "batch_size",
+            "eval_batch_size",
+            "max_epochs",
+            "constraint_rows",
+            "evaluations_per_epoch",
+        ):
             checks.positive_int(getattr(self, name), f"trainer.{name}")
         for name in ("max_steps", "eval_every", "checkpoint_every", "constraint_every"):
             checks.optional_positive_int(getattr(self, name), f"trainer.{name}")
@@ -125,6 +136,19 @@ class TrainerConfig:
                 raise ConfigError(
                     f"trainer.{name} must be true or false, got {getattr(self, name)!r}"
                 )
+
+    def evaluation_interval(self, steps_per_epoch: int) -> int:
+        """Steps between two evaluations in an epoch of ``steps_per_epoch`` steps (each epoch
+        also ends with one).
+
+        Example:
+            >>> TrainerConfig().evaluation_interval(100), TrainerConfig(eval_every=10).evaluation_interval(100)
+            (25, 10)
+            >>> TrainerConfig(evaluations_per_epoch=1).evaluation_interval(100)
+            100
+        """  # noqa: E501
+        interval = max(1, steps_per_epoch // self.evaluations_per_epoch)
+        return interval if self.eval_every is None else min(self.eval_every, interval)
 
     @classmethod
     def option_names(cls) -> tuple[str, ...]:

@@ -4,12 +4,13 @@ A `StagedCombiner` (NMT) is trained stage by stage; any other combiner is one st
 (`nomoretuning.training.stages`). Inside a stage the trainer
 
 - takes optimization steps (`nomoretuning.training.steps`: one process or data parallel);
-- evaluates on the validation split every ``eval_every`` steps and at each epoch end, and keeps
-  the stage's best candidate by the selection rule (`nomoretuning.training.selection`:
-  feasible-first by default, patience counted on feasible evaluations only);
+- evaluates on the validation split ``evaluations_per_epoch`` times an epoch (or every
+  ``eval_every`` steps, where that is more often) and at each epoch end, and keeps the stage's
+  best candidate by the selection rule (`nomoretuning.training.selection`: feasible-first by
+  default);
 - checks the constraints on held-out data or on the training split, as ``trainer.constraints``
   says (`nomoretuning.training.constraints`);
-- stops after ``patience`` feasible evaluations without a better candidate, or at ``max_epochs``
+- stops after ``patience`` (epochs by default) without a better candidate, or at ``max_epochs``
   / ``max_steps``, restores the selected parameters and records the stage's bounds.
 
 Checkpoints (``last.pt`` with everything needed to resume exactly, the one before it kept as
@@ -145,6 +146,7 @@ class Trainer:
             self._non_finite,
         )
         self.state = TrainerState()
+        self._evaluation_interval = 1  # set by each stage from its epoch length
         self.selection = CandidateSelection(self.config.patience, self.config.patience_unit)
         self.logs = RunLogs(self.tasks, None)
         self.checkpoints = (
@@ -222,6 +224,7 @@ class Trainer:
         state = self.state
         train: Any = self.dataset.train
         steps_per_epoch = parallel.batches_per_epoch(train, cfg.batch_size)
+        self._evaluation_interval = cfg.evaluation_interval(steps_per_epoch)
         description = (
             f"stage {state.stage_index + 1}/{self.plan.num_stages} "
             f"({'+'.join(self.plan.stage_tasks)})"
@@ -275,8 +278,7 @@ class Trainer:
         return self.state.stop_stage or self.selection.done
 
     def _evaluation_due(self) -> bool:
-        every = self.config.eval_every
-        return every is not None and self.state.stage_step % every == 0
+        return self.state.stage_step % self._evaluation_interval == 0
 
     def _train_step(self, batch: Batch, bar: Any) -> None:
         outcome = self.runner.run(batch)
