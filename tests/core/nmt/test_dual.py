@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import random
 
 import pytest
@@ -21,8 +22,9 @@ from nomoretuning.errors import ConfigError
 
 
 # ------------------------------------------------------------------- the default rule
-def test_the_default_rule_is_scaled_ascent() -> None:
-    assert isinstance(NMT(["a", "b"]).rule, ScaledAscent)
+def test_the_default_rule_is_multiplicative_ascent() -> None:
+    assert isinstance(NMT(["a", "b"]).rule, MultiplicativeAscent)
+    assert NMT(["a", "b"], dual="scaled").rule == ScaledAscent()
 
 
 def test_scaled_ascent_by_hand() -> None:
@@ -169,6 +171,38 @@ def test_the_other_rules_by_hand() -> None:
     assert state.multiplier == pytest.approx(torch.tensor(0.75).exp().item() - 1)
 
 
+def test_multiplicative_ascent_by_hand() -> None:
+    rule = MultiplicativeAscent(rate=0.1, floor=0.01, max_error=10.0)
+    state = rule.start(0.0, scale=4.0)
+    rule.update(state, violation=0.3, slack=0.1, bound=1.0)  # e = 3: mu + f = f * exp(0.3)
+    assert state.multiplier == pytest.approx(4.0 * 0.01 * math.expm1(0.3))
+    high = rule.start(2.0, scale=4.0)  # mu = 0.5, far above the floor: a factor per step
+    rule.update(high, violation=0.1, slack=0.1, bound=1.0, steps=2)  # e = 1, two steps
+    assert high.multiplier == pytest.approx(4.0 * ((0.5 + 0.01) * math.exp(0.2) - 0.01))
+    rule.update(high, violation=5.0, slack=0.1, bound=1.0)  # e = 50, clipped to 10
+    assert high.multiplier == pytest.approx(4.0 * ((0.5 + 0.01) * math.exp(1.2) - 0.01))
+    for _ in range(5):  # slack: back to exactly 0 (projected), and it leaves 0 when violated
+        rule.update(high, violation=-50.0, slack=0.1, bound=1.0, steps=50)
+    assert high.multiplier == 0.0
+    rule.update(high, violation=0.1, slack=0.1, bound=1.0)
+    assert high.multiplier > 0.0
+
+
+def test_multiplicative_ascent_reaches_a_large_multiplier_in_log_time() -> None:
+    # A multiplier 100x larger takes log(100) / (rate * e) more steps, not 100x as many.
+    rule = MultiplicativeAscent(rate=0.01)
+    steps_to: dict[float, int] = {}
+    state = rule.start(0.0)
+    for step in range(1, 20_000):
+        rule.update(state, violation=1.0, slack=1.0, bound=1.0)  # e = 1
+        for target in (1.0, 100.0):
+            if target not in steps_to and state.multiplier >= target:
+                steps_to[target] = step
+        if 100.0 in steps_to:
+            break
+    assert steps_to[100.0] - steps_to[1.0] == pytest.approx(math.log(100) / 0.01, rel=0.01)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -192,3 +226,19 @@ def test_bad_rule_arguments(kwargs: dict[str, object], message: str) -> None:
         )
     with pytest.raises(ConfigError, match="rate"):
         ScaledAscent(rate=0.0)
+
+
+def test_multiplicative_ascent_does_not_wind_up_while_the_primal_catches_up() -> None:
+    # A violation of 10+ slacks held for 2,000 steps: lambda stops at max_multiplier instead of
+    # growing by exp(0.1) per step, so it comes back within a few hundred steps once the
+    # constraint is met.
+    rule = MultiplicativeAscent()
+    state = rule.start(0.0, scale=2.0)
+    for _ in range(2000):
+        rule.update(state, violation=1.0, slack=0.01, bound=1.0)
+    assert state.multiplier == pytest.approx(rule.max_multiplier)
+    steps = 0
+    while state.multiplier > 1.0:
+        rule.update(state, violation=-1.0, slack=0.01, bound=1.0)  # e = -10 (clipped)
+        steps += 1
+    assert steps < 100

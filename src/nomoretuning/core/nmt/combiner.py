@@ -55,13 +55,15 @@ class NMT(LossCombiner):
             ``"reducible"`` (default): ``rho * min(|L_j*|, B_j - L_j*)`` when the baseline loss
             ``B_j`` of a constant prediction is given to ``next_stage`` (the trainer does),
             ``rho * |L_j*|`` otherwise; ``"relative"``: ``rho * |L_j*|``; ``"absolute"``: ``rho``.
-        dual: the multiplier update rule (`nomoretuning.core.nmt.dual`): ``"scaled"`` (default:
-            projected ascent on the violation in units of the slack, in multiplier units of the
-            stage objective's loss over the bound, integrated over primal steps; the same
-            dynamics at any loss scale, tolerance or update cadence), ``"multiplicative"``
-            (log-domain ascent), ``"ascent"`` (the paper's projected gradient ascent), ``"pi"``
-            (a PI controller), or a rule object.
-        dual_lr: the rule's rate (None: its default; 0.01 for ``"scaled"``, 100 for ``"ascent"``
+        dual: the multiplier update rule (`nomoretuning.core.nmt.dual`): ``"multiplicative"``
+            (default: log-domain ascent on the violation in units of the slack, in multiplier
+            units of the stage objective's loss over the bound, integrated over primal steps;
+            the same dynamics at any loss scale or update cadence, and a loop gain that does not
+            shrink as a small tolerance makes ``lambda*`` large), ``"scaled"`` (the same, additive),
+            ``"ascent"`` (the paper's projected gradient ascent), ``"pi"`` (a PI controller), or a
+            rule object.
+        dual_lr: the rule's rate (None: its default; 0.01 for ``"multiplicative"`` and
+            ``"scaled"``, 100 for ``"ascent"``
             and ``"pi"``, where with the relative violation an excess of 1 % over the bound
             raises lambda by 1 per update).
         pi_gains: ``(kp, ki)`` of ``"pi"``: ``I <- max(0, I + dual_lr*ki*g)``,
@@ -119,7 +121,7 @@ class NMT(LossCombiner):
         priorities: Sequence[str | Sequence[str]],
         tolerance: float | Mapping[str, float] = 0.005,
         tolerance_mode: Literal["reducible", "relative", "absolute"] = "reducible",
-        dual: str | DualRule = "scaled",
+        dual: str | DualRule = "multiplicative",
         dual_lr: float | None = None,
         pi_gains: tuple[float, float] = (1.0, 1.0),
         smoothing: float = 0.0,

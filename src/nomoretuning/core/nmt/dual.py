@@ -7,15 +7,14 @@ multipliers are updated every step, more when they are updated from held-out los
 steps). It keeps whatever state it needs in that constraint's `MultiplierState`. Multipliers stay
 >= 0 (projection).
 
-- `ScaledAscent` (NMT's default, ``"scaled"``): projected ascent on a unitless, bounded error,
+- `ScaledAscent` (``"scaled"``): projected ascent on a unitless, bounded error,
   ``mu <- max(0, mu + rate * steps * e)`` with ``e = g / eps`` (the violation in units of the
   slack) clipped to ``[-10, 10]``, and ``lambda = scale * mu`` where ``scale`` is the stage
   objective's loss over the bound: a task's loss scale, the tolerance and the update cadence
   (the integral runs over primal steps) do not change the dynamics of ``mu``.
-- `MultiplicativeAscent` (``"multiplicative"``): the multiplier moves by a *factor* per step,
-  ``lambda + floor <- (lambda + floor) * exp(rate * steps * e)``, ``e`` clipped to
-  ``[-1, max_error]``: in the log domain the loop gain does not depend on how large the
-  multiplier must become.
+- `MultiplicativeAscent` (NMT's default, ``"multiplicative"``): the same natural units, with
+  ``mu`` moving by a *factor* per step, ``mu + floor <- (mu + floor) * exp(rate * steps * e)``:
+  in the log domain the loop gain does not depend on how large the multiplier must become.
 - `ProjectedAscent`: the paper's rule, ``lambda <- max(0, lambda + lr * g')`` with ``g'`` the
   violation relative to the bound (or raw), optionally smoothed.
 - `PIController`: a PI controller on the same error, for damping plain ascent's oscillation.
@@ -26,7 +25,7 @@ Example:
     >>> state.multiplier
     0.5
     >>> rule = MultiplicativeAscent(rate=0.5, floor=1.0)
-    >>> fresh = MultiplierState()
+    >>> fresh = rule.start(0.0)
     >>> rule.update(fresh, 0.3, slack=0.2, bound=1.0)  # e = 0.3 / 0.2 = 1.5
     >>> round(fresh.multiplier, 4)  # (0 + 1) * exp(0.5 * 1.5) - 1
     1.117
@@ -115,38 +114,54 @@ def _start_at(multiplier: float, scale: float | None) -> MultiplierState:
 
 @dataclass(frozen=True)
 class MultiplicativeAscent:
-    """Multiplicative (log-domain) ascent on the violation in units of the slack.
+    """Log-domain ascent in natural units: `ScaledAscent` with a factor per step.
+
+    ``mu + floor <- (mu + floor) * exp(rate * steps * e)`` and ``lambda = scale * mu``, with ``e``
+    the violation in units of the slack clipped to ``[-max_error, max_error]`` and ``scale`` as
+    in `ScaledAscent`. Above ``floor`` the multiplier moves by a factor per step, so the time it
+    takes to reach ``mu*`` grows with ``log(mu*)``, not with ``mu*``, and the loop gain
+    ``d e / d log(lambda)`` does not depend on how large ``lambda*`` is (it grows as the tolerance
+    shrinks); below ``floor`` the step is additive, so ``mu`` returns to exactly 0 and leaves it.
 
     Args:
-        rate: change of ``log(lambda + floor)`` per primal step at a violation of one slack.
-        floor: the scale below which the update is additive (``lambda`` can return to exactly 0
-            and leave it); far smaller than any multiplier a constraint needs.
-        max_error: the error's upper clip (violations beyond this many slacks move it no faster).
-        max_steps: the most primal steps one update integrates (a cap on rare updates).
+        rate: change of ``log(mu + floor)`` per primal step at a violation of one slack.
+        floor: the scale of ``mu`` below which the update is additive.
+        max_error: the error's clip, in slacks.
+        max_steps: the most primal steps one update integrates.
+        max_multiplier: the largest ``lambda`` (anti-windup: while the primal catches up with a
+            large violation, ``lambda`` stops growing once the constraint holds all but
+            ``1 / (1 + lambda)`` of the step's weight, instead of growing exponentially).
     """
 
-    rate: float = 0.03
-    floor: float = 0.01
+    rate: float = 0.01
+    floor: float = 1e-3
     max_error: float = 10.0
     max_steps: int = 50
+    max_multiplier: float = 1000.0
 
     def __post_init__(self) -> None:
+        checks.positive_number(self.max_multiplier, "MultiplicativeAscent: max_multiplier")
         checks.positive_number(self.rate, "MultiplicativeAscent: rate")
         checks.positive_number(self.floor, "MultiplicativeAscent: floor")
         checks.positive_number(self.max_error, "MultiplicativeAscent: max_error")
         checks.positive_int(self.max_steps, "MultiplicativeAscent: max_steps")
 
     def start(self, multiplier: float, scale: float | None = None) -> MultiplierState:
-        return MultiplierState(multiplier, math.log1p(multiplier / self.floor), scale=scale)
+        mu = multiplier / scale if scale else multiplier
+        return MultiplierState(multiplier, math.log1p(mu / self.floor), scale=scale)
 
     def update(
         self, state: MultiplierState, violation: float, slack: float, bound: float, steps: int = 1
     ) -> None:
-        error = _slack_error(violation, slack, -1.0, self.max_error)
+        error = _slack_error(violation, slack, -self.max_error, self.max_error)
         state.smoothed = error
         span = min(max(int(steps), 1), self.max_steps)
         state.integral = max(0.0, state.integral + self.rate * span * error)
-        state.multiplier = self.floor * math.expm1(state.integral)
+        scale = 1.0 if state.scale is None else state.scale
+        # Anti-windup: beyond max_multiplier the constraint already has all but 1/(1 + lambda)
+        # of the step's weight, so a larger lambda changes nothing but the time to come back.
+        state.integral = min(state.integral, math.log1p(self.max_multiplier / scale / self.floor))
+        state.multiplier = scale * self.floor * math.expm1(state.integral)
 
 
 def _slack_error(violation: float, slack: float, low: float, high: float) -> float:
@@ -253,7 +268,7 @@ def build_rule(
 ) -> DualRule:
     """The rule ``NMT(dual=...)`` names (a rule object is used as is).
 
-    ``lr`` is the rule's rate (None: its default: 0.01 for ``"scaled"``, 0.03 for
+    ``lr`` is the rule's rate (None: its default: 0.01 for ``"scaled"`` and
     ``"multiplicative"``, 100 for ``"ascent"`` and ``"pi"``); ``pi_gains``, ``smoothing`` and
     ``violation`` configure ``"ascent"`` and ``"pi"``.
 
