@@ -23,6 +23,7 @@ pass count, every failing cell with its margin, and draws a heatmap of the margi
     python benchmarks/bench_robustness.py                   # every cell (hours on 2 cores)
     python benchmarks/bench_robustness.py --rows census --cells centre,e20 --seeds 5
     python benchmarks/bench_robustness.py --report runs/robustness/results.jsonl
+    python benchmarks/bench_robustness.py --quick --set fresh_top_stage=false --output runs/alt
 """
 
 from __future__ import annotations
@@ -140,6 +141,12 @@ def _dataset(row: str) -> Any:
     return _DATA[row]
 
 
+OVERRIDES: dict[str, Any] = {}
+"""Trainer options set on every run (``--set``), to measure an alternative to a default."""
+NMT_OVERRIDES: dict[str, Any] = {}
+"""NMT options set on every NMT run (``--nmt``), likewise."""
+
+
 def train(run: Run) -> dict[str, Any]:
     """One run of the matrix with the library's defaults, apart from the cell's one factor."""
     import torch
@@ -161,8 +168,11 @@ def train(run: Run) -> dict[str, Any]:
         options = {k: v for k, v in SMALL.items() if k in allowed}
     torch.manual_seed(run.seed)
     model = build_model(name, data.features, run_tasks, **options)
-    combiner: nt.LossCombiner = nt.NMT(tasks) if run.method == "nmt" else nt.EqualWeights(run_tasks)
+    combiner: nt.LossCombiner = (
+        nt.NMT(tasks, **NMT_OVERRIDES) if run.method == "nmt" else nt.EqualWeights(run_tasks)
+    )
     trainer_options = {k: v for k, v in cell.items() if k not in ("model", "sizes")}
+    trainer_options.update(OVERRIDES)
     config = TrainerConfig(seed=run.seed, progress=False, device="cpu", **trainer_options)
     start = time.perf_counter()
     result = Trainer(model, combiner, data, config).fit()
@@ -291,7 +301,9 @@ def _heatmap(found: Sequence[Verdict], path: Path) -> None:
 def _select(names: str | None, known: Sequence[str], what: str) -> list[str]:
     if names is None:
         return list(known)
-    chosen = [n for n in known if any(part.strip() in n for part in names.split(","))]
+    parts = [part.strip() for part in names.split(",")]
+    chosen = [n for n in known if n in parts]  # exact names, or else substrings of names
+    chosen = chosen or [n for n in known if any(part in n for part in parts)]
     if not chosen:
         raise SystemExit(f"--{what} {names!r} matches none of {list(known)}")
     return chosen
@@ -307,7 +319,23 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("runs/robustness"))
     parser.add_argument("--resume", action="store_true", help="continue the results file")
     parser.add_argument("--report", type=Path, help="only report a results file")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="a trainer option for every run (YAML value), to measure an alternative default",
+    )
+    parser.add_argument(
+        "--nmt", action="append", default=[], metavar="OPTION=VALUE", help="an NMT option, likewise"
+    )
     args = parser.parse_args()
+    import yaml
+
+    for items, target in ((args.set, OVERRIDES), (args.nmt, NMT_OVERRIDES)):
+        for item in items:
+            name, _, value = item.partition("=")
+            target[name.strip()] = yaml.safe_load(value)
     if args.report is not None:
         records = [json.loads(line) for line in args.report.read_text().splitlines() if line]
         report(records, args.report.parent / "heatmap.png")
