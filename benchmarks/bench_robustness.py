@@ -23,7 +23,7 @@ pass count, every failing cell with its margin, and draws a heatmap of the margi
     python benchmarks/bench_robustness.py                   # every cell (hours on 2 cores)
     python benchmarks/bench_robustness.py --rows census --cells centre,e20 --seeds 5
     python benchmarks/bench_robustness.py --report runs/robustness/results.jsonl
-    python benchmarks/bench_robustness.py --quick --set fresh_top_stage=false --output runs/alt
+    python benchmarks/bench_robustness.py --quick --nmt dual=scaled --output runs/alt
 """
 
 from __future__ import annotations

@@ -142,11 +142,13 @@ class TrainerConfig:
         also ends with one).
 
         Example:
-            >>> TrainerConfig().evaluation_interval(100), TrainerConfig(eval_every=10).evaluation_interval(100)
-            (25, 10)
+            >>> TrainerConfig().evaluation_interval(100)
+            25
+            >>> TrainerConfig(eval_every=10).evaluation_interval(100)
+            10
             >>> TrainerConfig(evaluations_per_epoch=1).evaluation_interval(100)
             100
-        """  # noqa: E501
+        """
         interval = max(1, steps_per_epoch // self.evaluations_per_epoch)
         return interval if self.eval_every is None else min(self.eval_every, interval)
 

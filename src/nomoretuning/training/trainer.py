@@ -146,7 +146,6 @@ class Trainer:
             self._non_finite,
         )
         self.state = TrainerState()
-        self._evaluation_interval = 1  # set by each stage from its epoch length
         self.selection = CandidateSelection(self.config.patience, self.config.patience_unit)
         self.logs = RunLogs(self.tasks, None)
         self.checkpoints = (
@@ -224,7 +223,7 @@ class Trainer:
         state = self.state
         train: Any = self.dataset.train
         steps_per_epoch = parallel.batches_per_epoch(train, cfg.batch_size)
-        self._evaluation_interval = cfg.evaluation_interval(steps_per_epoch)
+        interval = cfg.evaluation_interval(steps_per_epoch)
         description = (
             f"stage {state.stage_index + 1}/{self.plan.num_stages} "
             f"({'+'.join(self.plan.stage_tasks)})"
@@ -251,7 +250,7 @@ class Trainer:
                     state.epochs_run += 1.0 / steps_per_epoch
                     if cfg.max_steps is not None and state.stage_step >= cfg.max_steps:
                         state.stop_stage = True
-                    evaluate = self._evaluation_due()
+                    evaluate = self._evaluation_due(interval)
                     if evaluate or self._stopping:
                         self._evaluate_and_select()
                     if self._stopping:
@@ -262,7 +261,7 @@ class Trainer:
                         self._save_last()
                 if self._stopping:
                     break
-                evaluated_now = self._evaluation_due()
+                evaluated_now = self._evaluation_due(interval)
                 state.epoch += 1
                 state.batch_in_epoch = 0
                 if not evaluated_now:
@@ -277,8 +276,8 @@ class Trainer:
         """The running stage is over: its step budget is spent or its patience ran out."""
         return self.state.stop_stage or self.selection.done
 
-    def _evaluation_due(self) -> bool:
-        return self.state.stage_step % self._evaluation_interval == 0
+    def _evaluation_due(self, interval: int) -> bool:
+        return self.state.stage_step % interval == 0
 
     def _train_step(self, batch: Batch, bar: Any) -> None:
         outcome = self.runner.run(batch)

@@ -63,9 +63,8 @@ class NMT(LossCombiner):
             ``"ascent"`` (the paper's projected gradient ascent), ``"pi"`` (a PI controller), or a
             rule object.
         dual_lr: the rule's rate (None: its default; 0.01 for ``"multiplicative"`` and
-            ``"scaled"``, 100 for ``"ascent"``
-            and ``"pi"``, where with the relative violation an excess of 1 % over the bound
-            raises lambda by 1 per update).
+            ``"scaled"``, 100 for ``"ascent"`` and ``"pi"``, where with the relative violation an
+            excess of 1 % over the bound raises lambda by 1 per update).
         pi_gains: ``(kp, ki)`` of ``"pi"``: ``I <- max(0, I + dual_lr*ki*g)``,
             ``lambda = max(0, I + dual_lr*kp*g)``.
         smoothing: for ``"ascent"`` and ``"pi"``: EMA coefficient in [0, 1) of the violation.

@@ -140,14 +140,14 @@ class MultiplicativeAscent:
     max_multiplier: float = 1000.0
 
     def __post_init__(self) -> None:
-        checks.positive_number(self.max_multiplier, "MultiplicativeAscent: max_multiplier")
         checks.positive_number(self.rate, "MultiplicativeAscent: rate")
         checks.positive_number(self.floor, "MultiplicativeAscent: floor")
         checks.positive_number(self.max_error, "MultiplicativeAscent: max_error")
         checks.positive_int(self.max_steps, "MultiplicativeAscent: max_steps")
+        checks.positive_number(self.max_multiplier, "MultiplicativeAscent: max_multiplier")
 
     def start(self, multiplier: float, scale: float | None = None) -> MultiplierState:
-        mu = multiplier / scale if scale else multiplier
+        mu = _natural(multiplier, scale)
         return MultiplierState(multiplier, math.log1p(mu / self.floor), scale=scale)
 
     def update(
@@ -155,13 +155,28 @@ class MultiplicativeAscent:
     ) -> None:
         error = _slack_error(violation, slack, -self.max_error, self.max_error)
         state.smoothed = error
-        span = min(max(int(steps), 1), self.max_steps)
+        span = _span(steps, self.max_steps)
         state.integral = max(0.0, state.integral + self.rate * span * error)
-        scale = 1.0 if state.scale is None else state.scale
+        scale = _unit(state)
         # Anti-windup: beyond max_multiplier the constraint already has all but 1/(1 + lambda)
         # of the step's weight, so a larger lambda changes nothing but the time to come back.
         state.integral = min(state.integral, math.log1p(self.max_multiplier / scale / self.floor))
         state.multiplier = scale * self.floor * math.expm1(state.integral)
+
+
+def _natural(multiplier: float, scale: float | None) -> float:
+    """``mu``: a multiplier in units of the stage's ``scale`` (``lambda = scale * mu``)."""
+    return multiplier / scale if scale else multiplier
+
+
+def _unit(state: MultiplierState) -> float:
+    """The multiplier's unit: ``lambda = unit * mu``."""
+    return 1.0 if state.scale is None else state.scale
+
+
+def _span(steps: int, max_steps: int) -> int:
+    """The primal steps one update integrates: at least 1, at most ``max_steps``."""
+    return min(max(int(steps), 1), max_steps)
 
 
 def _slack_error(violation: float, slack: float, low: float, high: float) -> float:
@@ -199,17 +214,16 @@ class ScaledAscent:
         checks.positive_int(self.max_steps, "ScaledAscent: max_steps")
 
     def start(self, multiplier: float, scale: float | None = None) -> MultiplierState:
-        mu = multiplier / scale if scale else multiplier
-        return MultiplierState(multiplier, integral=mu, scale=scale)
+        return MultiplierState(multiplier, integral=_natural(multiplier, scale), scale=scale)
 
     def update(
         self, state: MultiplierState, violation: float, slack: float, bound: float, steps: int = 1
     ) -> None:
         error = _slack_error(violation, slack, -self.max_error, self.max_error)
         state.smoothed = error
-        span = min(max(int(steps), 1), self.max_steps)
+        span = _span(steps, self.max_steps)
         state.integral = max(0.0, state.integral + self.rate * span * error)
-        state.multiplier = (1.0 if state.scale is None else state.scale) * state.integral
+        state.multiplier = _unit(state) * state.integral
 
 
 @dataclass(frozen=True)
