@@ -86,7 +86,8 @@ def test_predict_on_the_raw_file_reproduces_the_trainers_test_metrics(
     )
     assert code == 0, err
     again = pd.read_csv(pieces)
-    np.testing.assert_allclose(again["income"], scores["income"], rtol=0, atol=1e-12)
+    # a different piece size may take a different float32 matrix kernel: equal to rounding
+    np.testing.assert_allclose(again["income"], scores["income"], rtol=0, atol=1e-6)
 
 
 def test_evaluate_reproduces_the_runs_test_metrics(
