@@ -363,3 +363,23 @@ def test_a_state_saved_without_the_joint_start_is_refused_by_name() -> None:
     state = NMT(["a", "b"]).state_dict()
     with pytest.raises(ConfigError, match="joint_start False"):
         nt.NMT(["a", "b"]).load_state_dict(state)
+
+
+def test_a_state_saved_under_another_dual_rule_is_refused_by_name() -> None:
+    state = nt.NMT(["a", "b"], dual="scaled").state_dict()
+    with pytest.raises(ConfigError, match=r"dual rule ScaledAscent\(rate=0.01"):
+        nt.NMT(["a", "b"]).load_state_dict(state)
+    with pytest.raises(ConfigError, match="MultiplicativeAscent"):
+        nt.NMT(["a", "b"], dual_lr=0.02).load_state_dict(nt.NMT(["a", "b"]).state_dict())
+    nt.NMT(["a", "b"], dual="scaled").load_state_dict(state)  # the same rule loads
+
+
+def test_a_state_of_version_0_1_without_the_dual_rule_still_loads() -> None:
+    nmt = nt.NMT(["a", "b"])
+    nmt.next_stage(bound={"a": 1.0, "b": 1.0})
+    state = nmt.state_dict()
+    extra = next(k for k in state if k.endswith("_extra_state"))
+    del state[extra]["dual"]
+    again = nt.NMT(["a", "b"])
+    again.load_state_dict(state)
+    assert again.stage_tasks == ("a",)

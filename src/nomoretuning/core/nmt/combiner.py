@@ -16,6 +16,7 @@ steps (`nomoretuning.core.nmt.dual.ScaledAscent`). See ``docs/method.md``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -414,8 +415,15 @@ class NMT(LossCombiner):
             "levels": [list(level) for level in self.levels],
             "refine": self.refine,
             "joint_start": self.joint_start,
+            "dual": self._rule_description(),
             **self._state.to_dict(),
         }
+
+    def _rule_description(self) -> str:
+        """The dual rule and its settings (its class name where it is no dataclass)."""
+        if dataclasses.is_dataclass(self.rule):
+            return repr(self.rule)
+        return type(self.rule).__qualname__
 
     def set_extra_state(self, state: Any) -> None:
         levels = tuple(tuple(level) for level in state["levels"])
@@ -426,6 +434,12 @@ class NMT(LossCombiner):
                 f"NMT state was saved for priorities {[list(x) for x in levels]} (refine "
                 f"{refine}, joint_start {joint}), this NMT has {[list(x) for x in self.levels]} "
                 f"(refine {self.refine}, joint_start {self.joint_start})"
+            )
+        saved_rule = state.get("dual")  # absent in checkpoints of version 0.1
+        if saved_rule is not None and saved_rule != self._rule_description():
+            raise ConfigError(
+                f"NMT state was saved with the dual rule {saved_rule}, this NMT has "
+                f"{self._rule_description()}: build it with the same dual= and dual_lr="
             )
         self._state = NMTState.from_dict(state, history=self._state.history)
         # Rebuild the stage combiner so that its own tensors (loaded next by torch) fit.

@@ -52,7 +52,7 @@ __all__ = [
     "build_rule",
 ]
 
-DUAL_RULES = ("scaled", "multiplicative", "ascent", "pi")
+DUAL_RULES = ("multiplicative", "scaled", "ascent", "pi")
 """The rules `build_rule` knows by name (``NMT(dual=...)``); the first is the default."""
 
 
