@@ -2,7 +2,7 @@
 
 ``trainer.constraints`` chooses (`nomoretuning.training.config.CONSTRAINT_DATA`):
 
-- ``"valid"`` (default): the multipliers follow held-out losses, never the training losses of a
+- ``"valid"``: the multipliers follow held-out losses, never the training losses of a
   step. Every ``constraint_every`` steps the constrained tasks' losses on the *constraint set* (up
   to ``constraint_rows`` validation rows) are re-estimated by evaluating one more chunk of it
   (`nomoretuning.training.held_out.HeldOutLosses`) and the multipliers take one dual step from
@@ -11,10 +11,10 @@
   the parameters selected for its stage. With ``constraint_every: null`` the dual step is taken at
   each evaluation instead, from the full validation losses (and ``L*`` is the selected validation
   loss).
-- ``"train"``: the multipliers take a dual step at every training step from that step's training
-  losses, and ``L*`` is the mean training loss over one full pass of the training split at the
-  selected parameters, in training mode, without gradients (the way that constraint is evaluated
-  during training).
+- ``"train"`` (default): the multipliers take a dual step at every training step from that
+  step's training losses, and ``L*`` is the mean training loss over one full pass of the training
+  split at the selected parameters, in training mode, without gradients (the way that constraint
+  is evaluated during training).
 
 Either way, a candidate's feasibility for selection is checked on validation: task j's
 validation loss against its validation loss when its stage ended (the *reference*), with the
