@@ -137,6 +137,9 @@ def _worker(
             try:
                 trainer.fit()
             except _StoppedError:
+                # both ranks stop at the same step: meet before tearing the group down, or the
+                # first to leave can close the connection under the other's last collective
+                torch.distributed.barrier()
                 return
         result = trainer.fit(resume=mode == "resume")
         torch.save(
