@@ -16,7 +16,6 @@ steps (`nomoretuning.core.nmt.dual.ScaledAscent`). See ``docs/method.md``.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -27,7 +26,7 @@ from torch import Tensor
 from nomoretuning import checks
 from nomoretuning.core.base import Closure, LossCombiner, check_losses
 from nomoretuning.core.nmt import constraint
-from nomoretuning.core.nmt.dual import DualRule, build_rule
+from nomoretuning.core.nmt.dual import DualRule, build_rule, describe_rule
 from nomoretuning.core.nmt.levels import (
     parse_level_weights,
     parse_priorities,
@@ -35,7 +34,7 @@ from nomoretuning.core.nmt.levels import (
     resolve_values,
     stage_schedule,
 )
-from nomoretuning.core.nmt.state import NMTState
+from nomoretuning.core.nmt.state import NMTSettings, NMTState
 from nomoretuning.core.switching import StageSwitch
 from nomoretuning.core.weighting import EqualWeights
 from nomoretuning.errors import ConfigError
@@ -411,36 +410,13 @@ class NMT(LossCombiner):
 
     # ------------------------------------------------------------------------------ state
     def get_extra_state(self) -> dict[str, Any]:
-        return {
-            "levels": [list(level) for level in self.levels],
-            "refine": self.refine,
-            "joint_start": self.joint_start,
-            "dual": self._rule_description(),
-            **self._state.to_dict(),
-        }
+        return {**self._settings().to_dict(), **self._state.to_dict()}
 
-    def _rule_description(self) -> str:
-        """The dual rule and its settings (its class name where it is no dataclass)."""
-        if dataclasses.is_dataclass(self.rule):
-            return repr(self.rule)
-        return type(self.rule).__qualname__
+    def _settings(self) -> NMTSettings:
+        return NMTSettings(self.levels, self.refine, self.joint_start, describe_rule(self.rule))
 
     def set_extra_state(self, state: Any) -> None:
-        levels = tuple(tuple(level) for level in state["levels"])
-        refine = bool(state.get("refine", False))
-        joint = bool(state.get("joint_start", False))
-        if levels != self.levels or refine != self.refine or joint != self.joint_start:
-            raise ConfigError(
-                f"NMT state was saved for priorities {[list(x) for x in levels]} (refine "
-                f"{refine}, joint_start {joint}), this NMT has {[list(x) for x in self.levels]} "
-                f"(refine {self.refine}, joint_start {self.joint_start})"
-            )
-        saved_rule = state.get("dual")  # absent in checkpoints of version 0.1
-        if saved_rule is not None and saved_rule != self._rule_description():
-            raise ConfigError(
-                f"NMT state was saved with the dual rule {saved_rule}, this NMT has "
-                f"{self._rule_description()}: build it with the same dual= and dual_lr="
-            )
+        self._settings().check(state)
         self._state = NMTState.from_dict(state, history=self._state.history)
         # Rebuild the stage combiner so that its own tensors (loaded next by torch) fit.
         self.inner = self._build_inner()

@@ -34,7 +34,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from typing import Protocol, runtime_checkable
 
 from nomoretuning import checks
@@ -50,6 +50,7 @@ __all__ = [
     "ProjectedAscent",
     "ScaledAscent",
     "build_rule",
+    "describe_rule",
 ]
 
 DUAL_RULES = ("multiplicative", "scaled", "ascent", "pi")
@@ -316,3 +317,14 @@ def build_rule(
     return PIController(
         rate, kp=float(pi_gains[0]), ki=float(pi_gains[1]), relative=relative, smoothing=smoothing
     )
+
+
+def describe_rule(rule: DualRule) -> str:
+    """The rule and its settings, as a saved state records them (the class name of a rule that
+    is no dataclass).
+
+    Example:
+        >>> describe_rule(build_rule("scaled", None, (10.0, 1.0), 0.0, "relative"))
+        'ScaledAscent(rate=0.01, max_error=10.0, max_steps=50)'
+    """
+    return repr(rule) if is_dataclass(rule) else type(rule).__qualname__

@@ -9,8 +9,56 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nomoretuning.core.nmt.dual import MultiplierState
+from nomoretuning.errors import ConfigError
 
-__all__ = ["NMTState"]
+__all__ = ["NMTSettings", "NMTState"]
+
+
+@dataclass(frozen=True)
+class NMTSettings:
+    """The settings a saved NMT state only fits: priorities, schedule and dual rule.
+
+    Example:
+        >>> saved = NMTSettings((("a",), ("b",)), False, True, "R()").to_dict()
+        >>> NMTSettings((("a",), ("b",)), False, True, "R()").check(saved)
+        >>> NMTSettings((("a",), ("b",)), False, True, "S()").check(saved)
+        Traceback (most recent call last):
+        ...
+        nomoretuning.errors.ConfigError: NMT state was saved with the dual rule R(), this NMT has S(): build it with the same dual= and dual_lr=
+    """  # noqa: E501
+
+    levels: tuple[tuple[str, ...], ...]
+    refine: bool
+    joint_start: bool
+    dual: str
+    """The rule's description (`nomoretuning.core.nmt.dual.describe_rule`)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "levels": [list(level) for level in self.levels],
+            "refine": self.refine,
+            "joint_start": self.joint_start,
+            "dual": self.dual,
+        }
+
+    def check(self, data: Mapping[str, Any]) -> None:
+        """Raises a `ConfigError` naming both when ``data`` was saved under other settings
+        (states of 0.1 record no dual rule: any rule loads them)."""
+        levels = tuple(tuple(level) for level in data["levels"])
+        refine = bool(data.get("refine", False))
+        joint = bool(data.get("joint_start", False))
+        if levels != self.levels or refine != self.refine or joint != self.joint_start:
+            raise ConfigError(
+                f"NMT state was saved for priorities {[list(x) for x in levels]} (refine "
+                f"{refine}, joint_start {joint}), this NMT has {[list(x) for x in self.levels]} "
+                f"(refine {self.refine}, joint_start {self.joint_start})"
+            )
+        saved_rule = data.get("dual")
+        if saved_rule is not None and saved_rule != self.dual:
+            raise ConfigError(
+                f"NMT state was saved with the dual rule {saved_rule}, this NMT has "
+                f"{self.dual}: build it with the same dual= and dual_lr="
+            )
 
 
 @dataclass
