@@ -10,8 +10,9 @@ re-scaled Lagrangian
 
 (gradient descent on the parameters) and projected ascent on each multiplier from the raw,
 detached violation ``g_j = L_j - L_j* - eps_j`` (never the autograd derivative of L~, whose sign
-is wrong when the constraint is violated), in units of the slack and integrated over primal
-steps (`nomoretuning.core.nmt.dual.ScaledAscent`). See ``docs/method.md``.
+is wrong when the constraint is violated), in units of the slack, integrated over primal steps
+and taken in the log domain (`nomoretuning.core.nmt.dual.MultiplicativeAscent`, the default).
+See ``docs/method.md``.
 """
 
 from __future__ import annotations
