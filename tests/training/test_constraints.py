@@ -14,6 +14,7 @@ from trainer_helpers import toy_config, toy_model
 import nomoretuning as nt
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.training.constraints import ConstraintData
+from nomoretuning.training.selection import Candidate
 from nomoretuning.training.stages import StagePlan
 from nomoretuning.training.trainer import Trainer
 
@@ -98,6 +99,30 @@ def test_excess_is_relative_to_the_validation_reference_with_the_combiners_slack
     override = ConstraintData(plan, "valid", feasibility_tolerance=0.0)
     override.record_references(("like",), {"like": {"loss": 0.5}})
     assert override.excess({"like": {"loss": 0.51}})["like"] == pytest.approx(0.02)
+
+
+def _seen(values: list[tuple[float, float]]) -> list[Candidate]:
+    """Candidates of like's stage with (loss, auc) per evaluation."""
+    return [
+        Candidate(step, auc, 0.0, True, {"like": {"loss": loss, "auc": auc}})
+        for step, (loss, auc) in enumerate(values)
+    ]
+
+
+def test_the_metric_guard_keeps_a_constrained_tasks_metric_within_its_noise() -> None:
+    _, plan = _in_stage_two(tolerance=0.05)
+    seen = _seen([(0.5, 0.70), (0.5, 0.72), (0.5, 0.70), (0.5, 0.72)])  # auc noise 0.01414
+    data = ConstraintData(plan, "valid", metric_guard=(1.0, "auc"))
+    data.record_references(("like",), {"like": {"loss": 0.5, "auc": 0.72}}, seen)
+    assert data.metric_floor["like"] == pytest.approx(0.72 - 0.02 / 2**0.5)
+    within = data.excess({"like": {"loss": 0.51, "auc": 0.71}})
+    assert max(within.values()) <= 0
+    below = data.excess({"like": {"loss": 0.51, "auc": 0.70}})  # the loss is fine, the AUC not
+    assert below["like"] <= 0 < below["like:auc"]
+    assert below["like:auc"] == pytest.approx((0.72 - 0.01414 - 0.70) / 0.70586, rel=1e-3)
+    restored = ConstraintData(plan, "valid", metric_guard=(1.0, "auc"))
+    restored.load_state_dict(data.state_dict())
+    assert restored.excess({"like": {"loss": 0.51, "auc": 0.70}}) == below
 
 
 def test_held_out_dual_steps_use_validation_losses() -> None:

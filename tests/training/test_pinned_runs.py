@@ -45,6 +45,8 @@ TRAINER = {
     "progress": False,
     "patience_unit": "evaluations",
     "freeze_constrained": False,
+    "selection_band": None,
+    "metric_guard": None,
 }
 NMT_OPTIONS = {
     "tolerance": 0.01,

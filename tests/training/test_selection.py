@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import functools
 
-from nomoretuning.training.selection import Candidate, CandidateSelection
+import pytest
+import torch
+
+from nomoretuning.training.selection import Candidate, CandidateSelection, evaluation_noise
 
 
 def _candidate(step: int, auc: float, excess: float, rule: str = "feasible_first") -> Candidate:
@@ -68,8 +71,6 @@ def test_patience_counts_feasible_evaluations_without_improvement_only() -> None
 
 
 def test_the_selected_parameters_are_a_copy() -> None:
-    import torch
-
     weights = {"w": torch.zeros(2)}
     selection = CandidateSelection(patience=1)
     selection.consider(_candidate(0, 0.7, 0.0), lambda: weights)
@@ -84,3 +85,83 @@ def test_state_round_trip() -> None:
     restored.load_state_dict(selection.state_dict())
     assert restored.best == selection.best
     assert restored.stale_evaluations == selection.stale_evaluations == 1
+
+
+def test_evaluation_noise_is_the_successive_difference_estimate() -> None:
+    # differences +-2: sqrt(mean(4) / 2) = sqrt(2)
+    assert evaluation_noise([1.0, 3.0, 1.0, 3.0]) == pytest.approx(2**0.5)
+    # a straight trend of step 1 counts as noise of 1 / sqrt(2) only
+    assert evaluation_noise([0.0, 1.0, 2.0, 3.0]) == pytest.approx(0.5**0.5)
+    assert evaluation_noise([0.3, 0.9]) == 0.0
+
+
+def _two_task(step: int, top: float, low: float, excess: float = 0.0) -> Candidate:
+    metrics = {"top": {"auc": top}, "low": {"auc": low}}
+    return Candidate.evaluate(step, metrics, ("top",), "auc", {"c": excess})
+
+
+def _banded(
+    candidates: list[Candidate], band: float | None, pool_size: int = 8
+) -> CandidateSelection:
+    selection = CandidateSelection(patience=100, band=band, pool_size=pool_size)
+    for candidate in candidates:
+        weights = {"w": torch.tensor([candidate.step])}
+        selection.consider(candidate, functools.partial(dict, weights), 0.0, ("low",), "auc")
+    return selection
+
+
+def _chosen(selection: CandidateSelection) -> int:
+    chosen = selection.choose(["low"], "auc")
+    assert chosen is not None
+    return chosen.step
+
+
+def test_the_one_standard_error_rule_breaks_ties_by_the_other_tasks() -> None:
+    # scores 0.80, 0.81, 0.79, 0.80: noise sqrt((1e-4 + 4e-4 + 1e-4) / 3 / 2) = 0.01
+    candidates = [
+        _two_task(0, 0.80, 0.90),
+        _two_task(1, 0.81, 0.70),
+        _two_task(2, 0.79, 0.99),  # more than one noise below the best: not a tie
+        _two_task(3, 0.80, 0.80),
+    ]
+    selection = _banded(candidates, band=1.0)
+    assert selection.best is not None and selection.best.step == 1
+    chosen = selection.choose(["low"], "auc")
+    assert chosen is not None and chosen.step == 0
+    assert selection.best is chosen
+    assert selection.best_parameters is not None
+    assert selection.best_parameters["w"].item() == 0
+    # half a noise: only the best ties with itself
+    assert _chosen(_banded(candidates, band=0.5)) == 1
+    # no band: the best score
+    assert _chosen(_banded(candidates, band=None)) == 1
+
+
+def test_an_infeasible_candidate_never_wins_a_tie() -> None:
+    candidates = [
+        _two_task(0, 0.80, 0.90, excess=0.01),
+        _two_task(1, 0.81, 0.70),
+        _two_task(2, 0.79, 0.70),
+        _two_task(3, 0.80, 0.80),
+    ]
+    assert _chosen(_banded(candidates, band=1.0)) == 3
+
+
+def test_the_pool_keeps_the_best_and_the_best_tie_breakers() -> None:
+    candidates = [_two_task(s, 0.80 + 0.001 * (s % 2), 0.5 + 0.01 * s) for s in range(10)]
+    selection = _banded(candidates, band=1.0, pool_size=3)
+    assert len(selection.pool) == 3
+    kept = {c.step for c, _ in selection.pool}
+    assert selection.best is not None and selection.best.step in kept
+    assert kept == {1, 9, 8}
+    assert _chosen(selection) == 9
+
+
+def test_a_banded_state_round_trip_keeps_the_pool() -> None:
+    candidates = [_two_task(0, 0.80, 0.90), _two_task(1, 0.81, 0.70), _two_task(2, 0.79, 0.9)]
+    selection = _banded(candidates, band=1.0)
+    restored = CandidateSelection(patience=100, band=1.0)
+    restored.load_state_dict(selection.state_dict())
+    assert restored.seen == selection.seen
+    assert [c for c, _ in restored.pool] == [c for c, _ in selection.pool]
+    assert restored.choose(["low"], "auc") == selection.choose(["low"], "auc")

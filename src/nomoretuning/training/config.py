@@ -47,6 +47,14 @@ class TrainerConfig:
         selection: ``"feasible_first"`` or ``"objective"`` (see `nomoretuning.training.selection`).
         feasibility_tolerance: relative tolerance of the validation constraints used for selection
             (None: the combiner's own tolerance).
+        metric_guard: a candidate is also infeasible when a constrained task's validation
+            selection metric falls below its value when that task's stage ended by more than
+            this many standard deviations of it between evaluations of that stage (None: the
+            constraints on the loss alone).
+        selection_band: a stage chooses by the one-standard-error rule: among the feasible
+            candidates within this many standard deviations of the best score (the score's
+            noise between evaluations), the best for the other tasks in priority order (None:
+            the best score; see `nomoretuning.training.selection`).
         constraints: ``"valid"``: held-out bounds and dual steps; ``"train"``: bounds from a
             training pass and per-step dual steps from training losses.
         constraint_every: with held-out constraints, a dual step every this many steps from a
@@ -86,6 +94,8 @@ class TrainerConfig:
     patience_unit: Literal["evaluations", "epochs"] = "epochs"
     selection: Literal["feasible_first", "objective"] = "feasible_first"
     feasibility_tolerance: float | None = None
+    metric_guard: float | None = 1.0
+    selection_band: float | None = 1.0
     constraints: Literal["train", "valid"] = "train"
     constraint_every: int | None = 20
     constraint_rows: int = 65536
@@ -122,10 +132,13 @@ class TrainerConfig:
         )
         if self.grad_clip is not None:
             self.grad_clip = checks.positive_number(self.grad_clip, "trainer.grad_clip")
-        if self.feasibility_tolerance is not None:
-            self.feasibility_tolerance = checks.positive_number(
-                self.feasibility_tolerance, "trainer.feasibility_tolerance", allow_zero=True
-            )
+        for name in ("feasibility_tolerance", "metric_guard", "selection_band"):
+            if getattr(self, name) is not None:
+                setattr(
+                    self,
+                    name,
+                    checks.positive_number(getattr(self, name), f"trainer.{name}", allow_zero=True),
+                )
         checks.one_of(self.selection, "trainer.selection", SELECTIONS)
         checks.one_of(self.constraints, "trainer.constraints", CONSTRAINT_DATA)
         checks.one_of(self.precision, "trainer.precision", PRECISIONS)

@@ -18,12 +18,15 @@
 
 Either way, a candidate's feasibility for selection is checked on validation: task j's
 validation loss against its validation loss when its stage ended (the *reference*), with the
-combiner's slack (or ``trainer.feasibility_tolerance``).
+combiner's slack (or ``trainer.feasibility_tolerance``); with ``trainer.metric_guard`` (default 1)
+its validation selection metric must also stay within that many standard deviations of its
+evaluation-to-evaluation noise (`nomoretuning.training.selection.evaluation_noise`, over the
+candidates of the task's own stage) of its value when its stage ended.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import torch
@@ -34,6 +37,7 @@ from nomoretuning.data.batching import Batch
 from nomoretuning.training import distributed as parallel
 from nomoretuning.training.held_out import HeldOutLosses, LossFunction
 from nomoretuning.training.records import Metrics
+from nomoretuning.training.selection import Candidate, evaluation_noise
 from nomoretuning.training.stages import StagePlan
 
 __all__ = ["BASELINE_ROWS", "ConstraintData", "measure_training_losses", "training_labels"]
@@ -47,6 +51,9 @@ class ConstraintData:
         source: ``"valid"`` or ``"train"``.
         feasibility_tolerance: relative validation tolerance for selection (None: the
             combiner's own slack).
+        metric_guard: (k, metric): a finished task's validation ``metric`` may fall at most k
+            of its evaluation-noise standard deviations below its value when its stage ended
+            (k None: no guard).
     """
 
     def __init__(
@@ -56,12 +63,16 @@ class ConstraintData:
         feasibility_tolerance: float | None = None,
         held_out: HeldOutLosses | None = None,
         every: int | None = None,
+        metric_guard: tuple[float | None, str] = (None, "auc"),
     ) -> None:
         self.plan = plan
         self.source = source
         self.feasibility_tolerance = feasibility_tolerance
         self.reference: dict[str, float] = {}
         """Each task's validation loss when its stage ended."""
+        self.guard, self.metric = metric_guard
+        self.metric_floor: dict[str, float] = {}
+        """With a metric guard: the validation metric each finished task must keep."""
         self.estimate = held_out if every is not None else None
         self.every = every
 
@@ -76,14 +87,21 @@ class ConstraintData:
         return not self.held_out
 
     def excess(self, metrics: Metrics) -> dict[str, float]:
-        """Relative excess of each constrained task over its validation reference (<= 0: met)."""
-        return {
+        """Relative excess of each constrained task over its validation reference (<= 0: met),
+        and, with a metric guard, of its metric's shortfall below its floor."""
+        excess = {
             t: constraint.relative_to_bound(
                 constraint.violation(metrics[t]["loss"], self.reference[t], self._slack(t)),
                 self.reference[t],
             )
             for t in self.plan.constrained_tasks
         }
+        for task in self.plan.constrained_tasks:
+            if task in self.metric_floor:
+                floor = self.metric_floor[task]
+                shortfall = (floor - float(metrics[task][self.metric])) / max(abs(floor), 1e-12)
+                excess[f"{task}:{self.metric}"] = shortfall
+        return excess
 
     def begin_stage(self, model: nn.Module, losses: LossFunction) -> None:
         """A constrained stage starts: the held-out estimate at its starting point."""
@@ -136,24 +154,37 @@ class ConstraintData:
             values = measure_training(every)
         return {t: values[t] for t in self.plan.stage_tasks}
 
-    def record_references(self, tasks: tuple[str, ...], selected: Metrics) -> None:
-        """Remembers the finished stage tasks' validation losses at the selected parameters."""
+    def record_references(
+        self, tasks: tuple[str, ...], selected: Metrics, seen: Sequence[Candidate] = ()
+    ) -> None:
+        """Remembers the finished stage tasks' validation losses at the selected parameters
+        and, with a metric guard, their metric floors from the stage's candidates ``seen``."""
         for task in tasks:
             self.reference[task] = selected[task]["loss"]
+            if self.guard is not None:
+                spread = evaluation_noise([c.metrics[task][self.metric] for c in seen])
+                self.metric_floor[task] = selected[task][self.metric] - self.guard * spread
 
     def _slack(self, task: str) -> float:
         reference = self.reference[task]
-        if self.feasibility_tolerance is not None:
-            return constraint.slack(reference, self.feasibility_tolerance, "relative")
         staged = self.plan.staged
-        return staged.slack(task, reference) if staged is not None else 0.0
+        if self.feasibility_tolerance is not None:
+            slack = constraint.slack(reference, self.feasibility_tolerance, "relative")
+        else:
+            slack = staged.slack(task, reference) if staged is not None else 0.0
+        return slack
 
     def state_dict(self) -> dict[str, Any]:
         estimate = None if self.estimate is None else self.estimate.state_dict()
-        return {"reference": dict(self.reference), "estimate": estimate}
+        return {
+            "reference": dict(self.reference),
+            "metric_floor": dict(self.metric_floor),
+            "estimate": estimate,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.reference = {k: float(v) for k, v in state["reference"].items()}
+        self.metric_floor = {k: float(v) for k, v in state.get("metric_floor", {}).items()}
         if self.estimate is not None and state.get("estimate") is not None:
             self.estimate.load_state_dict(state["estimate"])
 

@@ -8,12 +8,19 @@ their largest relative excess (smaller is better). The ``objective`` rule looks 
 `CandidateSelection` keeps the best candidate (and its parameters) and counts the feasible
 evaluations that did not improve on it: after ``patience`` of them the stage is done. Infeasible
 evaluations, while the multipliers catch up, do not use up patience.
+
+At the stage's end `CandidateSelection.choose` applies the *one-standard-error rule* (Breiman et
+al.'s rule for choosing among cross-validated models): every feasible candidate whose score is
+within ``band`` standard deviations of the best one's is as good as it, the standard deviation
+being the score's evaluation-to-evaluation noise in this stage (`evaluation_noise`); among those
+the one best for the *other* tasks, in priority order, is chosen: a lower stage keeps the higher
+tasks where they were, the top task's own stage leaves the lower tasks the most to start from.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -22,9 +29,26 @@ from torch import Tensor
 
 from nomoretuning.training.records import Metrics
 
-__all__ = ["Candidate", "CandidateSelection", "SelectionRule"]
+__all__ = ["Candidate", "CandidateSelection", "SelectionRule", "evaluation_noise"]
 
 SelectionRule = Literal["feasible_first", "objective"]
+
+
+def evaluation_noise(values: Sequence[float]) -> float:
+    """The standard deviation of a validation figure from one evaluation to the next: von
+    Neumann's successive-difference estimate, ``sqrt(mean(diff(values) ** 2) / 2)``, which a slow
+    trend barely inflates (0 with fewer than three values).
+
+    Example:
+        >>> round(evaluation_noise([0.5, 0.7, 0.5, 0.7]), 4)
+        0.1414
+        >>> evaluation_noise([0.5, 0.7])
+        0.0
+    """
+    if len(values) < 3:
+        return 0.0
+    steps = np.diff(np.asarray(values, dtype=np.float64))
+    return float(np.sqrt(np.mean(steps**2) / 2.0))
 
 
 @dataclass(frozen=True)
@@ -96,12 +120,22 @@ class CandidateSelection:
     """
 
     def __init__(
-        self, patience: float, unit: Literal["evaluations", "epochs"] = "evaluations"
+        self,
+        patience: float,
+        unit: Literal["evaluations", "epochs"] = "evaluations",
+        band: float | None = None,
+        pool_size: int = 8,
     ) -> None:
         self.patience = patience
         self.unit = unit
+        self.band = band
+        self.pool_size = pool_size
         self.best: Candidate | None = None
         self.best_parameters: dict[str, Tensor] | None = None
+        self.seen: list[Candidate] = []
+        """Every candidate of the stage, in order."""
+        self.pool: list[tuple[Candidate, dict[str, Tensor]]] = []
+        """With a ``band``: the feasible candidates that may still tie with the best (on CPU)."""
         self.stale_evaluations = 0
         self.progress_at: float | None = None
         self.done = False
@@ -114,6 +148,8 @@ class CandidateSelection:
         """Forgets the stage: a new stage starts with no candidate."""
         self.best = None
         self.best_parameters = None
+        self.seen = []
+        self.pool = []
         self.stale_evaluations = 0
         self.progress_at = None
         self.done = False
@@ -123,15 +159,21 @@ class CandidateSelection:
         candidate: Candidate,
         parameters: Callable[[], Mapping[str, Tensor]],
         epochs: float = 0.0,
+        order: Sequence[str] = (),
+        metric: str = "auc",
     ) -> bool:
         """Keeps ``candidate`` (and a copy of ``parameters()``) if it beats the best so far;
-        returns whether it did, and updates the patience (``epochs``: training so far)."""
+        returns whether it did, and updates the patience (``epochs``: training so far).
+        ``order`` and ``metric``: the tie-break of `choose`."""
         improved = candidate.beats(self.best)
+        self.seen.append(candidate)
         if improved:
             self.best = candidate
             self.best_parameters = copy.deepcopy(
                 {k: v.detach().clone() for k, v in parameters().items()}
             )
+        if self.band is not None and candidate.feasible:
+            self._pool(candidate, parameters, order, metric)
         if self.unit == "epochs":
             if improved and (candidate.step > 0 or self.progress_at is None):
                 self.progress_at = epochs
@@ -150,10 +192,58 @@ class CandidateSelection:
                 self.done = True
         return improved
 
+    def _pool(
+        self,
+        candidate: Candidate,
+        parameters: Callable[[], Mapping[str, Tensor]],
+        order: Sequence[str],
+        metric: str,
+    ) -> None:
+        """Keeps ``candidate`` among those that may tie with the best: the feasible ones within
+        twice the band of the best so far; past ``pool_size`` of them, the best one and those
+        best on the tie-break."""
+        copied = {k: v.detach().to("cpu", copy=True) for k, v in parameters().items()}
+        self.pool.append((candidate, copied))
+        assert self.best is not None and self.band is not None
+        if len(self.seen) >= 3:
+            floor = self.best.score - 2 * self.band * evaluation_noise([c.score for c in self.seen])
+            self.pool = [entry for entry in self.pool if entry[0].score >= floor]
+        best = self.best
+        self.pool.sort(key=lambda e: (e[0] is best, _tie_break(e[0], order, metric)), reverse=True)
+        del self.pool[self.pool_size :]
+
+    def choose(self, order: Sequence[str], metric: str) -> Candidate | None:
+        """The stage's choice by the one-standard-error rule (see the module docstring): among
+        the feasible candidates within ``band`` evaluation-noise standard deviations of the best
+        score, the best on the tasks of ``order`` (lexicographically), then on score. Makes it
+        the best candidate (and its parameters) and returns it; without a band, or without a
+        feasible candidate, the best stays.
+
+        Example:
+            >>> selection = CandidateSelection(patience=1, band=1.0)
+            >>> for step, (score, other) in enumerate([(0.715, 0.9), (0.72, 0.8), (0.70, 0.95)]):
+            ...     metrics = {"top": {"auc": score}, "low": {"auc": other}}
+            ...     _ = selection.consider(Candidate(step, score, 0.0, True, metrics), dict)
+            >>> selection.best.step, selection.choose(["low"], "auc").step
+            (1, 0)
+        """
+        best = self.best
+        if self.band is None or best is None or not best.feasible or not self.pool:
+            return best
+        floor = best.score - self.band * evaluation_noise([c.score for c in self.seen])
+
+        tied = [entry for entry in self.pool if entry[0].score >= floor]
+        chosen, parameters = max(tied, key=lambda entry: _tie_break(entry[0], order, metric))
+        if chosen is not best:
+            self.best, self.best_parameters = chosen, parameters
+        return chosen
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "best": None if self.best is None else asdict(self.best),
             "best_parameters": self.best_parameters,
+            "seen": [asdict(c) for c in self.seen],
+            "pool": [(asdict(c), p) for c, p in self.pool],
             "stale_evaluations": self.stale_evaluations,
             "progress_at": self.progress_at,
             "done": self.done,
@@ -163,6 +253,15 @@ class CandidateSelection:
         best = state["best"]
         self.best = None if best is None else Candidate(**best)
         self.best_parameters = state["best_parameters"]
+        self.seen = [Candidate(**c) for c in state.get("seen", [])]
+        self.pool = [(Candidate(**c), p) for c, p in state.get("pool", [])]
         self.stale_evaluations = int(state["stale_evaluations"])
         self.progress_at = state["progress_at"]
         self.done = bool(state["done"])
+
+
+def _tie_break(candidate: Candidate, order: Sequence[str], metric: str) -> tuple[Any, ...]:
+    """The one-standard-error rule's key: the other tasks' metrics in priority order (a missing
+    value last), then the score."""
+    values = (float(candidate.metrics[t][metric]) for t in order)
+    return (*(v if np.isfinite(v) else -np.inf for v in values), candidate.score)

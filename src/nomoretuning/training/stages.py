@@ -52,6 +52,21 @@ class StagePlan:
         return tuple(self.staged.constrained_tasks) if self.staged else ()
 
     @property
+    def other_tasks(self) -> tuple[str, ...]:
+        """The tasks the running stage does not minimize, in priority order (the constrained
+        ones first): the tie-break of `nomoretuning.training.selection.CandidateSelection.choose`.
+
+        Example:
+            >>> import nomoretuning as nt
+            >>> plan = StagePlan(nt.NMT(["a", "b", "c"]))
+            >>> plan.staged.next_stage(bound={})  # the joint start ends
+            >>> plan.stage_tasks, plan.other_tasks
+            (('a',), ('b', 'c'))
+        """
+        stage = set(self.stage_tasks)
+        return tuple(t for t in self.combiner.tasks if t not in stage)
+
+    @property
     def records_bound(self) -> bool:
         """Whether the running stage's end records a bound (a staged combiner's stage other than
         a joint start): only then does the trainer measure one."""

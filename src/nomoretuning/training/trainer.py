@@ -129,6 +129,7 @@ class Trainer:
             self.config.feasibility_tolerance,
             self._held_out_losses(),
             self.config.constraint_every,
+            (self.config.metric_guard, self.objective.selection_metric),
         )
         self.model.to(self.device)
         self.combiner.to(self.device)
@@ -146,7 +147,8 @@ class Trainer:
             self._non_finite,
         )
         self.state = TrainerState()
-        self.selection = CandidateSelection(self.config.patience, self.config.patience_unit)
+        cfg = self.config
+        self.selection = CandidateSelection(cfg.patience, cfg.patience_unit, cfg.selection_band)
         self.logs = RunLogs(self.tasks, None)
         self.checkpoints = (
             CheckpointFiles(self.run_dir, run_fingerprint(model, combiner, self.tasks))
@@ -299,6 +301,7 @@ class Trainer:
             )
 
     def _end_stage(self) -> None:
+        self.selection.choose(self.plan.other_tasks, self.objective.selection_metric)
         best, parameters = self.selection.best, self.selection.best_parameters
         assert best is not None and parameters is not None, "every stage evaluates at least once"
         self.model.load_state_dict(parameters)
@@ -323,11 +326,10 @@ class Trainer:
             record.bound = bounds
             record.multipliers_at_end = self.plan.multipliers
             record.baseline = baselines
-            self.constraints.record_references(stage_tasks, best.metrics)
             self.plan.next_stage(bounds, baselines)
         else:  # one stage of every task, or a joint start: no bound to measure
-            self.constraints.record_references(stage_tasks, best.metrics)
             self.plan.next_stage({})
+        self.constraints.record_references(stage_tasks, best.metrics, self.selection.seen)
         self.state.end_stage(record)
         if self.run_dir is not None:
             self._save_last()
@@ -354,7 +356,13 @@ class Trainer:
             self.constraints.excess(metrics),
             self.config.selection,
         )
-        improved = self.selection.consider(candidate, self.model.state_dict, self.state.epochs_run)
+        improved = self.selection.consider(
+            candidate,
+            self.model.state_dict,
+            self.state.epochs_run,
+            self.plan.other_tasks,
+            self.objective.selection_metric,
+        )
         self.constraints.after_evaluation(metrics)
         self.logs.evaluation(
             candidate,
