@@ -87,12 +87,18 @@ def test_state_round_trip() -> None:
     assert restored.stale_evaluations == selection.stale_evaluations == 1
 
 
-def test_evaluation_noise_is_the_successive_difference_estimate() -> None:
-    # differences +-2: sqrt(mean(4) / 2) = sqrt(2)
-    assert evaluation_noise([1.0, 3.0, 1.0, 3.0]) == pytest.approx(2**0.5)
-    # a straight trend of step 1 counts as noise of 1 / sqrt(2) only
-    assert evaluation_noise([0.0, 1.0, 2.0, 3.0]) == pytest.approx(0.5**0.5)
+def test_evaluation_noise_is_the_median_successive_difference_estimate() -> None:
+    gaussian = 2**0.5 * 0.6744897501960817  # median |X - Y| of two standard normals
+    # every difference 2: 2 / gaussian
+    assert evaluation_noise([1.0, 3.0, 1.0, 3.0]) == pytest.approx(2 / gaussian)
+    # the big steps of early learning do not move the median
+    assert evaluation_noise([0.0, 5.0, 8.0, 8.1, 8.0, 8.1, 8.0]) == pytest.approx(0.1 / gaussian)
     assert evaluation_noise([0.3, 0.9]) == 0.0
+
+
+def test_evaluation_noise_matches_gaussian_noise() -> None:
+    values = torch.randn(20_000, generator=torch.Generator().manual_seed(0)).tolist()
+    assert evaluation_noise(values) == pytest.approx(1.0, abs=0.03)
 
 
 def _two_task(step: int, top: float, low: float, excess: float = 0.0) -> Candidate:
@@ -117,7 +123,7 @@ def _chosen(selection: CandidateSelection) -> int:
 
 
 def test_the_one_standard_error_rule_breaks_ties_by_the_other_tasks() -> None:
-    # scores 0.80, 0.81, 0.79, 0.80: noise sqrt((1e-4 + 4e-4 + 1e-4) / 3 / 2) = 0.01
+    # scores 0.80, 0.81, 0.79, 0.80: median difference 0.01, noise 0.01 / 0.954 = 0.0105
     candidates = [
         _two_task(0, 0.80, 0.90),
         _two_task(1, 0.81, 0.70),

@@ -12,7 +12,8 @@ evaluations, while the multipliers catch up, do not use up patience.
 At the stage's end `CandidateSelection.choose` applies the *one-standard-error rule* (Breiman et
 al.'s rule for choosing among cross-validated models): every feasible candidate whose score is
 within ``band`` standard deviations of the best one's is as good as it, the standard deviation
-being the score's evaluation-to-evaluation noise in this stage (`evaluation_noise`); among those
+being the score's evaluation-to-evaluation noise in this stage (`evaluation_noise`, robust to
+the steps of early learning); among those
 the one best for the *other* tasks, in priority order, is chosen: a lower stage keeps the higher
 tasks where they were, the top task's own stage leaves the lower tasks the most to start from.
 """
@@ -35,20 +36,27 @@ SelectionRule = Literal["feasible_first", "objective"]
 
 
 def evaluation_noise(values: Sequence[float]) -> float:
-    """The standard deviation of a validation figure from one evaluation to the next: von
-    Neumann's successive-difference estimate, ``sqrt(mean(diff(values) ** 2) / 2)``, which a slow
-    trend barely inflates (0 with fewer than three values).
+    """The standard deviation of a validation figure from one evaluation to the next, robust to
+    a trend: the median absolute successive difference over its expectation for Gaussian noise,
+    ``median(|diff(values)|) / (sqrt(2) * 0.6745)``. The large steps of early learning, which
+    would inflate a root mean square, do not move a median (0 with fewer than three values).
 
     Example:
         >>> round(evaluation_noise([0.5, 0.7, 0.5, 0.7]), 4)
-        0.1414
+        0.2097
+        >>> round(evaluation_noise([0.0, 0.9, 1.0, 1.1, 1.0, 1.1]), 4)
+        0.1048
         >>> evaluation_noise([0.5, 0.7])
         0.0
     """
     if len(values) < 3:
         return 0.0
-    steps = np.diff(np.asarray(values, dtype=np.float64))
-    return float(np.sqrt(np.mean(steps**2) / 2.0))
+    steps = np.abs(np.diff(np.asarray(values, dtype=np.float64)))
+    return float(np.median(steps) / (np.sqrt(2.0) * _GAUSSIAN_MAD))
+
+
+_GAUSSIAN_MAD = 0.6744897501960817
+"""The median of |Z| for a standard normal Z (its third quartile)."""
 
 
 @dataclass(frozen=True)
