@@ -157,6 +157,35 @@ def test_a_killed_run_resumes_to_the_same_result(
         assert (tmp_path / "full" / log).read_text() == (tmp_path / "killed" / log).read_text()
 
 
+@pytest.mark.parametrize("kill_step", [9, 20])
+def test_a_killed_run_with_the_noise_aware_selection_resumes_to_the_same_result(
+    dataset: PreparedDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kill_step: int
+) -> None:
+    config = toy_config(checkpoint_every=3, selection_band=1.0, metric_guard=1.0)
+
+    def run(name: str, seed: int = 0) -> Trainer:
+        return Trainer(
+            toy_model(dataset, seed=seed),
+            nt.NMT(["like", "finish"]),
+            dataset,
+            config,
+            run_dir=tmp_path / name,
+        )
+
+    full_trainer = run("full")
+    full = full_trainer.fit()
+    assert full_trainer.constraints.metric_floor  # the guard was armed
+    _kill_at(monkeypatch, kill_step)
+    with pytest.raises(KeyboardInterrupt):
+        run("killed").fit()
+    monkeypatch.undo()
+    resumed = run("killed", seed=99).fit(resume=True)
+    assert resumed.test == full.test
+    assert [s.selected_step for s in resumed.stages] == [s.selected_step for s in full.stages]
+    for log in ("history.csv", "evaluations.csv"):
+        assert (tmp_path / "full" / log).read_text() == (tmp_path / "killed" / log).read_text()
+
+
 def test_non_finite_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(
     dataset: PreparedDataset, tmp_path: Path
 ) -> None:

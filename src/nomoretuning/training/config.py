@@ -49,12 +49,12 @@ class TrainerConfig:
             (None: the combiner's own tolerance).
         metric_guard: a candidate is also infeasible when a constrained task's validation
             selection metric falls below its value when that task's stage ended by more than
-            this many standard deviations of it between evaluations of that stage (None: the
-            constraints on the loss alone).
+            this many standard deviations of it between evaluations of that stage (None, the
+            default: the constraints on the loss alone; measured in docs/method.md).
         selection_band: a stage chooses by the one-standard-error rule: among the feasible
             candidates within this many standard deviations of the best score (the score's
-            noise between evaluations), the best for the other tasks in priority order (None:
-            the best score; see `nomoretuning.training.selection`).
+            noise between evaluations), the best for the other tasks in priority order (None,
+            the default: the best score; see `nomoretuning.training.selection`).
         constraints: ``"valid"``: held-out bounds and dual steps; ``"train"``: bounds from a
             training pass and per-step dual steps from training losses.
         constraint_every: with held-out constraints, a dual step every this many steps from a
@@ -94,8 +94,8 @@ class TrainerConfig:
     patience_unit: Literal["evaluations", "epochs"] = "epochs"
     selection: Literal["feasible_first", "objective"] = "feasible_first"
     feasibility_tolerance: float | None = None
-    metric_guard: float | None = 1.0
-    selection_band: float | None = 1.0
+    metric_guard: float | None = None
+    selection_band: float | None = None
     constraints: Literal["train", "valid"] = "train"
     constraint_every: int | None = 20
     constraint_rows: int = 65536

@@ -18,10 +18,10 @@
 
 Either way, a candidate's feasibility for selection is checked on validation: task j's
 validation loss against its validation loss when its stage ended (the *reference*), with the
-combiner's slack (or ``trainer.feasibility_tolerance``); with ``trainer.metric_guard`` (default 1)
-its validation selection metric must also stay within that many standard deviations of its
-evaluation-to-evaluation noise (`nomoretuning.training.selection.evaluation_noise`, over the
-candidates of the task's own stage) of its value when its stage ended.
+combiner's slack (or ``trainer.feasibility_tolerance``). With ``trainer.metric_guard`` set (off
+by default) its validation selection metric must also stay within that many standard deviations
+of its evaluation-to-evaluation noise (`nomoretuning.training.selection.evaluation_noise`, over
+the candidates of the task's own stage) of its value when its stage ended.
 """
 
 from __future__ import annotations
