@@ -110,14 +110,15 @@ def _banded(
     candidates: list[Candidate], band: float | None, pool_size: int = 8
 ) -> CandidateSelection:
     selection = CandidateSelection(patience=100, band=band, pool_size=pool_size)
+    selection.reset(order=("low",))
     for candidate in candidates:
         weights = {"w": torch.tensor([candidate.step])}
-        selection.consider(candidate, functools.partial(dict, weights), 0.0, ("low",), "auc")
+        selection.consider(candidate, functools.partial(dict, weights))
     return selection
 
 
 def _chosen(selection: CandidateSelection) -> int:
-    chosen = selection.choose(["low"], "auc")
+    chosen = selection.choose()
     assert chosen is not None
     return chosen.step
 
@@ -132,7 +133,7 @@ def test_the_one_standard_error_rule_breaks_ties_by_the_other_tasks() -> None:
     ]
     selection = _banded(candidates, band=1.0)
     assert selection.best is not None and selection.best.step == 1
-    chosen = selection.choose(["low"], "auc")
+    chosen = selection.choose()
     assert chosen is not None and chosen.step == 0
     assert selection.best is chosen
     assert selection.best_parameters is not None
@@ -170,4 +171,5 @@ def test_a_banded_state_round_trip_keeps_the_pool() -> None:
     restored.load_state_dict(selection.state_dict())
     assert restored.seen == selection.seen
     assert [c for c, _ in restored.pool] == [c for c, _ in selection.pool]
-    assert restored.choose(["low"], "auc") == selection.choose(["low"], "auc")
+    assert restored.order == ("low",)
+    assert restored.choose() == selection.choose()

@@ -167,12 +167,10 @@ class ConstraintData:
 
     def _slack(self, task: str) -> float:
         reference = self.reference[task]
-        staged = self.plan.staged
         if self.feasibility_tolerance is not None:
-            slack = constraint.slack(reference, self.feasibility_tolerance, "relative")
-        else:
-            slack = staged.slack(task, reference) if staged is not None else 0.0
-        return slack
+            return constraint.slack(reference, self.feasibility_tolerance, "relative")
+        staged = self.plan.staged
+        return staged.slack(task, reference) if staged is not None else 0.0
 
     def state_dict(self) -> dict[str, Any]:
         estimate = None if self.estimate is None else self.estimate.state_dict()

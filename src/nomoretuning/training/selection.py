@@ -132,12 +132,16 @@ class CandidateSelection:
         patience: float,
         unit: Literal["evaluations", "epochs"] = "evaluations",
         band: float | None = None,
+        metric: str = "auc",
         pool_size: int = 8,
     ) -> None:
         self.patience = patience
         self.unit = unit
         self.band = band
+        self.metric = metric
         self.pool_size = pool_size
+        self.order: tuple[str, ...] = ()
+        """The tasks that break ties under the band, in priority order (set per stage)."""
         self.best: Candidate | None = None
         self.best_parameters: dict[str, Tensor] | None = None
         self.seen: list[Candidate] = []
@@ -152,8 +156,10 @@ class CandidateSelection:
     """With ``unit="epochs"``, a stage also waits for this many evaluations without a better
     candidate (one noisy evaluation never ends a stage)."""
 
-    def reset(self) -> None:
-        """Forgets the stage: a new stage starts with no candidate."""
+    def reset(self, order: Sequence[str] = ()) -> None:
+        """Forgets the stage: a new stage starts with no candidate; ``order``: its tie-break
+        tasks (see `choose`)."""
+        self.order = tuple(order)
         self.best = None
         self.best_parameters = None
         self.seen = []
@@ -167,12 +173,9 @@ class CandidateSelection:
         candidate: Candidate,
         parameters: Callable[[], Mapping[str, Tensor]],
         epochs: float = 0.0,
-        order: Sequence[str] = (),
-        metric: str = "auc",
     ) -> bool:
         """Keeps ``candidate`` (and a copy of ``parameters()``) if it beats the best so far;
-        returns whether it did, and updates the patience (``epochs``: training so far).
-        ``order`` and ``metric``: the tie-break of `choose`."""
+        returns whether it did, and updates the patience (``epochs``: training so far)."""
         improved = candidate.beats(self.best)
         self.seen.append(candidate)
         if improved:
@@ -181,7 +184,7 @@ class CandidateSelection:
                 {k: v.detach().clone() for k, v in parameters().items()}
             )
         if self.band is not None and candidate.feasible:
-            self._pool(candidate, parameters, order, metric)
+            self._pool(candidate, parameters)
         if self.unit == "epochs":
             if improved and (candidate.step > 0 or self.progress_at is None):
                 self.progress_at = epochs
@@ -200,13 +203,7 @@ class CandidateSelection:
                 self.done = True
         return improved
 
-    def _pool(
-        self,
-        candidate: Candidate,
-        parameters: Callable[[], Mapping[str, Tensor]],
-        order: Sequence[str],
-        metric: str,
-    ) -> None:
+    def _pool(self, candidate: Candidate, parameters: Callable[[], Mapping[str, Tensor]]) -> None:
         """Keeps ``candidate`` among those that may tie with the best: the feasible ones within
         twice the band of the best so far; past ``pool_size`` of them, the best one and those
         best on the tie-break."""
@@ -217,37 +214,44 @@ class CandidateSelection:
             floor = self.best.score - 2 * self.band * evaluation_noise([c.score for c in self.seen])
             self.pool = [entry for entry in self.pool if entry[0].score >= floor]
         best = self.best
-        self.pool.sort(key=lambda e: (e[0] is best, _tie_break(e[0], order, metric)), reverse=True)
+        self.pool.sort(key=lambda e: (e[0] is best, self._tie_break(e[0])), reverse=True)
         del self.pool[self.pool_size :]
 
-    def choose(self, order: Sequence[str], metric: str) -> Candidate | None:
+    def choose(self) -> Candidate | None:
         """The stage's choice by the one-standard-error rule (see the module docstring): among
         the feasible candidates within ``band`` evaluation-noise standard deviations of the best
-        score, the best on the tasks of ``order`` (lexicographically), then on score. Makes it
-        the best candidate (and its parameters) and returns it; without a band, or without a
-        feasible candidate, the best stays.
+        score, the best on ``metric`` for the tasks of ``order`` (lexicographically), then on
+        score. Makes it the best candidate (and its parameters) and returns it; without a band,
+        or without a feasible candidate, the best stays.
 
         Example:
             >>> selection = CandidateSelection(patience=1, band=1.0)
+            >>> selection.reset(order=["low"])
             >>> for step, (score, other) in enumerate([(0.715, 0.9), (0.72, 0.8), (0.70, 0.95)]):
             ...     metrics = {"top": {"auc": score}, "low": {"auc": other}}
             ...     _ = selection.consider(Candidate(step, score, 0.0, True, metrics), dict)
-            >>> selection.best.step, selection.choose(["low"], "auc").step
+            >>> selection.best.step, selection.choose().step
             (1, 0)
         """
         best = self.best
         if self.band is None or best is None or not best.feasible or not self.pool:
             return best
         floor = best.score - self.band * evaluation_noise([c.score for c in self.seen])
-
         tied = [entry for entry in self.pool if entry[0].score >= floor]
-        chosen, parameters = max(tied, key=lambda entry: _tie_break(entry[0], order, metric))
+        chosen, parameters = max(tied, key=lambda entry: self._tie_break(entry[0]))
         if chosen is not best:
             self.best, self.best_parameters = chosen, parameters
         return chosen
 
+    def _tie_break(self, candidate: Candidate) -> tuple[float, ...]:
+        """The one-standard-error rule's key: the ``order`` tasks' metrics (a missing value
+        last), then the score."""
+        values = (float(candidate.metrics[t][self.metric]) for t in self.order)
+        return (*(v if np.isfinite(v) else -np.inf for v in values), candidate.score)
+
     def state_dict(self) -> dict[str, Any]:
         return {
+            "order": list(self.order),
             "best": None if self.best is None else asdict(self.best),
             "best_parameters": self.best_parameters,
             "seen": [asdict(c) for c in self.seen],
@@ -261,15 +265,9 @@ class CandidateSelection:
         best = state["best"]
         self.best = None if best is None else Candidate(**best)
         self.best_parameters = state["best_parameters"]
+        self.order = tuple(state.get("order", ()))
         self.seen = [Candidate(**c) for c in state.get("seen", [])]
         self.pool = [(Candidate(**c), p) for c, p in state.get("pool", [])]
         self.stale_evaluations = int(state["stale_evaluations"])
         self.progress_at = state["progress_at"]
         self.done = bool(state["done"])
-
-
-def _tie_break(candidate: Candidate, order: Sequence[str], metric: str) -> tuple[Any, ...]:
-    """The one-standard-error rule's key: the other tasks' metrics in priority order (a missing
-    value last), then the score."""
-    values = (float(candidate.metrics[t][metric]) for t in order)
-    return (*(v if np.isfinite(v) else -np.inf for v in values), candidate.score)

@@ -107,7 +107,7 @@ class Trainer:
         overwrite: bool = False,
         run_files: Mapping[str, str] | None = None,
     ) -> None:
-        self.config = config or TrainerConfig()
+        cfg = self.config = config or TrainerConfig()
         self.model = model
         self.combiner = combiner
         self.dataset = dataset
@@ -122,14 +122,14 @@ class Trainer:
         self.plan = StagePlan(combiner)
         self.world_size = parallel.world_size()
         self.rank = parallel.rank()
-        self.device = resolve_device(self.config.device)
+        self.device = resolve_device(cfg.device)
         self.constraints = ConstraintData(
             self.plan,
-            self.config.constraints,
-            self.config.feasibility_tolerance,
+            cfg.constraints,
+            cfg.feasibility_tolerance,
             self._held_out_losses(),
-            self.config.constraint_every,
-            (self.config.metric_guard, self.objective.selection_metric),
+            cfg.constraint_every,
+            (cfg.metric_guard, self.objective.selection_metric),
         )
         self.model.to(self.device)
         self.combiner.to(self.device)
@@ -142,13 +142,14 @@ class Trainer:
             self.objective,
             self.tasks,
             self.device,
-            self.config.precision,
-            self.config.grad_clip,
+            cfg.precision,
+            cfg.grad_clip,
             self._non_finite,
         )
         self.state = TrainerState()
-        cfg = self.config
-        self.selection = CandidateSelection(cfg.patience, cfg.patience_unit, cfg.selection_band)
+        self.selection = CandidateSelection(
+            cfg.patience, cfg.patience_unit, cfg.selection_band, self.objective.selection_metric
+        )
         self.logs = RunLogs(self.tasks, None)
         self.checkpoints = (
             CheckpointFiles(self.run_dir, run_fingerprint(model, combiner, self.tasks))
@@ -212,7 +213,7 @@ class Trainer:
     def _begin_stage(self) -> None:
         self.runner.optimizer = self._new_optimizer()
         self.state.begin_stage()
-        self.selection.reset()
+        self.selection.reset(self.plan.other_tasks)
         if self.plan.constrained_tasks:
             self.constraints.begin_stage(self.model, self.runner.losses)
         if self.state.stage_index > 0:
@@ -301,7 +302,7 @@ class Trainer:
             )
 
     def _end_stage(self) -> None:
-        self.selection.choose(self.plan.other_tasks, self.objective.selection_metric)
+        self.selection.choose()
         best, parameters = self.selection.best, self.selection.best_parameters
         assert best is not None and parameters is not None, "every stage evaluates at least once"
         self.model.load_state_dict(parameters)
@@ -356,13 +357,7 @@ class Trainer:
             self.constraints.excess(metrics),
             self.config.selection,
         )
-        improved = self.selection.consider(
-            candidate,
-            self.model.state_dict,
-            self.state.epochs_run,
-            self.plan.other_tasks,
-            self.objective.selection_metric,
-        )
+        improved = self.selection.consider(candidate, self.model.state_dict, self.state.epochs_run)
         self.constraints.after_evaluation(metrics)
         self.logs.evaluation(
             candidate,
