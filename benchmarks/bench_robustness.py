@@ -27,6 +27,7 @@ pass count, every failing cell with its margin, and draws a heatmap of the margi
     python benchmarks/bench_robustness.py --report runs/robustness/results.jsonl
     python benchmarks/bench_robustness.py --quick --nmt dual=scaled --output runs/alt
     python benchmarks/bench_robustness.py --rows synthetic --synthetic-rows 60000
+    python benchmarks/bench_robustness.py --rows "census income>marital" --census-split 0.7,0.2,0.1
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ SYNTHETIC_ROWS = 200_000
 """Rows of the synthetic click logs (train 80 %, validation and test 10 % each);
 ``--synthetic-rows`` changes it (every run of one results file must use the same)."""
 
+CENSUS_SPLIT: tuple[float, float, float] = (0.8, 0.1, 0.1)
+"""Census-Income's train / validation / test shares; ``--census-split`` changes it, to measure how
+the validation split's size moves the cells (every run of one results file must use the same)."""
+
 METHODS = ("single", "equal", "nmt")
 DELTA = 0.0005
 LOWER_TOLERANCE = 0.3  # percent
@@ -148,7 +153,7 @@ def _dataset(row: str) -> Any:
     if row not in _DATA:
         spec = ROWS[row]
         if spec["data"] == "census":
-            _DATA[row] = common.census(tasks=spec["tasks"])
+            _DATA[row] = common.census(tasks=spec["tasks"], split=CENSUS_SPLIT)
         elif spec["data"] == "synthetic":
             from nomoretuning.data import make_synthetic
 
@@ -204,6 +209,11 @@ def train(run: Run) -> dict[str, Any]:
         "epochs": result.epochs,
         "wall_s": round(time.perf_counter() - start, 1),
         **({"synthetic_rows": SYNTHETIC_ROWS} if ROWS[run.row]["data"] == "synthetic" else {}),
+        **(
+            {"census_split": list(CENSUS_SPLIT)}
+            if ROWS[run.row]["data"] == "census" and CENSUS_SPLIT != (0.8, 0.1, 0.1)
+            else {}
+        ),
     }
 
 
@@ -332,7 +342,7 @@ def _select(names: str | None, known: Sequence[str], what: str) -> list[str]:
 
 
 def main() -> None:
-    global SYNTHETIC_ROWS
+    global SYNTHETIC_ROWS, CENSUS_SPLIT
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="the centre cell of every row")
     parser.add_argument("--rows", help="comma-separated substrings of row names")
@@ -358,8 +368,22 @@ def main() -> None:
         default=SYNTHETIC_ROWS,
         help=f"rows of the synthetic click logs (default {SYNTHETIC_ROWS:,})",
     )
+    parser.add_argument(
+        "--census-split",
+        default=",".join(str(x) for x in CENSUS_SPLIT),
+        metavar="TRAIN,VALID,TEST",
+        help="Census-Income's split shares (default 0.8,0.1,0.1)",
+    )
     args = parser.parse_args()
     import yaml
+
+    try:
+        train_share, valid_share, test_share = (float(x) for x in args.census_split.split(","))
+    except ValueError:
+        raise SystemExit(
+            f"--census-split {args.census_split!r}: give three shares, e.g. 0.7,0.2,0.1"
+        ) from None
+    CENSUS_SPLIT = (train_share, valid_share, test_share)
 
     SYNTHETIC_ROWS = args.synthetic_rows
     for items, target in ((args.set, OVERRIDES), (args.nmt, NMT_OVERRIDES)):

@@ -55,10 +55,12 @@ def census_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 
 def census(
-    path: str | os.PathLike[str] | None = None, tasks: tuple[str, ...] = ("income", "marital")
+    path: str | os.PathLike[str] | None = None,
+    tasks: tuple[str, ...] = ("income", "marital"),
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1),
 ) -> PreparedDataset:
-    """The real Census-Income data, split 80/10/10 with seed 0."""
-    return load_census_income(census_path(path), tasks=tasks)
+    """The real Census-Income data, split 80/10/10 (or ``split``) with seed 0."""
+    return load_census_income(census_path(path), tasks=tasks, split=split)
 
 
 def mmoe(data: PreparedDataset, seed: int = 0, **overrides: Any) -> torch.nn.Module:
