@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import log_loss, ndcg_score, roc_auc_score
 
-from nomoretuning.training.metrics import auc, gauc, logloss, ndcg_at_k, pairwise_accuracy
+from nomoretuning.training.metrics import (
+    auc,
+    auc_difference,
+    gauc,
+    logloss,
+    ndcg_at_k,
+    pairwise_accuracy,
+)
 
 FAST = settings(max_examples=40, deadline=None)
 
@@ -304,3 +311,61 @@ def test_group_length_mismatch_and_nan_groups(name: str) -> None:
 def test_non_numeric_labels() -> None:
     with pytest.raises(ValueError, match="labels must be numeric"):
         auc(np.array(["a", "b"]), np.array([0.1, 0.2]))
+
+
+# --------------------------------------------------------------------------- auc_difference
+
+
+def _brute_delong(labels, a, b) -> tuple[float, float]:
+    """DeLong et al. (1988) from the pairwise kernel, O(positives x negatives)."""
+    positive, negative = labels == 1, labels == 0
+    components = []
+    for scores in (a, b):
+        x, y = scores[positive][:, None], scores[negative][None, :]
+        kernel = (x > y) + 0.5 * (x == y)
+        components.append((kernel.mean(axis=1), kernel.mean(axis=0)))
+    d_pos = components[0][0] - components[1][0]
+    d_neg = components[0][1] - components[1][1]
+    variance = d_pos.var(ddof=1) / d_pos.size + d_neg.var(ddof=1) / d_neg.size
+    return float(d_pos.mean()), math.sqrt(variance)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_auc_difference_matches_sklearn_and_the_delong_kernel_with_ties(seed: int) -> None:
+    labels, a, _ = _random_case(seed)
+    b = np.round(a + np.random.default_rng(seed + 10).normal(scale=0.7, size=a.size), 1)
+    difference, error = auc_difference(labels, a, b)
+    assert difference == pytest.approx(roc_auc_score(labels, a) - roc_auc_score(labels, b))
+    expected_difference, expected_error = _brute_delong(labels, a, b)
+    assert difference == pytest.approx(expected_difference)
+    assert error == pytest.approx(expected_error)
+
+
+def test_auc_difference_of_a_scoring_with_itself_is_exactly_zero() -> None:
+    labels, a, _ = _random_case(0)
+    assert auc_difference(labels, a, a) == (0.0, 0.0)
+
+
+def test_auc_difference_standard_error_matches_resampled_rows() -> None:
+    rng = np.random.default_rng(0)
+    n = 4000
+    labels = (rng.random(n) < 0.2).astype(float)
+    a = labels + rng.normal(size=n)
+    b = a + rng.normal(scale=0.8, size=n)
+    _, error = auc_difference(labels, a, b)
+    resampled = []
+    for _ in range(200):
+        rows = rng.integers(0, n, n)
+        resampled.append(
+            roc_auc_score(labels[rows], a[rows]) - roc_auc_score(labels[rows], b[rows])
+        )
+    assert error == pytest.approx(np.std(resampled), rel=0.15)
+
+
+def test_auc_difference_bad_input_raises() -> None:
+    with pytest.raises(ValueError, match="auc_difference: length mismatch"):
+        auc_difference([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2])
+    with pytest.raises(ValueError, match="two positives and two negatives"):
+        auc_difference([0, 1, 0, 0], [0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1])
+    with pytest.raises(ValueError, match="labels must be 0 or 1"):
+        auc_difference([0, 2, 0, 1], [0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1])
