@@ -101,6 +101,7 @@ def _trainer(data: PreparedDataset, inner: str, run_dir: Path, seed: int = 0) ->
         patience=10,
         constraints="train",  # λ moves every step, from the all-reduced training losses
         checkpoint_every=4,
+        start_test=1e9,  # the top stage keeps its start after a paired test on both ranks
         device="cpu",
     )
     return Trainer(model, _combiner(inner, data.tasks), data, config, run_dir=run_dir)
@@ -189,6 +190,7 @@ def test_two_gloo_processes_match_one_process(
     assert len(one) == len(two) == reference_run.steps == 42  # a joint start, then 2 stages
     constrained = [row for row in one if row["stage"] == "3"]
     assert any(float(row["lambda_income"]) > 0 for row in constrained)  # the constraint was active
+    assert reference_run.stages[1].selected_step == 0  # the start won the paired test
     for a, b in zip(one, two, strict=True):
         assert (a["step"], a["stage"]) == (b["step"], b["stage"])
         x, y = _numbers(a, ("loss", "lambda_", "bound_", "weight_")), _numbers(b, ("loss",))

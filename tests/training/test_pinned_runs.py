@@ -47,6 +47,7 @@ TRAINER = {
     "freeze_constrained": False,
     "selection_band": None,
     "metric_guard": None,
+    "start_test": None,
 }
 NMT_OPTIONS = {
     "tolerance": 0.01,

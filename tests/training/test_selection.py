@@ -7,6 +7,7 @@ import functools
 import pytest
 import torch
 
+from nomoretuning.errors import ConfigError
 from nomoretuning.training.selection import Candidate, CandidateSelection, evaluation_noise
 
 
@@ -173,3 +174,66 @@ def test_a_banded_state_round_trip_keeps_the_pool() -> None:
     assert [c for c, _ in restored.pool] == [c for c, _ in selection.pool]
     assert restored.order == ("low",)
     assert restored.choose() == selection.choose()
+
+
+def _tested(scores: list[float], start_test: float | None = 2.0) -> CandidateSelection:
+    selection = CandidateSelection(patience=100, start_test=start_test)
+    selection.reset(test_start=True)
+    for step, score in enumerate(scores):
+        parameters = {"w": torch.tensor([float(step)])}
+        selection.consider(Candidate(step, score, 0.0, True, {}), lambda p=parameters: p)
+    return selection
+
+
+def test_the_start_is_kept_unless_the_best_beats_it_by_start_test_standard_errors() -> None:
+    selection = _tested([0.70, 0.72, 0.71])
+    compared = []
+
+    def compare(best, start):
+        compared.append((float(best["w"]), float(start["w"])))
+        return 0.02, 0.011  # 1.8 standard errors
+
+    assert selection.settle_start(compare)
+    assert compared == [(1.0, 0.0)]  # the best's parameters against the start's
+    assert selection.best is not None and selection.best.step == 0
+    assert selection.best_parameters is not None and float(selection.best_parameters["w"]) == 0
+
+    selection = _tested([0.70, 0.72, 0.71])
+    assert not selection.settle_start(lambda best, start: (0.02, 0.009))  # 2.2 standard errors
+    assert selection.best is not None and selection.best.step == 1
+
+
+def test_without_a_tested_start_nothing_is_compared() -> None:
+    def fail(best, start):
+        raise AssertionError("compared")
+
+    assert not _tested([0.70, 0.72], start_test=None).settle_start(fail)
+    assert not _tested([0.72, 0.70]).settle_start(fail)  # the start is the best
+    untested = CandidateSelection(patience=100, start_test=2.0)
+    untested.reset(test_start=False)
+    for step, score in enumerate([0.70, 0.72]):
+        untested.consider(Candidate(step, score, 0.0, True, {}), dict)
+    assert not untested.settle_start(fail)
+
+
+def test_an_infeasible_best_is_not_tested_against_the_start() -> None:
+    selection = CandidateSelection(patience=100, start_test=2.0)
+    selection.reset(test_start=True)
+    selection.consider(Candidate(0, 0.70, 0.01, False, {}), dict)
+    selection.consider(Candidate(1, 0.72, 0.02, False, {}), dict)
+    assert not selection.settle_start(lambda best, start: (0.0, 1.0))
+
+
+def test_a_tested_state_round_trip_keeps_the_start() -> None:
+    selection = _tested([0.70, 0.72])
+    restored = CandidateSelection(patience=100, start_test=2.0)
+    restored.load_state_dict(selection.state_dict())
+    assert restored.tests_start and restored.start is not None
+    assert restored.start[0] == selection.start[0]  # type: ignore[index]
+    assert restored.settle_start(lambda best, start: (0.01, 0.01))
+    assert restored.best is not None and restored.best.step == 0
+
+
+def test_start_test_needs_an_auc_selection_metric() -> None:
+    with pytest.raises(ConfigError, match=r"start_test compares AUCs; this run selects by ndcg"):
+        CandidateSelection(patience=1, metric="ndcg", start_test=2.0)

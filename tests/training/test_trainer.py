@@ -14,6 +14,7 @@ from trainer_helpers import toy_config, toy_model
 import nomoretuning as nt
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
+from nomoretuning.training.records import FitResult
 from nomoretuning.training.trainer import Trainer, TrainerConfig, TrainingError
 
 # These tests check the constrained stage right after the top task's: no joint first stage
@@ -74,6 +75,23 @@ def test_every_stage_after_the_first_starts_with_its_starting_point_as_a_candida
     assert first[1] > 0
     assert first[2] == steps[0]
     assert first[3] == steps[0] + steps[1]
+
+
+def test_start_test_keeps_the_joint_start_unless_the_top_stage_beats_it(
+    dataset: PreparedDataset,
+) -> None:
+    def fit(start_test: float | None) -> FitResult:
+        config = toy_config(start_test=start_test)
+        return Trainer(toy_model(dataset), nt.NMT(["like", "finish"]), dataset, config).fit()
+
+    default = fit(None)
+    assert default.stages[1].selected_step > 0  # the top stage found a better candidate
+    # with no standard error to clear, the best is kept: the same run as without the test
+    assert fit(0.0).test == default.test
+    # with a bar no gain clears, the top stage keeps its start, the joint stage's choice
+    kept = fit(1e9)
+    assert kept.stages[1].selected_step == 0
+    assert kept.stages[1].valid["like"] == default.stages[0].valid["like"]
 
 
 def test_the_trainer_does_not_change_the_users_combiner(dataset: PreparedDataset) -> None:
@@ -157,11 +175,23 @@ def test_a_killed_run_resumes_to_the_same_result(
         assert (tmp_path / "full" / log).read_text() == (tmp_path / "killed" / log).read_text()
 
 
-@pytest.mark.parametrize("kill_step", [9, 20])
+@pytest.mark.parametrize(
+    ("kill_step", "options"),
+    [
+        (9, {"selection_band": 1.0, "metric_guard": 1.0}),
+        (20, {"selection_band": 1.0, "metric_guard": 1.0}),
+        (40, {"start_test": 1e9, "metric_guard": 1.0}),  # killed in the top task's stage
+        (55, {"start_test": 1e9, "metric_guard": 1.0}),
+    ],
+)
 def test_a_killed_run_with_the_noise_aware_selection_resumes_to_the_same_result(
-    dataset: PreparedDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kill_step: int
+    dataset: PreparedDataset,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kill_step: int,
+    options: dict[str, float],
 ) -> None:
-    config = toy_config(checkpoint_every=3, selection_band=1.0, metric_guard=1.0)
+    config = toy_config(checkpoint_every=3, **options)
 
     def run(name: str, seed: int = 0) -> Trainer:
         return Trainer(

@@ -55,6 +55,10 @@ class TrainerConfig:
             candidates within this many standard deviations of the best score (the score's
             noise between evaluations), the best for the other tasks in priority order (None,
             the default: the best score; see `nomoretuning.training.selection`).
+        start_test: NMT's top-task stage keeps its starting point, the joint start, unless its
+            best candidate's validation AUC is higher by at least this many standard errors of
+            the difference (DeLong's, paired over the validation rows; None, the default: the
+            best candidate; AUC-selected objectives only; measured in docs/method.md).
         constraints: ``"valid"``: held-out bounds and dual steps; ``"train"``: bounds from a
             training pass and per-step dual steps from training losses.
         constraint_every: with held-out constraints, a dual step every this many steps from a
@@ -96,6 +100,7 @@ class TrainerConfig:
     feasibility_tolerance: float | None = None
     metric_guard: float | None = None
     selection_band: float | None = None
+    start_test: float | None = None
     constraints: Literal["train", "valid"] = "train"
     constraint_every: int | None = 20
     constraint_rows: int = 65536
@@ -132,7 +137,7 @@ class TrainerConfig:
         )
         if self.grad_clip is not None:
             self.grad_clip = checks.positive_number(self.grad_clip, "trainer.grad_clip")
-        for name in ("feasibility_tolerance", "metric_guard", "selection_band"):
+        for name in ("feasibility_tolerance", "metric_guard", "selection_band", "start_test"):
             if getattr(self, name) is not None:
                 setattr(
                     self,

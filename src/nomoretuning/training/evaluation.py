@@ -2,38 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from nomoretuning.training import distributed as parallel
+from nomoretuning.training.metrics import auc_difference
 from nomoretuning.training.objectives import Objective, predict
 from nomoretuning.training.records import Metrics
 
-__all__ = ["evaluate_split"]
+__all__ = ["compare_parameters", "evaluate_split"]
+
+Predictions = tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None]
 
 
-def evaluate_split(
-    model: nn.Module,
-    split: Any,
-    objective: Objective,
-    tasks: tuple[str, ...],
-    batch_size: int,
-    device: torch.device,
-    error: type[Exception] = RuntimeError,
-) -> Metrics:
-    """``objective.evaluate`` on every row of ``split`` (model in eval mode).
+def _predict_on_main(
+    model: nn.Module, split: Any, batch_size: int, device: torch.device, tasks: tuple[str, ...]
+) -> Predictions | None:
+    """Logits, labels and groups of every row of ``split``, on rank 0 (None on the others).
 
-    Under data parallelism each rank predicts its contiguous share; rank 0 computes the metrics on
-    the whole split (shares concatenated in rank order = storage order) and broadcasts them, so
-    every rank returns the same values. A failure on rank 0 raises ``error`` on the others.
-    """
+    Under data parallelism each rank predicts its contiguous share, gathered on rank 0 in rank
+    order (= storage order)."""
     world = parallel.world_size()
     if world == 1 or not hasattr(split, "subset"):
-        logits, labels, groups = predict(model, split, batch_size, device, tasks)
-        return objective.evaluate(logits, labels, groups)
+        return predict(model, split, batch_size, device, tasks)
     start, stop = parallel.shard_range(len(split), parallel.rank(), world)
     arrays: dict[str, np.ndarray | None]
     if stop > start:
@@ -47,13 +42,67 @@ def evaluate_split(
         arrays = {k: None for t in tasks for k in (f"logits/{t}", f"labels/{t}")}
         arrays["groups"] = None
     gathered = parallel.gather_arrays(arrays, to_main_only=True)
+    if not parallel.is_main_process():
+        return None
+    full = {k: v for k, v in gathered.items() if v is not None}
+    return (
+        {t: full[f"logits/{t}"] for t in tasks},
+        {t: full[f"labels/{t}"] for t in tasks},
+        full.get("groups"),
+    )
 
-    def metrics() -> Metrics:
-        full = {k: v for k, v in gathered.items() if v is not None}
-        return objective.evaluate(
-            {t: full[f"logits/{t}"] for t in tasks},
-            {t: full[f"labels/{t}"] for t in tasks},
-            full.get("groups"),
-        )
 
-    return parallel.run_on_main(metrics, error)
+def evaluate_split(
+    model: nn.Module,
+    split: Any,
+    objective: Objective,
+    tasks: tuple[str, ...],
+    batch_size: int,
+    device: torch.device,
+    error: type[Exception] = RuntimeError,
+) -> Metrics:
+    """``objective.evaluate`` on every row of ``split`` (model in eval mode).
+
+    Under data parallelism rank 0 computes the metrics on the whole split and broadcasts them,
+    so every rank returns the same values. A failure on rank 0 raises ``error`` on the others.
+    """
+    predictions = _predict_on_main(model, split, batch_size, device, tasks)
+    return parallel.run_on_main(lambda: objective.evaluate(*predictions), error)  # type: ignore[misc]
+
+
+def compare_parameters(
+    model: nn.Module,
+    candidate: Mapping[str, Tensor],
+    reference: Mapping[str, Tensor],
+    where: tuple[Any, tuple[str, ...], int],
+    device: torch.device,
+    error: type[Exception] = RuntimeError,
+) -> tuple[float, float]:
+    """``model``'s AUC with the ``candidate`` parameters minus with the ``reference`` ones on
+    ``where = (split, tasks, batch_size)``, paired over the split's rows, and DeLong's standard
+    error of that difference (`nomoretuning.training.metrics.auc_difference`); over several
+    tasks, the mean difference and the mean standard error. The model is left with the
+    ``reference`` parameters.
+
+    Example:
+        >>> import torch
+        >>> from nomoretuning.data import make_synthetic
+        >>> from nomoretuning.models import build_model
+        >>> ds = make_synthetic(2000, seed=0)
+        >>> model = build_model("shared_bottom", ds.features, ds.tasks)
+        >>> same = {k: v.clone() for k, v in model.state_dict().items()}
+        >>> compare_parameters(model, same, same, (ds.valid, ("click",), 256), torch.device("cpu"))
+        (0.0, 0.0)
+    """
+    split, tasks, batch_size = where
+    scores = {}
+    for name, parameters in (("candidate", candidate), ("reference", reference)):
+        model.load_state_dict(parameters)
+        scores[name] = _predict_on_main(model, split, batch_size, device, tasks)
+
+    def compare() -> tuple[float, float]:
+        (a, labels, _), (b, _, _) = scores["candidate"], scores["reference"]  # type: ignore[misc]
+        results = [auc_difference(labels[t], a[t], b[t]) for t in tasks]
+        return float(np.mean([d for d, _ in results])), float(np.mean([s for _, s in results]))
+
+    return parallel.run_on_main(compare, error)

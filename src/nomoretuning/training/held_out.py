@@ -57,6 +57,17 @@ class HeldOutLosses:
         {'a': 3.6}
     """
 
+    @classmethod
+    def for_trainer(
+        cls, config: Any, plan: Any, split: Any, device: torch.device | str
+    ) -> HeldOutLosses | None:
+        """The constraint set of a trainer with ``config`` (a ``TrainerConfig``) and ``plan`` (a
+        ``StagePlan``), None where held-out constraints are not used (no staged combiner,
+        ``constraints: train``, or ``constraint_every: null``)."""
+        if plan.staged is None or config.constraints != "valid" or config.constraint_every is None:
+            return None
+        return cls(split, config.constraint_rows, config.batch_size, config.seed, device)
+
     def __init__(
         self, split: Any, rows: int, chunk_rows: int, seed: int, device: torch.device | str
     ) -> None:

@@ -16,6 +16,12 @@ being the score's evaluation-to-evaluation noise in this stage (`evaluation_nois
 the steps of early learning); among those
 the one best for the *other* tasks, in priority order, is chosen: a lower stage keeps the higher
 tasks where they were, the top task's own stage leaves the lower tasks the most to start from.
+
+With ``start_test`` (a number of standard errors), `CandidateSelection.settle_start` keeps a
+tested stage's starting point (for NMT's top-task stage: the joint start) unless the best
+candidate beats it by that many standard errors of their difference, paired over the validation
+rows: a stage that picks the best of many noisy candidates otherwise prefers them to its start
+even where the gain does not carry over to new data.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any, Literal
 import numpy as np
 from torch import Tensor
 
+from nomoretuning.errors import ConfigError
 from nomoretuning.training.records import Metrics
 
 __all__ = ["Candidate", "CandidateSelection", "SelectionRule", "evaluation_noise"]
@@ -134,8 +141,16 @@ class CandidateSelection:
         band: float | None = None,
         metric: str = "auc",
         pool_size: int = 8,
+        start_test: float | None = None,
     ) -> None:
+        if start_test is not None and metric != "auc":
+            raise ConfigError(f"trainer.start_test compares AUCs; this run selects by {metric}")
         self.patience = patience
+        self.start_test = start_test
+        self.tests_start = False
+        """Whether the running stage's start is tested (`settle_start`; set by `reset`)."""
+        self.start: tuple[Candidate, dict[str, Tensor]] | None = None
+        """With a tested start: the stage's first candidate and its parameters (on CPU)."""
         self.unit = unit
         self.band = band
         self.metric = metric
@@ -156,10 +171,13 @@ class CandidateSelection:
     """With ``unit="epochs"``, a stage also waits for this many evaluations without a better
     candidate (one noisy evaluation never ends a stage)."""
 
-    def reset(self, order: Sequence[str] = ()) -> None:
+    def reset(self, order: Sequence[str] = (), test_start: bool = False) -> None:
         """Forgets the stage: a new stage starts with no candidate; ``order``: its tie-break
-        tasks (see `choose`)."""
+        tasks (see `choose`); ``test_start``: whether `settle_start` tests its starting point
+        (with ``start_test`` set)."""
         self.order = tuple(order)
+        self.tests_start = test_start and self.start_test is not None
+        self.start = None
         self.best = None
         self.best_parameters = None
         self.seen = []
@@ -177,6 +195,11 @@ class CandidateSelection:
         """Keeps ``candidate`` (and a copy of ``parameters()``) if it beats the best so far;
         returns whether it did, and updates the patience (``epochs``: training so far)."""
         improved = candidate.beats(self.best)
+        if self.tests_start and not self.seen:
+            self.start = (
+                candidate,
+                {k: v.detach().to("cpu", copy=True) for k, v in parameters().items()},
+            )
         self.seen.append(candidate)
         if improved:
             self.best = candidate
@@ -243,6 +266,34 @@ class CandidateSelection:
             self.best, self.best_parameters = chosen, parameters
         return chosen
 
+    def settle_start(
+        self, compare: Callable[[Mapping[str, Tensor], Mapping[str, Tensor]], tuple[float, float]]
+    ) -> bool:
+        """In a stage whose start is tested (see `reset`), when the best candidate is not the
+        start: ``compare(best_parameters, start_parameters)`` gives the best's validation metric
+        minus the start's and its standard error; unless the difference is at least
+        ``start_test`` standard errors, the start becomes the best again. Returns whether it did.
+
+        Example:
+            >>> selection = CandidateSelection(patience=1, start_test=2.0)
+            >>> selection.reset(test_start=True)
+            >>> for step, score in enumerate([0.70, 0.72]):
+            ...     _ = selection.consider(Candidate(step, score, 0.0, True, {}), dict)
+            >>> selection.settle_start(lambda best, start: (0.02, 0.015)), selection.best.step
+            (True, 0)
+        """
+        best, start = self.best, self.start
+        if not self.tests_start or start is None or best is None or best == start[0]:
+            return False
+        if not best.feasible or not start[0].feasible:
+            return False
+        assert self.start_test is not None and self.best_parameters is not None
+        difference, error = compare(self.best_parameters, start[1])
+        if difference >= self.start_test * error:
+            return False
+        self.best, self.best_parameters = start[0], start[1]
+        return True
+
     def _tie_break(self, candidate: Candidate) -> tuple[float, ...]:
         """The one-standard-error rule's key: the ``order`` tasks' metrics (a missing value
         last), then the score."""
@@ -256,6 +307,8 @@ class CandidateSelection:
             "best_parameters": self.best_parameters,
             "seen": [asdict(c) for c in self.seen],
             "pool": [(asdict(c), p) for c, p in self.pool],
+            "tests_start": self.tests_start,
+            "start": None if self.start is None else (asdict(self.start[0]), self.start[1]),
             "stale_evaluations": self.stale_evaluations,
             "progress_at": self.progress_at,
             "done": self.done,
@@ -268,6 +321,9 @@ class CandidateSelection:
         self.order = tuple(state.get("order", ()))
         self.seen = [Candidate(**c) for c in state.get("seen", [])]
         self.pool = [(Candidate(**c), p) for c, p in state.get("pool", [])]
+        self.tests_start = bool(state.get("tests_start", False))
+        start = state.get("start")
+        self.start = None if start is None else (Candidate(**start[0]), start[1])
         self.stale_evaluations = int(state["stale_evaluations"])
         self.progress_at = state["progress_at"]
         self.done = bool(state["done"])

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -48,7 +49,7 @@ from nomoretuning.training.constraints import (
 )
 from nomoretuning.training.devices import resolve_device
 from nomoretuning.training.errors import TrainingError
-from nomoretuning.training.evaluation import evaluate_split
+from nomoretuning.training.evaluation import compare_parameters, evaluate_split
 from nomoretuning.training.held_out import ConstantModel, HeldOutLosses
 from nomoretuning.training.logs import RunLogs, prepare_run_directory, progress_bar
 from nomoretuning.training.objectives import Objective, objective_for
@@ -127,7 +128,7 @@ class Trainer:
             self.plan,
             cfg.constraints,
             cfg.feasibility_tolerance,
-            self._held_out_losses(),
+            HeldOutLosses.for_trainer(cfg, self.plan, dataset.valid, self.device),
             cfg.constraint_every,
             (cfg.metric_guard, self.objective.selection_metric),
         )
@@ -147,8 +148,9 @@ class Trainer:
             self._non_finite,
         )
         self.state = TrainerState()
+        metric = self.objective.selection_metric
         self.selection = CandidateSelection(
-            cfg.patience, cfg.patience_unit, cfg.selection_band, self.objective.selection_metric
+            cfg.patience, cfg.patience_unit, cfg.selection_band, metric, start_test=cfg.start_test
         )
         self.logs = RunLogs(self.tasks, None)
         self.checkpoints = (
@@ -213,7 +215,8 @@ class Trainer:
     def _begin_stage(self) -> None:
         self.runner.optimizer = self._new_optimizer()
         self.state.begin_stage()
-        self.selection.reset(self.plan.other_tasks)
+        top_stage = self.state.stage_index > 0 and not self.plan.constrained_tasks
+        self.selection.reset(self.plan.other_tasks, test_start=top_stage)
         if self.plan.constrained_tasks:
             self.constraints.begin_stage(self.model, self.runner.losses)
         if self.state.stage_index > 0:
@@ -303,6 +306,9 @@ class Trainer:
 
     def _end_stage(self) -> None:
         self.selection.choose()
+        where = (self.dataset.valid, self.plan.stage_tasks, self.config.eval_batch_size)
+        compare = partial(compare_parameters, self.model, where=where, device=self.device)
+        self.selection.settle_start(partial(compare, error=TrainingError))  # the top stage's start
         best, parameters = self.selection.best, self.selection.best_parameters
         assert best is not None and parameters is not None, "every stage evaluates at least once"
         self.model.load_state_dict(parameters)
@@ -365,15 +371,6 @@ class Trainer:
             step=self.state.global_step,
             stage=self.state.stage_index + 1,
             epoch=round(self.state.epochs_run, 4),
-        )
-
-    def _held_out_losses(self) -> HeldOutLosses | None:
-        """The constraint set of held-out constraints (None when they are not used)."""
-        cfg = self.config
-        if self.plan.staged is None or cfg.constraints != "valid" or cfg.constraint_every is None:
-            return None
-        return HeldOutLosses(
-            self.dataset.valid, cfg.constraint_rows, cfg.batch_size, cfg.seed, self.device
         )
 
     def _training_baselines(self, tasks: tuple[str, ...]) -> dict[str, float]:
