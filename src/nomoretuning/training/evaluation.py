@@ -67,7 +67,12 @@ def evaluate_split(
     so every rank returns the same values. A failure on rank 0 raises ``error`` on the others.
     """
     predictions = _predict_on_main(model, split, batch_size, device, tasks)
-    return parallel.run_on_main(lambda: objective.evaluate(*predictions), error)  # type: ignore[misc]
+
+    def metrics() -> Metrics:
+        assert predictions is not None, "rank 0 holds the whole split's predictions"
+        return objective.evaluate(*predictions)
+
+    return parallel.run_on_main(metrics, error)
 
 
 def compare_parameters(
@@ -101,7 +106,9 @@ def compare_parameters(
         scores[name] = _predict_on_main(model, split, batch_size, device, tasks)
 
     def compare() -> tuple[float, float]:
-        (a, labels, _), (b, _, _) = scores["candidate"], scores["reference"]  # type: ignore[misc]
+        candidate_scores, reference_scores = scores["candidate"], scores["reference"]
+        assert candidate_scores is not None and reference_scores is not None, "rank 0 only"
+        (a, labels, _), (b, _, _) = candidate_scores, reference_scores
         results = [auc_difference(labels[t], a[t], b[t]) for t in tasks]
         return float(np.mean([d for d, _ in results])), float(np.mean([s for _, s in results]))
 

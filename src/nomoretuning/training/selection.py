@@ -283,7 +283,7 @@ class CandidateSelection:
             (True, 0)
         """
         best, start = self.best, self.start
-        if not self.tests_start or start is None or best is None or best == start[0]:
+        if not self.tests_start or start is None or best is None or best.step == start[0].step:
             return False
         if not best.feasible or not start[0].feasible:
             return False
