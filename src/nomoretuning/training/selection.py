@@ -150,7 +150,8 @@ class CandidateSelection:
         self.tests_start = False
         """Whether the running stage's start is tested (`settle_start`; set by `reset`)."""
         self.start: tuple[Candidate, dict[str, Tensor]] | None = None
-        """With a tested start: the stage's first candidate and its parameters (on CPU)."""
+        """With a tested start: the stage's first candidate and its parameters (the copy made
+        when it was the best)."""
         self.unit = unit
         self.band = band
         self.metric = metric
@@ -195,17 +196,14 @@ class CandidateSelection:
         """Keeps ``candidate`` (and a copy of ``parameters()``) if it beats the best so far;
         returns whether it did, and updates the patience (``epochs``: training so far)."""
         improved = candidate.beats(self.best)
-        if self.tests_start and not self.seen:
-            self.start = (
-                candidate,
-                {k: v.detach().to("cpu", copy=True) for k, v in parameters().items()},
-            )
         self.seen.append(candidate)
-        if improved:
+        if improved:  # always for a stage's first candidate
             self.best = candidate
             self.best_parameters = copy.deepcopy(
                 {k: v.detach().clone() for k, v in parameters().items()}
             )
+            if self.tests_start and len(self.seen) == 1:  # a later best gets a copy of its own
+                self.start = (candidate, self.best_parameters)
         if self.band is not None and candidate.feasible:
             self._pool(candidate, parameters)
         if self.unit == "epochs":
