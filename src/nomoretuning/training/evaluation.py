@@ -79,15 +79,17 @@ def compare_parameters(
     model: nn.Module,
     candidate: Mapping[str, Tensor],
     reference: Mapping[str, Tensor],
-    where: tuple[Any, tuple[str, ...], int],
+    split: Any,
+    tasks: tuple[str, ...],
+    batch_size: int,
     device: torch.device,
     error: type[Exception] = RuntimeError,
 ) -> tuple[float, float]:
-    """``model``'s AUC with the ``candidate`` parameters minus with the ``reference`` ones on
-    ``where = (split, tasks, batch_size)``, paired over the split's rows, and DeLong's standard
-    error of that difference (`nomoretuning.training.metrics.auc_difference`); over several
-    tasks, the mean difference and the mean standard error. The model is left with the
-    ``reference`` parameters.
+    """``model``'s AUC on ``split`` with the ``candidate`` parameters minus with the
+    ``reference`` ones, paired over the rows, and DeLong's standard error of that difference
+    (`nomoretuning.training.metrics.auc_difference`); over several ``tasks``, the mean
+    difference and the mean standard error. The model is left with the ``reference``
+    parameters.
 
     Example:
         >>> import torch
@@ -96,10 +98,9 @@ def compare_parameters(
         >>> ds = make_synthetic(2000, seed=0)
         >>> model = build_model("shared_bottom", ds.features, ds.tasks)
         >>> same = {k: v.clone() for k, v in model.state_dict().items()}
-        >>> compare_parameters(model, same, same, (ds.valid, ("click",), 256), torch.device("cpu"))
+        >>> compare_parameters(model, same, same, ds.valid, ("click",), 256, torch.device("cpu"))
         (0.0, 0.0)
     """
-    split, tasks, batch_size = where
     scores = {}
     for name, parameters in (("candidate", candidate), ("reference", reference)):
         model.load_state_dict(parameters)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
@@ -306,9 +305,12 @@ class Trainer:
 
     def _end_stage(self) -> None:
         self.selection.choose()
-        where = (self.dataset.valid, self.plan.stage_tasks, self.config.eval_batch_size)
-        compare = partial(compare_parameters, self.model, where=where, device=self.device)
-        self.selection.settle_start(partial(compare, error=TrainingError))  # the top stage's start
+        valid, tasks, rows = self.dataset.valid, self.plan.stage_tasks, self.config.eval_batch_size
+        self.selection.settle_start(  # the top task's stage: its best against its start
+            lambda best, start: compare_parameters(
+                self.model, best, start, valid, tasks, rows, self.device, TrainingError
+            )
+        )
         best, parameters = self.selection.best, self.selection.best_parameters
         assert best is not None and parameters is not None, "every stage evaluates at least once"
         self.model.load_state_dict(parameters)
