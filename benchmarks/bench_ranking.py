@@ -64,7 +64,7 @@ from nomoretuning.data.batching import PreparedDataset, TensorSplit
 from nomoretuning.serving.run_files import MODEL_FILE, ModelSpec
 from nomoretuning.training.checkpoint import load_checkpoint
 from nomoretuning.training.metrics import ndcg_at_k
-from nomoretuning.training.objectives import predict
+from nomoretuning.training.prediction import predict
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

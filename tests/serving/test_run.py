@@ -18,7 +18,7 @@ from nomoretuning.data import load_table, make_synthetic
 from nomoretuning.errors import DataError
 from nomoretuning.serving import load_run
 from nomoretuning.training import metrics
-from nomoretuning.training.objectives import predict
+from nomoretuning.training.prediction import predict
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 TIKTOK = SHARED / "tiktok-icme2019-sample" / "final_track2_sample.txt"

@@ -17,6 +17,7 @@ from nomoretuning.training.metrics import (
     gauc,
     logloss,
     ndcg_at_k,
+    ndcg_difference,
     pairwise_accuracy,
 )
 
@@ -369,3 +370,47 @@ def test_auc_difference_bad_input_raises() -> None:
         auc_difference([0, 1, 0, 0], [0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1])
     with pytest.raises(ValueError, match="labels must be 0 or 1"):
         auc_difference([0, 2, 0, 1], [0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1])
+
+
+# --------------------------------------------------------------------------- ndcg_difference
+
+
+@pytest.mark.parametrize("no_relevant", ["skip", "zero", "one"])
+@pytest.mark.parametrize("seed", range(3))
+def test_ndcg_difference_is_the_mean_of_the_per_query_differences(
+    seed: int, no_relevant: str
+) -> None:
+    labels, a, groups = _random_case(seed, levels=3)
+    b = np.round(a + np.random.default_rng(seed + 10).normal(scale=0.7, size=a.size), 1)
+    difference, error = ndcg_difference(labels, a, b, groups, k=5, no_relevant=no_relevant)  # type: ignore[arg-type]
+    per_query = []
+    for g in np.unique(groups):
+        rows = groups == g
+        if no_relevant == "skip" and not labels[rows].any():
+            continue
+        values = [
+            ndcg_at_k(labels[rows], s[rows], None, k=5, no_relevant=no_relevant)  # type: ignore[arg-type]
+            for s in (a, b)
+        ]
+        per_query.append(values[0] - values[1])
+    expected = ndcg_at_k(labels, a, groups, k=5, no_relevant=no_relevant) - ndcg_at_k(  # type: ignore[arg-type]
+        labels,
+        b,
+        groups,
+        k=5,
+        no_relevant=no_relevant,  # type: ignore[arg-type]
+    )
+    assert difference == pytest.approx(expected)
+    assert difference == pytest.approx(np.mean(per_query))
+    assert error == pytest.approx(np.std(per_query, ddof=1) / math.sqrt(len(per_query)))
+
+
+def test_ndcg_difference_of_a_scoring_with_itself_is_zero_and_edge_cases() -> None:
+    labels, a, groups = _random_case(0, levels=3)
+    assert ndcg_difference(labels, a, a, groups) == (0.0, 0.0)
+    assert ndcg_difference([1, 0], [0.2, 0.1], [0.1, 0.2], None, k=None)[1] == 0.0  # one query
+    assert all(math.isnan(v) for v in ndcg_difference([0, 0], [0.1, 0.2], [0.2, 0.1], None))
+    with pytest.raises(ValueError, match="ndcg_difference: length mismatch"):
+        ndcg_difference([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2], None)
+    with pytest.raises(ValueError, match="ndcg_difference: relevance must be >= 0"):
+        ndcg_difference([0, -1], [0.1, 0.2], [0.1, 0.2], None)

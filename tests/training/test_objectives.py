@@ -18,14 +18,15 @@ from nomoretuning.data import GroupedSplit, PairwiseSpec, make_search_logs, make
 from nomoretuning.data.batching import Batch
 from nomoretuning.errors import ConfigError, DataError
 from nomoretuning.models import build_model
+from nomoretuning.training.metrics import auc_difference, ndcg_difference
 from nomoretuning.training.objectives import (
     BinaryObjective,
     PairMask,
     PairwiseObjective,
     objective_for,
     objective_from_spec,
-    predict,
 )
+from nomoretuning.training.prediction import predict
 from nomoretuning.training.trainer import Trainer, TrainerConfig
 
 
@@ -426,3 +427,41 @@ def test_the_split_loss_is_built_a_few_groups_at_a_time(
     measured = objective.evaluate({"t": scores}, {"t": labels}, groups)["t"]["loss"]
     assert not math.isnan(measured)
     assert measured == pytest.approx(expected, rel=1e-12)
+
+
+def test_each_objective_differences_its_own_selection_metric() -> None:
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(30), 6)
+    labels = rng.integers(0, 3, groups.size).astype(np.float64)
+    a, b = rng.normal(size=groups.size), rng.normal(size=groups.size)
+    ranking = PairwiseObjective(["t"], k=3, gain="linear")
+    assert ranking.difference("t", labels, a, b, groups) == ndcg_difference(
+        labels, a, b, groups, k=3, gain="linear"
+    )
+    clicks = (labels > 0).astype(np.float64)
+    binary = BinaryObjective(["t"])
+    assert binary.difference("t", clicks, a, b, None) == auc_difference(clicks, a, b)
+    one_class = binary.difference("t", np.ones(5), a[:5], b[:5], None)
+    assert all(math.isnan(v) for v in one_class)
+
+
+def test_the_ranking_top_stage_is_tested_against_its_start() -> None:
+    """``start_test`` on an NDCG-selected run: paired over the queries."""
+    data = make_search_logs(80, 8, seed=0, tasks=["pay", "relevance"])
+
+    def fit(start_test: float | None) -> nt.FitResult:
+        torch.manual_seed(0)
+        model = build_model("single_score", data.features, data.tasks, hidden_dims=(8,))
+        config = TrainerConfig(
+            batch_size=64, max_epochs=1, eval_every=2, patience=3, lr=0.01, progress=False,
+            device="cpu", start_test=start_test,
+        )  # fmt: skip
+        nmt = nt.NMT(["pay", "relevance"])
+        return Trainer(model, nmt, data, config, objective=objective_for(data, data.tasks)).fit()
+
+    untested = fit(None)
+    assert untested.stages[1].selected_step > 0  # the top stage found a better candidate
+    assert fit(0.0).test == untested.test
+    kept = fit(1e9)
+    assert kept.stages[1].selected_step == 0
+    assert kept.stages[1].valid["pay"] == untested.stages[0].valid["pay"]

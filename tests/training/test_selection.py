@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import pytest
 import torch
 
-from nomoretuning.errors import ConfigError
 from nomoretuning.training.selection import Candidate, CandidateSelection, evaluation_noise
 
 
@@ -234,6 +234,7 @@ def test_a_tested_state_round_trip_keeps_the_start() -> None:
     assert restored.best is not None and restored.best.step == 0
 
 
-def test_start_test_needs_an_auc_selection_metric() -> None:
-    with pytest.raises(ConfigError, match=r"start_test compares AUCs; this run selects by ndcg"):
-        CandidateSelection(patience=1, metric="ndcg", start_test=2.0)
+def test_a_comparison_that_cannot_be_made_keeps_the_start() -> None:
+    selection = _tested([0.70, 0.72])  # e.g. a validation split with one class: NaN, NaN
+    assert selection.settle_start(lambda best, start: (math.nan, math.nan))
+    assert selection.best is not None and selection.best.step == 0

@@ -84,14 +84,14 @@ def test_start_test_keeps_the_joint_start_unless_the_top_stage_beats_it(
         config = toy_config(start_test=start_test)
         return Trainer(toy_model(dataset), nt.NMT(["like", "finish"]), dataset, config).fit()
 
-    default = fit(None)
-    assert default.stages[1].selected_step > 0  # the top stage found a better candidate
+    untested = fit(None)
+    assert untested.stages[1].selected_step > 0  # the top stage found a better candidate
     # with no standard error to clear, the best is kept: the same run as without the test
-    assert fit(0.0).test == default.test
+    assert fit(0.0).test == untested.test
     # with a bar no gain clears, the top stage keeps its start, the joint stage's choice
     kept = fit(1e9)
     assert kept.stages[1].selected_step == 0
-    assert kept.stages[1].valid["like"] == default.stages[0].valid["like"]
+    assert kept.stages[1].valid["like"] == untested.stages[0].valid["like"]
 
 
 def test_the_trainer_does_not_change_the_users_combiner(dataset: PreparedDataset) -> None:

@@ -56,9 +56,9 @@ class TrainerConfig:
             noise between evaluations), the best for the other tasks in priority order (None,
             the default: the best score; see `nomoretuning.training.selection`).
         start_test: NMT's top-task stage keeps its starting point, the joint start, unless its
-            best candidate's validation AUC is higher by at least this many standard errors of
-            the difference (DeLong's, paired over the validation rows; None, the default: the
-            best candidate; AUC-selected objectives only; measured in docs/method.md).
+            best candidate's validation metric is higher by at least this many standard errors
+            of the difference (2, the default; paired over the validation rows, DeLong's for AUC,
+            over the queries for NDCG; None: the best candidate; measured in docs/method.md).
         constraints: ``"valid"``: held-out bounds and dual steps; ``"train"``: bounds from a
             training pass and per-step dual steps from training losses.
         constraint_every: with held-out constraints, a dual step every this many steps from a
@@ -100,7 +100,7 @@ class TrainerConfig:
     feasibility_tolerance: float | None = None
     metric_guard: float | None = None
     selection_band: float | None = None
-    start_test: float | None = None
+    start_test: float | None = 2.0
     constraints: Literal["train", "valid"] = "train"
     constraint_every: int | None = 20
     constraint_rows: int = 65536

@@ -10,8 +10,8 @@ import torch
 from torch import Tensor, nn
 
 from nomoretuning.training import distributed as parallel
-from nomoretuning.training.metrics import auc_difference
-from nomoretuning.training.objectives import Objective, predict
+from nomoretuning.training.objectives import Objective
+from nomoretuning.training.prediction import predict
 from nomoretuning.training.records import Metrics
 
 __all__ = ["compare_parameters", "evaluate_split"]
@@ -80,25 +80,29 @@ def compare_parameters(
     candidate: Mapping[str, Tensor],
     reference: Mapping[str, Tensor],
     split: Any,
+    objective: Objective,
     tasks: tuple[str, ...],
     batch_size: int,
     device: torch.device,
     error: type[Exception] = RuntimeError,
 ) -> tuple[float, float]:
-    """``model``'s AUC on ``split`` with the ``candidate`` parameters minus with the
-    ``reference`` ones, paired over the rows, and DeLong's standard error of that difference
-    (`nomoretuning.training.metrics.auc_difference`); over several ``tasks``, the mean
-    difference and the mean standard error. The model is left with the ``reference``
-    parameters.
+    """``model``'s selection metric on ``split`` with the ``candidate`` parameters minus with
+    the ``reference`` ones and the standard error of that paired difference
+    (``objective.difference``: DeLong's for AUC, over the groups for NDCG); over several
+    ``tasks``, the mean difference and the mean standard error. The model is left with the
+    ``reference`` parameters.
 
     Example:
         >>> import torch
         >>> from nomoretuning.data import make_synthetic
         >>> from nomoretuning.models import build_model
+        >>> from nomoretuning.training.objectives import BinaryObjective
         >>> ds = make_synthetic(2000, seed=0)
         >>> model = build_model("shared_bottom", ds.features, ds.tasks)
         >>> same = {k: v.clone() for k, v in model.state_dict().items()}
-        >>> compare_parameters(model, same, same, ds.valid, ("click",), 256, torch.device("cpu"))
+        >>> tasks = ("click",)
+        >>> compare_parameters(model, same, same, ds.valid, BinaryObjective(tasks), tasks, 256,
+        ...                    torch.device("cpu"))
         (0.0, 0.0)
     """
     scores = {}
@@ -109,8 +113,8 @@ def compare_parameters(
     def compare() -> tuple[float, float]:
         candidate_scores, reference_scores = scores["candidate"], scores["reference"]
         assert candidate_scores is not None and reference_scores is not None, "rank 0 only"
-        (a, labels, _), (b, _, _) = candidate_scores, reference_scores
-        results = [auc_difference(labels[t], a[t], b[t]) for t in tasks]
+        (a, labels, groups), (b, _, _) = candidate_scores, reference_scores
+        results = [objective.difference(t, labels[t], a[t], b[t], groups) for t in tasks]
         return float(np.mean([d for d, _ in results])), float(np.mean([s for _, s in results]))
 
     return parallel.run_on_main(compare, error)

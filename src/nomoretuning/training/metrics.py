@@ -8,6 +8,8 @@
 - `logloss`: binary cross-entropy from logits, numerically stable.
 - `ndcg_at_k`: mean NDCG@k over groups; tied scores are averaged over their orderings as
   ``sklearn.metrics.ndcg_score`` does.
+- `ndcg_difference`: NDCG@k(a) − NDCG@k(b) of two scorings of the same rows and the standard
+  error of that difference (paired over the groups).
 - `pairwise_accuracy`: fraction of correctly ordered within-group pairs of different labels
   (tied scores count 1/2), averaged over groups; for 0/1 labels it is the unweighted mean of
   the per-group AUCs. O(n log^2 n) whatever the number of label levels or the group sizes.
@@ -33,7 +35,15 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["auc", "auc_difference", "gauc", "logloss", "ndcg_at_k", "pairwise_accuracy"]
+__all__ = [
+    "auc",
+    "auc_difference",
+    "gauc",
+    "logloss",
+    "ndcg_at_k",
+    "ndcg_difference",
+    "pairwise_accuracy",
+]
 
 Gain = Literal["exponential", "linear"]
 NoRelevant = Literal["skip", "zero", "one"]
@@ -293,7 +303,55 @@ def ndcg_at_k(
         >>> round(ndcg_at_k(rel, s, g, k=3, gain="linear", no_relevant="zero"), 4)
         0.7847
     """
-    where = "ndcg_at_k"
+    values = _ndcg_per_group("ndcg_at_k", relevance, scores, groups, k, gain, no_relevant)
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else math.nan
+
+
+def ndcg_difference(
+    relevance: ArrayLike,
+    scores_a: ArrayLike,
+    scores_b: ArrayLike,
+    groups: ArrayLike | None,
+    k: int | None = 10,
+    gain: Gain = "exponential",
+    no_relevant: NoRelevant = "skip",
+) -> tuple[float, float]:
+    """NDCG@k(``scores_a``) − NDCG@k(``scores_b``) on the same rows (as `ndcg_at_k`), and the
+    standard error of that difference paired over the groups: the standard deviation of the
+    per-group differences over the square root of their number (0 with one group; NaN, NaN
+    when every group is skipped).
+
+    Example:
+        >>> rel = [2, 0, 1, 0, 1, 0, 0, 1]; g = [0, 0, 1, 1, 2, 2, 3, 3]
+        >>> a = [1, 0, 1, 0, 1, 0, 1, 0]; b = [0, 1, 1, 0, 1, 0, 1, 0]
+        >>> d, se = ndcg_difference(rel, a, b, g, k=2, gain="linear")
+        >>> round(d, 4), round(se, 4)
+        (0.0923, 0.0923)
+    """
+    where = "ndcg_difference"
+    b = _numeric("scores_b", where, scores_b)
+    _same_length(where, relevance=np.asarray(relevance), scores_b=b)
+    first = _ndcg_per_group(where, relevance, scores_a, groups, k, gain, no_relevant)
+    second = _ndcg_per_group(where, relevance, b, groups, k, gain, no_relevant)
+    differences = (first - second)[~np.isnan(first)]
+    if not differences.size:
+        return math.nan, math.nan
+    spread = float(np.std(differences, ddof=1)) if differences.size > 1 else 0.0
+    return float(differences.mean()), spread / math.sqrt(differences.size)
+
+
+def _ndcg_per_group(
+    where: str,
+    relevance: ArrayLike,
+    scores: ArrayLike,
+    groups: ArrayLike | None,
+    k: int | None,
+    gain: Gain,
+    no_relevant: NoRelevant,
+) -> np.ndarray:
+    """NDCG@k of every group, in group-code order (see `ndcg_at_k`); NaN for the groups that
+    ``no_relevant="skip"`` leaves out."""
     y, s, codes = _inputs(where, relevance, scores, groups)
     if (y < 0).any():
         raise ValueError(f"{where}: relevance must be >= 0, got {float(y.min())}")
@@ -331,10 +389,8 @@ def ndcg_at_k(
 
     has_relevant = idcg > 0
     values = np.divide(dcg, idcg, out=np.zeros(n_groups), where=has_relevant)
-    if no_relevant == "skip":
-        return float(values[has_relevant].mean()) if has_relevant.any() else math.nan
-    values[~has_relevant] = 0.0 if no_relevant == "zero" else 1.0
-    return float(values.mean())
+    values[~has_relevant] = {"skip": math.nan, "zero": 0.0, "one": 1.0}[no_relevant]
+    return values
 
 
 def _prefix_less(values: np.ndarray, positions: np.ndarray, thresholds: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from nomoretuning.core.losses import (
     pairwise_logistic_loss,
     softmax_cross_entropy_loss,
 )
-from nomoretuning.data.batching import Batch, PreparedDataset, TensorSplit
+from nomoretuning.data.batching import Batch, PreparedDataset
 from nomoretuning.data.ranking.spec import (
     GAINS,
     RANKING_LOSSES,
@@ -40,7 +40,6 @@ __all__ = [
     "PairwiseObjective",
     "objective_for",
     "objective_from_spec",
-    "predict",
 ]
 
 EVALUATION_PAIRS = 1 << 22
@@ -69,6 +68,18 @@ class Objective(Protocol):
         groups: np.ndarray | None,
     ) -> dict[str, dict[str, float]]:
         """Metrics per task on a split: ``{task: {metric: value}}``, with ``loss`` among them."""
+        ...
+
+    def difference(
+        self,
+        task: str,
+        labels: np.ndarray,
+        scores_a: np.ndarray,
+        scores_b: np.ndarray,
+        groups: np.ndarray | None,
+    ) -> tuple[float, float]:
+        """``task``'s selection metric with ``scores_a`` minus with ``scores_b`` on the same
+        rows, and the standard error of that paired difference."""
         ...
 
     def constant_score(self, task: str, labels: Tensor) -> float:
@@ -130,6 +141,21 @@ class BinaryObjective:
                 values["gauc"] = metrics.gauc(y, s, groups)
             result[task] = values
         return result
+
+    def difference(
+        self,
+        task: str,
+        labels: np.ndarray,
+        scores_a: np.ndarray,
+        scores_b: np.ndarray,
+        groups: np.ndarray | None,
+    ) -> tuple[float, float]:
+        """AUC(a) − AUC(b) and DeLong's standard error (`metrics.auc_difference`); NaN, NaN
+        without two rows of each class."""
+        positives = int(np.count_nonzero(labels == 1))
+        if min(positives, labels.size - positives) < 2:
+            return math.nan, math.nan
+        return metrics.auc_difference(labels, scores_a, scores_b)
 
 
 def _safe_auc(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -346,6 +372,22 @@ class PairwiseObjective:
             result[task] = {"ndcg": ndcg, "pairwise_accuracy": accuracy, "loss": loss}
         return result
 
+    def difference(
+        self,
+        task: str,
+        labels: np.ndarray,
+        scores_a: np.ndarray,
+        scores_b: np.ndarray,
+        groups: np.ndarray | None,
+    ) -> tuple[float, float]:
+        """NDCG@k(a) − NDCG@k(b) as `evaluate` computes it, and its standard error paired over
+        the groups (`metrics.ndcg_difference`)."""
+        y = np.asarray(labels, dtype=np.float64)
+        g = np.zeros(y.size, dtype=np.int64) if groups is None else np.asarray(groups)
+        return metrics.ndcg_difference(
+            y, scores_a, scores_b, g, self.k, self.gains[task], self.no_relevant
+        )
+
     def _split_loss(
         self, y: np.ndarray, s: np.ndarray, g: np.ndarray, keep: Tensor | None, task: str
     ) -> float:
@@ -449,52 +491,4 @@ def objective_from_spec(spec: PairwiseSpec | None, tasks: Sequence[str]) -> Obje
         k=spec.k,
         gain={t: spec.gains.get(t, "exponential") for t in names},
         loss=spec.loss,
-    )
-
-
-@torch.no_grad()
-def predict(
-    model: torch.nn.Module,
-    split: object,
-    batch_size: int,
-    device: torch.device,
-    tasks: Sequence[str],
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None]:
-    """Logits, labels and group ids of a whole split, in split order (model in eval mode).
-
-    Example:
-        >>> from nomoretuning.data.ranking import make_search_logs
-        >>> from nomoretuning.models import build_model
-        >>> ds = make_search_logs(20, 5, seed=0, tasks=["relevance"])
-        >>> model = build_model("single_score", ds.features, ds.tasks, hidden_dims=(4,))
-        >>> logits, labels, groups = predict(model, ds.test, 7, torch.device("cpu"), ds.tasks)
-        >>> bool((groups == ds.test.groups.numpy()).all()), logits["relevance"].shape
-        (True, (10,))
-    """
-    was_training = model.training
-    model.eval()
-    logits: dict[str, list[Tensor]] = {t: [] for t in tasks}
-    labels: dict[str, list[Tensor]] = {t: [] for t in tasks}
-    groups: list[Tensor] = []
-    # A TensorSplit (a GroupedSplit too) is read in storage order, so the outputs line up with
-    # the split's rows; other split objects are read with their own batches().
-    batches = (
-        TensorSplit.batches(split, batch_size, shuffle=False)
-        if isinstance(split, TensorSplit)
-        else split.batches(batch_size, shuffle=False)  # type: ignore[attr-defined]
-    )
-    try:
-        for batch in batches:
-            out = model(batch.sparse.to(device), batch.dense.to(device))
-            for task in tasks:
-                logits[task].append(out[task].float().cpu())
-                labels[task].append(batch.labels[task].cpu())
-            if batch.groups is not None:
-                groups.append(batch.groups.cpu())
-    finally:
-        model.train(was_training)
-    return (
-        {t: torch.cat(v).numpy() for t, v in logits.items()},
-        {t: torch.cat(v).numpy() for t, v in labels.items()},
-        torch.cat(groups).numpy() if groups else None,
     )

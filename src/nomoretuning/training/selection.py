@@ -34,7 +34,6 @@ from typing import Any, Literal
 import numpy as np
 from torch import Tensor
 
-from nomoretuning.errors import ConfigError
 from nomoretuning.training.records import Metrics
 
 __all__ = ["Candidate", "CandidateSelection", "SelectionRule", "evaluation_noise"]
@@ -143,8 +142,6 @@ class CandidateSelection:
         pool_size: int = 8,
         start_test: float | None = None,
     ) -> None:
-        if start_test is not None and metric != "auc":
-            raise ConfigError(f"trainer.start_test compares AUCs; this run selects by {metric}")
         self.patience = patience
         self.start_test = start_test
         self.tests_start = False

@@ -305,10 +305,11 @@ class Trainer:
 
     def _end_stage(self) -> None:
         self.selection.choose()
-        valid, tasks, rows = self.dataset.valid, self.plan.stage_tasks, self.config.eval_batch_size
+        split, objective, tasks = self.dataset.valid, self.objective, self.plan.stage_tasks
+        rows, device = self.config.eval_batch_size, self.device
         self.selection.settle_start(  # the top task's stage: its best against its start
             lambda best, start: compare_parameters(
-                self.model, best, start, valid, tasks, rows, self.device, TrainingError
+                self.model, best, start, split, objective, tasks, rows, device, TrainingError
             )
         )
         best, parameters = self.selection.best, self.selection.best_parameters

@@ -43,7 +43,8 @@ from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
 from nomoretuning.training.checkpoint import load_checkpoint
 from nomoretuning.training.devices import resolve_device
-from nomoretuning.training.objectives import PairwiseObjective, predict
+from nomoretuning.training.objectives import PairwiseObjective
+from nomoretuning.training.prediction import predict
 from nomoretuning.training.trainer import Resume
 
 __all__ = [
