@@ -227,6 +227,44 @@ def _runs(rows: Sequence[str], cells: Sequence[str], seeds: Sequence[int]) -> It
                     yield Run(row, cell, method, seed)
 
 
+def verdict(
+    row: str,
+    cell: str,
+    single: dict[int, dict[str, Any]],
+    joint: dict[int, dict[str, Any]],
+    nmt: dict[int, dict[str, Any]],
+) -> Verdict | None:
+    """One cell's verdict from each method's records by seed (``nmt``: the method judged), over
+    their common seeds; None with fewer than two."""
+    seeds = sorted(set(single) & set(joint) & set(nmt))
+    if len(seeds) < 2:
+        return None
+    tasks = list(nmt[seeds[0]]["test"])
+    top = tasks[0]
+    diffs = [
+        nmt[s]["test"][top] - max(single[s]["test"][top], joint[s]["test"][top]) for s in seeds
+    ]
+    lower = {
+        t: statistics.mean(
+            100 * (nmt[s]["test"][t] - joint[s]["test"][t]) / joint[s]["test"][t] for s in seeds
+        )
+        for t in tasks[1:]
+    }
+    return Verdict(
+        row,
+        cell,
+        len(seeds),
+        top,
+        statistics.mean(nmt[s]["test"][top] for s in seeds),
+        statistics.mean(single[s]["test"][top] for s in seeds),
+        statistics.mean(joint[s]["test"][top] for s in seeds),
+        statistics.mean(diffs),
+        statistics.stdev(diffs) / math.sqrt(len(diffs)),
+        lower,
+        statistics.mean(nmt[s]["epochs"] for s in seeds),
+    )
+
+
 def verdicts(records: Sequence[dict[str, Any]]) -> list[Verdict]:
     """One verdict per (row, cell) with all three methods on at least two common seeds."""
     table: dict[tuple[str, str], dict[str, dict[int, dict[str, Any]]]] = {}
@@ -236,36 +274,9 @@ def verdicts(records: Sequence[dict[str, Any]]) -> list[Verdict]:
     for (row, cell), methods in table.items():
         if set(methods) != set(METHODS):
             continue
-        seeds = sorted(set.intersection(*(set(methods[m]) for m in METHODS)))
-        if len(seeds) < 2:
-            continue
-        single, joint, nmt = (methods[m] for m in METHODS)
-        tasks = list(nmt[seeds[0]]["test"])
-        top = tasks[0]
-        diffs = [
-            nmt[s]["test"][top] - max(single[s]["test"][top], joint[s]["test"][top]) for s in seeds
-        ]
-        lower = {
-            t: statistics.mean(
-                100 * (nmt[s]["test"][t] - joint[s]["test"][t]) / joint[s]["test"][t] for s in seeds
-            )
-            for t in tasks[1:]
-        }
-        out.append(
-            Verdict(
-                row,
-                cell,
-                len(seeds),
-                top,
-                statistics.mean(nmt[s]["test"][top] for s in seeds),
-                statistics.mean(single[s]["test"][top] for s in seeds),
-                statistics.mean(joint[s]["test"][top] for s in seeds),
-                statistics.mean(diffs),
-                statistics.stdev(diffs) / math.sqrt(len(diffs)),
-                lower,
-                statistics.mean(nmt[s]["epochs"] for s in seeds),
-            )
-        )
+        found = verdict(row, cell, *(methods[m] for m in METHODS))
+        if found is not None:
+            out.append(found)
     order = {name: i for i, name in enumerate(ROWS)}
     cells = {name: i for i, name in enumerate(CELLS)}
     return sorted(out, key=lambda v: (order[v.row], cells[v.cell]))

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -71,39 +70,36 @@ def train(job: tuple[str, Weights | None, int]) -> dict[str, Any]:
         "weights": weights,
         "seed": seed,
         "test": {t: result.test[t]["ndcg"] for t in run_tasks},
+        "epochs": result.epochs,
         "wall_s": round(time.perf_counter() - start, 1),
     }
 
 
-def report(records: Sequence[dict[str, Any]], tasks: Sequence[str]) -> int:
-    """Print one line per weighting; return how many meet both rules."""
-    top, lower = tasks[0], tasks[1:]
-    single = {r["seed"]: r["test"] for r in records if r["method"] == "single"}
-    joint = {r["seed"]: r["test"] for r in records if r["method"] == "equal"}
-    seeds = sorted(single)
-    by_weights: dict[Weights, dict[int, dict[str, float]]] = {}
+def report(records: Sequence[dict[str, Any]]) -> int:
+    """Print one line per weighting, judged by the robustness benchmark's rules against
+    single-task and joint training on the same seeds; return how many meet both."""
+    by_method: dict[str, dict[int, dict[str, Any]]] = {"single": {}, "equal": {}}
+    by_weights: dict[Weights, dict[int, dict[str, Any]]] = {}
     for r in records:
         if r["method"] == "weights":
-            by_weights.setdefault(tuple(r["weights"]), {})[r["seed"]] = r["test"]
-    print(f"{'weights (' + ':'.join(tasks) + ')':<28} {top} margin (s.e.)  " + "  ".join(lower))
-    meeting = 0
+            by_weights.setdefault(tuple(r["weights"]), {})[r["seed"]] = r
+        else:
+            by_method[r["method"]][r["seed"]] = r
+    meeting, total = 0, 0
     for weights, runs in by_weights.items():
-        diffs = [runs[s][top] - max(single[s][top], joint[s][top]) for s in seeds]
-        margin = statistics.fmean(diffs)
-        se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else 0.0
-        rel = {
-            t: 100 * (statistics.fmean(runs[s][t] for s in seeds) / statistics.fmean(
-                joint[s][t] for s in seeds) - 1)
-            for t in lower
-        }  # fmt: skip
-        ok = margin >= -max(robustness.DELTA, se) and all(
-            x >= -robustness.LOWER_TOLERANCE for x in rel.values()
-        )
-        meeting += ok
         name = ":".join(f"{w:g}" for w in weights)
-        lows = "  ".join(f"{t} {x:+6.1f} %" for t, x in rel.items())
-        print(f"{name:<28} {margin:+.4f} ({se:.4f})   {lows}{'   MEETS BOTH' if ok else ''}")
-    print(f"{meeting} of {len(by_weights)} weightings meet both rules (seeds {seeds})")
+        found = robustness.verdict(ROW, name, by_method["single"], by_method["equal"], runs)
+        if found is None:
+            continue
+        if total == 0:
+            lower = "  ".join(found.lower)
+            print(f"{'weights':<28} {found.top} margin (s.e.)  {lower}")
+        total += 1
+        meeting += found.passed
+        lows = "  ".join(f"{t} {x:+6.1f} %" for t, x in found.lower.items())
+        mark = "   MEETS BOTH" if found.passed else ""
+        print(f"{name:<28} {found.margin:+.4f} ({found.stderr:.4f})   {lows}{mark}")
+    print(f"{meeting} of {total} weightings meet both rules (seeds {sorted(by_method['single'])})")
     return meeting
 
 
@@ -135,7 +131,7 @@ def main() -> None:
     with multiprocessing.get_context("fork").Pool(args.workers) as pool:
         records = pool.map(train, jobs)
     print(f"trained in {time.perf_counter() - start:.0f} s")
-    report(records, list(robustness.ROWS[ROW]["tasks"]))
+    report(records)
 
 
 if __name__ == "__main__":
