@@ -6,8 +6,10 @@ constrained task meets its constraint on validation; feasible candidates beat in
 feasible ones rank by the stage tasks' mean selection metric (higher is better), infeasible ones by
 their largest relative excess (smaller is better). The ``objective`` rule looks at the metric only.
 `CandidateSelection` keeps the best candidate (and its parameters) and counts the feasible
-evaluations that did not improve on it: after ``patience`` of them the stage is done. Infeasible
-evaluations, while the multipliers catch up, do not use up patience.
+evaluations that did not improve on it: after ``patience`` of them the stage is done (infeasible
+evaluations, while the multipliers catch up, do not use up that patience). With patience in
+epochs (the trainer's default) the clock runs from the last better candidate whatever the
+evaluations in between, so a stage that never gets back to feasible ends after ``patience``.
 
 At the stage's end `CandidateSelection.choose` applies the *one-standard-error rule* (Breiman et
 al.'s rule for choosing among cross-validated models): every feasible candidate whose score is
