@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from nomoretuning.training.records import StartComparison
 from nomoretuning.training.selection import Candidate, CandidateSelection, evaluation_noise
 
 
@@ -195,12 +196,17 @@ def test_the_start_is_kept_unless_the_best_beats_it_by_start_test_standard_error
 
     assert selection.settle_start(compare)
     assert compared == [(1.0, 0.0)]  # the best's parameters against the start's
+    assert selection.comparison == StartComparison(0.02, 0.011, 2.0, kept_start=True)
+    assert selection.comparison.z == pytest.approx(0.02 / 0.011)
     assert selection.best is not None and selection.best.step == 0
     assert selection.best_parameters is not None and float(selection.best_parameters["w"]) == 0
 
     selection = _tested([0.70, 0.72, 0.71])
     assert not selection.settle_start(lambda best, start: (0.02, 0.009))  # 2.2 standard errors
     assert selection.best is not None and selection.best.step == 1
+    assert selection.comparison == StartComparison(0.02, 0.009, 2.0, kept_start=False)
+    selection.reset(test_start=True)  # a new stage forgets the comparison
+    assert selection.comparison is None
 
 
 def test_without_a_tested_start_nothing_is_compared() -> None:
@@ -214,6 +220,7 @@ def test_without_a_tested_start_nothing_is_compared() -> None:
     for step, score in enumerate([0.70, 0.72]):
         untested.consider(Candidate(step, score, 0.0, True, {}), dict)
     assert not untested.settle_start(fail)
+    assert untested.comparison is None
 
 
 def test_an_infeasible_best_is_not_tested_against_the_start() -> None:
@@ -238,3 +245,5 @@ def test_a_comparison_that_cannot_be_made_keeps_the_start() -> None:
     selection = _tested([0.70, 0.72])  # e.g. a validation split with one class: NaN, NaN
     assert selection.settle_start(lambda best, start: (math.nan, math.nan))
     assert selection.best is not None and selection.best.step == 0
+    assert selection.comparison is not None and selection.comparison.kept_start
+    assert math.isnan(selection.comparison.z)

@@ -14,7 +14,7 @@ from trainer_helpers import toy_config, toy_model
 import nomoretuning as nt
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
-from nomoretuning.training.records import FitResult
+from nomoretuning.training.records import FitResult, StageRecord
 from nomoretuning.training.trainer import Trainer, TrainerConfig, TrainingError
 
 # These tests check the constrained stage right after the top task's: no joint first stage
@@ -86,12 +86,25 @@ def test_start_test_keeps_the_joint_start_unless_the_top_stage_beats_it(
 
     untested = fit(None)
     assert untested.stages[1].selected_step > 0  # the top stage found a better candidate
+    assert all(stage.start_comparison is None for stage in untested.stages)
     # with no standard error to clear, the best is kept: the same run as without the test
-    assert fit(0.0).test == untested.test
+    cleared = fit(0.0)
+    assert cleared.test == untested.test
     # with a bar no gain clears, the top stage keeps its start, the joint stage's choice
     kept = fit(1e9)
     assert kept.stages[1].selected_step == 0
     assert kept.stages[1].valid["like"] == untested.stages[0].valid["like"]
+    # the stage record says what the test measured: the same comparison, two verdicts
+    measured, rejected = cleared.stages[1].start_comparison, kept.stages[1].start_comparison
+    assert measured is not None and rejected is not None
+    assert not measured.kept_start and rejected.kept_start
+    assert (measured.threshold, rejected.threshold) == (0.0, 1e9)
+    assert measured.difference == rejected.difference > 0
+    assert measured.standard_error == rejected.standard_error > 0
+    valid = untested.stages[1].valid["like"]["auc"] - untested.stages[0].valid["like"]["auc"]
+    assert measured.difference == pytest.approx(valid, abs=1e-6)
+    assert [s.start_comparison is None for s in kept.stages] == [True, False, True]
+    assert [StageRecord.from_dict(s) for s in kept.to_dict()["stages"]] == kept.stages
 
 
 def test_the_trainer_does_not_change_the_users_combiner(dataset: PreparedDataset) -> None:

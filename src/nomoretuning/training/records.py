@@ -5,10 +5,39 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["FitResult", "Metrics", "StageRecord"]
+__all__ = ["FitResult", "Metrics", "StageRecord", "StartComparison"]
 
 Metrics = dict[str, dict[str, float]]
 """``{task: {metric: value}}`` on one split (``loss`` among the metrics)."""
+
+
+@dataclass
+class StartComparison:
+    """The paired test of NMT's top-task stage: its best candidate against its start
+    (``trainer.start_test``), on the validation split.
+
+    Attributes:
+        difference: the best candidate's validation metric minus the start's.
+        standard_error: the paired standard error of ``difference`` (DeLong's for AUC, per
+            query for NDCG; NaN where the comparison cannot be made).
+        threshold: the standard errors ``difference`` had to reach (``start_test``).
+        kept_start: whether the start stayed the stage's selection.
+
+    Example:
+        >>> StartComparison(0.003, 0.002, 2.0, kept_start=True).z
+        1.5
+    """
+
+    difference: float
+    standard_error: float
+    threshold: float
+    kept_start: bool
+
+    @property
+    def z(self) -> float:
+        """``difference`` in standard errors (NaN where the error is 0 or unknown)."""
+        error = self.standard_error
+        return self.difference / error if error > 0 else float("nan")
 
 
 @dataclass
@@ -28,6 +57,8 @@ class StageRecord:
         bound: the bounds ``L*`` recorded for the stage tasks (staged combiners only).
         multipliers_at_end: the multipliers when the stage ended (staged combiners only).
         baseline: the loss of a constant prediction on the bound's data (staged combiners only).
+        start_comparison: the top-task stage's test of its best against its start (with
+            ``start_test`` set, when the best was not the start).
     """
 
     stage: int
@@ -41,6 +72,7 @@ class StageRecord:
     bound: dict[str, float] | None = None
     multipliers_at_end: dict[str, float] | None = None
     baseline: dict[str, float] | None = None
+    start_comparison: StartComparison | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """As plain data; the fields of staged combiners only are left out when unset.
@@ -53,6 +85,18 @@ class StageRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageRecord:
+        """The inverse of `to_dict`.
+
+        Example:
+            >>> record = StageRecord(2, ["a"], [], 10, 0, True, {})
+            >>> record.start_comparison = StartComparison(0.001, 0.001, 2.0, kept_start=True)
+            >>> StageRecord.from_dict(record.to_dict()) == record
+            True
+        """
+        data = dict(data)
+        comparison = data.pop("start_comparison", None)
+        if comparison is not None:
+            data["start_comparison"] = StartComparison(**comparison)
         return cls(**data)
 
 

@@ -36,7 +36,7 @@ from typing import Any, Literal
 import numpy as np
 from torch import Tensor
 
-from nomoretuning.training.records import Metrics
+from nomoretuning.training.records import Metrics, StartComparison
 
 __all__ = ["Candidate", "CandidateSelection", "SelectionRule", "evaluation_noise"]
 
@@ -148,6 +148,8 @@ class CandidateSelection:
         self.start_test = start_test
         self.tests_start = False
         """Whether the running stage's start is tested (`settle_start`; set by `reset`)."""
+        self.comparison: StartComparison | None = None
+        """What the last `settle_start` measured (None where it compared nothing)."""
         self.start: tuple[Candidate, dict[str, Tensor]] | None = None
         """With a tested start: the stage's first candidate and its parameters (the copy made
         when it was the best)."""
@@ -177,6 +179,7 @@ class CandidateSelection:
         (with ``start_test`` set)."""
         self.order = tuple(order)
         self.tests_start = test_start and self.start_test is not None
+        self.comparison = None
         self.start = None
         self.best = None
         self.best_parameters = None
@@ -269,7 +272,8 @@ class CandidateSelection:
         """In a stage whose start is tested (see `reset`), when the best candidate is not the
         start: ``compare(best_parameters, start_parameters)`` gives the best's validation metric
         minus the start's and its standard error; unless the difference is at least
-        ``start_test`` standard errors, the start becomes the best again. Returns whether it did.
+        ``start_test`` standard errors, the start becomes the best again. Returns whether it did;
+        `comparison` keeps what was measured.
 
         Example:
             >>> selection = CandidateSelection(patience=1, start_test=2.0)
@@ -278,18 +282,22 @@ class CandidateSelection:
             ...     _ = selection.consider(Candidate(step, score, 0.0, True, {}), dict)
             >>> selection.settle_start(lambda best, start: (0.02, 0.015)), selection.best.step
             (True, 0)
+            >>> round(selection.comparison.z, 2), selection.comparison.kept_start
+            (1.33, True)
         """
         best, start = self.best, self.start
+        self.comparison = None
         if not self.tests_start or start is None or best is None or best.step == start[0].step:
             return False
         if not best.feasible or not start[0].feasible:
             return False
         assert self.start_test is not None and self.best_parameters is not None
         difference, error = compare(self.best_parameters, start[1])
-        if difference >= self.start_test * error:
-            return False
-        self.best, self.best_parameters = start[0], start[1]
-        return True
+        kept_start = not difference >= self.start_test * error
+        self.comparison = StartComparison(difference, error, self.start_test, kept_start)
+        if kept_start:
+            self.best, self.best_parameters = start[0], start[1]
+        return kept_start
 
     def _tie_break(self, candidate: Candidate) -> tuple[float, ...]:
         """The one-standard-error rule's key: the ``order`` tasks' metrics (a missing value

@@ -315,15 +315,15 @@ class Trainer:
         best, parameters = self.selection.best, self.selection.best_parameters
         assert best is not None and parameters is not None, "every stage evaluates at least once"
         self.model.load_state_dict(parameters)
-        stage_tasks = self.plan.stage_tasks
         record = StageRecord(
             stage=self.state.stage_index + 1,
-            tasks=list(stage_tasks),
+            tasks=list(tasks),
             constrained=list(self.plan.constrained_tasks),
             steps=self.state.stage_step,
             selected_step=best.step,
             selected_feasible=best.feasible,
             valid=best.metrics,
+            start_comparison=self.selection.comparison,
         )
         if self.plan.records_bound:
             bounds = self.constraints.stage_bounds(
@@ -339,7 +339,7 @@ class Trainer:
             self.plan.next_stage(bounds, baselines)
         else:  # one stage of every task, or a joint start: no bound to measure
             self.plan.next_stage({})
-        self.constraints.record_references(stage_tasks, best.metrics, self.selection.seen)
+        self.constraints.record_references(tasks, best.metrics, self.selection.seen)
         self.state.end_stage(record)
         if self.run_dir is not None:
             self._save_last()
