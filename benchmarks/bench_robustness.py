@@ -18,8 +18,10 @@ evaluation every 20 steps; batch 256 / 4096; lr 3e-4 / 3e-3; shared_bottom, mmoe
 library's default sizes and at the small ones (the architecture does not apply to the ranking row,
 whose model is a single score).
 
-Results go to a JSON-lines file as they finish (``--resume`` continues it); the report prints the
-pass count, every failing cell with its margin, and draws a heatmap of the margins.
+Results go to a JSON-lines file as they finish (``--resume`` continues it); an NMT run whose top
+stage's best was tested against its start keeps the test's measurement (``start_comparison``:
+difference, standard error, threshold, verdict). The report prints the pass count, every failing
+cell with its margin, and draws a heatmap of the margins.
 
     python benchmarks/bench_robustness.py --quick           # the centre cell of every row
     python benchmarks/bench_robustness.py                   # every cell (hours on 2 cores)
@@ -201,6 +203,7 @@ def train(run: Run) -> dict[str, Any]:
     start = time.perf_counter()
     result = Trainer(model, combiner, data, config).fit()
     metric = "ndcg" if ranking else "auc"
+    compared = [asdict(s.start_comparison) for s in result.stages if s.start_comparison]
     return {
         **asdict(run),
         "metric": metric,
@@ -208,6 +211,7 @@ def train(run: Run) -> dict[str, Any]:
         "valid": {t: result.valid[t][metric] for t in run_tasks},
         "epochs": result.epochs,
         "wall_s": round(time.perf_counter() - start, 1),
+        **({"start_comparison": compared[0]} if compared else {}),
         **({"synthetic_rows": SYNTHETIC_ROWS} if ROWS[run.row]["data"] == "synthetic" else {}),
         **(
             {"census_split": list(CENSUS_SPLIT)}

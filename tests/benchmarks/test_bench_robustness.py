@@ -1,0 +1,40 @@
+"""The robustness benchmark's records: what one run of the matrix keeps."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import bench_robustness as robustness
+
+ROW, CELL = "synthetic c0.75", "shared_bottom small"
+
+
+@pytest.fixture
+def small_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small synthetic click logs (seconds per run) and no leftover options or cached data."""
+    monkeypatch.setattr(robustness, "SYNTHETIC_ROWS", 20_000)
+    monkeypatch.setattr(robustness, "_DATA", {})
+    monkeypatch.setattr(robustness, "OVERRIDES", {})
+
+
+@pytest.mark.usefixtures("small_logs")
+def test_nmt_records_keep_the_start_tests_measurement() -> None:
+    records = [robustness.train(robustness.Run(ROW, CELL, "nmt", seed)) for seed in range(3)]
+    compared = [r["start_comparison"] for r in records if "start_comparison" in r]
+    assert compared, "the top stage beat its start on validation in none of the seeds"
+    for comparison in compared:
+        assert comparison["threshold"] == 2.0  # the default start_test
+        assert comparison["standard_error"] > 0
+        clears = comparison["difference"] >= 2.0 * comparison["standard_error"]
+        assert comparison["kept_start"] is not clears
+    joint = robustness.train(robustness.Run(ROW, CELL, "equal", 0))
+    assert "start_comparison" not in joint  # no staged top task, nothing tested
+
+
+@pytest.mark.usefixtures("small_logs")
+def test_without_a_start_test_nmt_records_no_comparison() -> None:
+    robustness.OVERRIDES["start_test"] = None
+    records = [robustness.train(robustness.Run(ROW, CELL, "nmt", seed)) for seed in range(3)]
+    assert all("start_comparison" not in r for r in records)
