@@ -173,8 +173,10 @@ NMT_OVERRIDES: dict[str, Any] = {}
 """NMT options set on every NMT run (``--nmt``), likewise."""
 
 
-def train(run: Run) -> dict[str, Any]:
-    """One run of the matrix with the library's defaults, apart from the cell's one factor."""
+def train(run: Run, weights: Sequence[float] | None = None) -> dict[str, Any]:
+    """One run of the matrix with the library's defaults, apart from the cell's one factor;
+    with ``weights`` (one per task, in priority order), a fixed weighting of the row's tasks
+    instead of the run's method (``bench_weight_front.py``)."""
     import torch
 
     import nomoretuning as nt
@@ -194,9 +196,13 @@ def train(run: Run) -> dict[str, Any]:
         options = {k: v for k, v in SMALL.items() if k in allowed}
     torch.manual_seed(run.seed)
     model = build_model(name, data.features, run_tasks, **options)
-    combiner: nt.LossCombiner = (
-        nt.NMT(tasks, **NMT_OVERRIDES) if run.method == "nmt" else nt.EqualWeights(run_tasks)
-    )
+    combiner: nt.LossCombiner
+    if weights is not None:
+        combiner = nt.FixedWeights(dict(zip(tasks, weights, strict=True)))
+    elif run.method == "nmt":
+        combiner = nt.NMT(tasks, **NMT_OVERRIDES)
+    else:
+        combiner = nt.EqualWeights(run_tasks)
     trainer_options = {k: v for k, v in cell.items() if k not in ("model", "sizes")}
     trainer_options.update(OVERRIDES)
     config = TrainerConfig(seed=run.seed, progress=False, device="cpu", **trainer_options)
@@ -206,6 +212,7 @@ def train(run: Run) -> dict[str, Any]:
     compared = [asdict(s.start_comparison) for s in result.stages if s.start_comparison]
     return {
         **asdict(run),
+        **({"weights": list(weights)} if weights is not None else {}),
         "metric": metric,
         "test": {t: result.test[t][metric] for t in run_tasks},
         "valid": {t: result.valid[t][metric] for t in run_tasks},

@@ -1,4 +1,4 @@
-"""The search-log front benchmark's verdict: which weightings meet both robustness rules."""
+"""The weight-front benchmark's verdict: which weightings meet both robustness rules."""
 
 import sys
 from pathlib import Path
@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import bench_search_front as front
+import bench_weight_front as front
 
 
 def _records(
@@ -24,7 +24,7 @@ def _records(
         records.append({"method": "equal", "weights": None, "seed": seed, "test": joint[seed]})
         for weights, runs in weighted.items():
             records.append(
-                {"method": "weights", "weights": weights, "seed": seed, "test": runs[seed],
+                {"method": "weights", "weights": list(weights), "seed": seed, "test": runs[seed],
                  "epochs": 1.0}
             )  # fmt: skip
     return records
@@ -56,8 +56,28 @@ def test_a_weighting_that_breaks_either_rule_does_not_meet_both(
     assert front.report(_records({(0.95, 0.025, 0.025): runs})) == 0
 
 
-def test_weightings_split_the_rest_evenly_and_all_on_relevance() -> None:
-    assert front.weightings([0.8]) == [
+def test_weightings_split_the_rest_evenly_and_all_on_the_last_task() -> None:
+    assert front.weightings([0.8], tasks=3) == [
         (0.8, pytest.approx(0.1), pytest.approx(0.1)),
         (0.8, 0.0, pytest.approx(0.2)),
     ]
+    # with one lower task the two are the same weighting, listed once
+    assert front.weightings([0.8, 0.9], tasks=2) == [
+        (0.8, pytest.approx(0.2)),
+        (0.9, pytest.approx(0.1)),
+    ]
+
+
+def test_a_weighted_run_trains_the_cells_model_with_those_weights(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(front.robustness, "SYNTHETIC_ROWS", 20_000)
+    monkeypatch.setattr(front.robustness, "_DATA", {})
+    run = front.robustness.Run("synthetic c0.75", "shared_bottom small", "weights", 0)
+    leaning = front.train((run, (0.99, 0.01)))
+    assert leaning["weights"] == [0.99, 0.01] and set(leaning["test"]) == {"click", "like"}
+    joint = front.train((front.robustness.Run(run.row, run.cell, "equal", 0), None))
+    assert "weights" not in joint
+    # equal weights through the weighted path are the joint run, to the last digit
+    assert front.train((run, (0.5, 0.5)))["test"] == joint["test"]
+    assert leaning["test"]["like"] < joint["test"]["like"]  # 1 % of the weight on like
