@@ -27,6 +27,7 @@ import multiprocessing
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +112,8 @@ def main() -> None:
         if not args.report.is_file():
             raise SystemExit(f"--report {args.report}: no such file (write one with --output)")
         lines = args.report.read_text().splitlines()
-        records = [json.loads(line) for line in lines if line]
-        report(records, records[0]["row"] if records else ROW)
+        kept = [json.loads(line) for line in lines if line]
+        report(kept, kept[0]["row"] if kept else ROW)
         return
     if args.output is not None and args.output.exists():
         raise SystemExit(f"--output {args.output} exists: give another file")
@@ -136,12 +137,20 @@ def main() -> None:
     ]
     print(f"{row} / {cell}: {len(jobs)} runs with {args.workers} workers; {common.machine(1)}")
     start = time.perf_counter()
-    with multiprocessing.get_context("fork").Pool(args.workers) as pool:
-        records = pool.map(train, jobs)
-    print(f"trained in {time.perf_counter() - start:.0f} s", flush=True)
+    records: list[dict[str, Any]] = []
     if args.output is not None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with (
+        multiprocessing.get_context("fork").Pool(args.workers) as pool,
+        args.output.open("x") if args.output is not None else nullcontext() as handle,
+    ):
+        for record in pool.imap(train, jobs):  # each record kept as it finishes
+            records.append(record)
+            if handle is not None:
+                handle.write(json.dumps(record) + "\n")
+                handle.flush()
+    print(f"trained in {time.perf_counter() - start:.0f} s", flush=True)
+    if args.output is not None:
         print(f"records: {args.output}")
     report(records, row)
 
