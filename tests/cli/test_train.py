@@ -200,3 +200,53 @@ def test_a_corrupt_checkpoint_on_resume_is_one_line_and_the_previous_one_finishe
     assert finished[0] == finished[1]
     for log in ("history.csv", "evaluations.csv"):
         assert (run / log).read_text() == (reference / log).read_text()
+
+
+PACKAGED = Path(__file__).resolve().parents[2] / "src" / "nomoretuning" / "configs"
+
+
+def test_train_runs_the_packaged_demo_config_whose_options_serve_several_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo config shares one option set among its compared models (``bottom_dims`` is the
+    single-task model's); ``train`` keeps the ones ``model.name`` takes."""
+    out_dir = tmp_path / "demo"
+    quick = ["data.options.n_rows=4000", "trainer.max_steps=4", "trainer.eval_every=2"]
+    args = ["train", str(PACKAGED / "demo_synthetic.yaml"), "--output", str(out_dir)]
+    code, out, err = run_cli([*args, *(a for o in quick for a in ("--set", o))], capsys)
+    assert code == 0, err
+    assert "test click: auc" in out
+    resolved = yaml.safe_load((out_dir / "config.yaml").read_text())
+    assert resolved["model"]["name"] == "mmoe"
+    assert "bottom_dims" not in resolved["model"]["options"]
+    assert resolved["model"]["options"]["num_experts"] == 4
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        # with a compare section: a key that no compared model takes is a typo
+        (
+            {"compare": {"models": ["mmoe"]}, "model": {"name": "mmoe", "options": {"botom": 1}}},
+            "model.options.botom: no compared architecture takes this option",
+        ),
+        # without one: options are the model's own, so another model's option is refused
+        (
+            {"model": {"name": "mmoe", "options": {"bottom_dims": [8]}}},
+            "unknown argument 'bottom_dims'",
+        ),
+    ],
+)
+def test_train_refuses_model_options_that_fit_no_model_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], sections: dict, message: str
+) -> None:
+    config = {"data": {"dataset": "synthetic", "options": {"n_rows": 2000}}, **sections}
+    config["trainer"] = {"max_steps": 2, "progress": False}
+    out_dir = tmp_path / "run"
+    code, _, err = run_cli(
+        ["train", str(write_config(tmp_path, config)), "--output", str(out_dir)], capsys
+    )
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1
+    assert not out_dir.exists() or not any(out_dir.iterdir())  # nothing written

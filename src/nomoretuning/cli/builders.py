@@ -23,6 +23,9 @@ __all__ = [
     "build_dataset",
     "build_model",
     "build_objective",
+    "check_shared_options",
+    "options_for",
+    "shared_model_options",
     "trainer_config",
 ]
 
@@ -181,3 +184,50 @@ def trainer_config(config: RunConfig, *, progress: bool | None = None) -> Traine
     if progress is not None:
         options["progress"] = progress
     return TrainerConfig(seed=config.seed, **options)
+
+
+def options_for(model: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The model options an architecture accepts (compare shares one option set among them)."""
+    from nomoretuning.models import MODEL_NAMES, model_arguments
+
+    if model not in MODEL_NAMES:
+        raise ConfigError(f"compare.models: unknown model {model!r}; allowed: {list(MODEL_NAMES)}")
+    accepted = model_arguments(model)
+    return {k: v for k, v in options.items() if k in accepted}
+
+
+def check_shared_options(models: Sequence[str], options: dict[str, Any]) -> None:
+    """Rejects a ``model.options`` key that no compared architecture takes (a typo)."""
+    from nomoretuning.models import model_arguments
+
+    known = {k for m in [*models, "single_task"] for k in model_arguments(m)}
+    for key in options:
+        if key not in known:
+            raise ConfigError(f"model.options.{key}: no compared architecture takes this option")
+
+
+def shared_model_options(config: RunConfig) -> dict[str, Any]:
+    """``model.options`` for one run of ``model.name``: as written, unless the config also has a
+    ``compare`` section, whose architectures share one option set (the packaged demo configs
+    give ``bottom_dims`` for single-task training beside MMoE's options); then the options
+    ``model.name`` takes, once every key is known to some compared architecture.
+
+    Example:
+        >>> from nomoretuning.cli.config import validate_config
+        >>> config = validate_config({"data": {"dataset": "synthetic"},
+        ...     "model": {"name": "mmoe", "options": {"num_experts": 2, "bottom_dims": [8]}},
+        ...     "compare": {"models": ["mmoe"]}})
+        >>> shared_model_options(config)
+        {'num_experts': 2}
+
+    Raises:
+        ConfigError: a key no compared architecture takes (a typo).
+    """
+    from nomoretuning.models import MODEL_NAMES
+
+    options = dict(config.model.options)
+    if "compare" not in config.model_fields_set or config.model.name not in MODEL_NAMES:
+        return options  # an unknown model.name gets build_model's own error
+    models = [m for m in config.compare.models if m in MODEL_NAMES]
+    check_shared_options([*models, config.model.name], options)
+    return options_for(config.model.name, options)

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from nomoretuning.cli import outputs
-from nomoretuning.cli.builders import build_dataset
+from nomoretuning.cli.builders import build_dataset, check_shared_options, options_for
 from nomoretuning.cli.config import RunConfig
 from nomoretuning.cli.outputs import Progress
 from nomoretuning.cli.plots import plot_run
@@ -27,7 +25,7 @@ from nomoretuning.cli.report import comparison_markdown
 from nomoretuning.errors import ConfigError
 from nomoretuning.training.trainer import Resume
 
-__all__ = ["check_shared_options", "compare_command", "options_for", "run_comparison"]
+__all__ = ["compare_command", "run_comparison"]
 
 
 def run_comparison(
@@ -64,26 +62,6 @@ def run_comparison(
             f"({record.wall_time_s:.0f}s, {elapsed:.0f}s total)"
         )
     return records
-
-
-def options_for(model: str, options: dict[str, Any]) -> dict[str, Any]:
-    """The model options an architecture accepts (compare shares one option set among them)."""
-    from nomoretuning.models import MODEL_NAMES, model_arguments
-
-    if model not in MODEL_NAMES:
-        raise ConfigError(f"compare.models: unknown model {model!r}; allowed: {list(MODEL_NAMES)}")
-    accepted = model_arguments(model)
-    return {k: v for k, v in options.items() if k in accepted}
-
-
-def check_shared_options(models: Sequence[str], options: dict[str, Any]) -> None:
-    """Rejects a ``model.options`` key that no compared architecture takes (a typo)."""
-    from nomoretuning.models import model_arguments
-
-    known = {k for m in [*models, "single_task"] for k in model_arguments(m)}
-    for key in options:
-        if key not in known:
-            raise ConfigError(f"model.options.{key}: no compared architecture takes this option")
 
 
 def compare_command(config: RunConfig, output: Path, *, overwrite: bool, resume: Resume) -> None:

@@ -20,6 +20,7 @@ from nomoretuning.cli.builders import (
     build_dataset,
     build_model,
     build_objective,
+    shared_model_options,
     trainer_config,
 )
 from nomoretuning.cli.config import RunConfig, dump_config
@@ -146,6 +147,7 @@ def _single_task_runs(
 
 def train_command(config: RunConfig, output: Path, *, resume: Resume) -> None:
     """``nomoretuning train``: one run in ``output``, its test metrics printed, its plots drawn."""
+    config.model.options = shared_model_options(config)
     outputs.prepare_output(output, config.overwrite, resume)
     record = run_training(config, output, resume=resume)
     if not outputs.is_main_process():
