@@ -72,6 +72,23 @@ def test_patience_counts_feasible_evaluations_without_improvement_only() -> None
     assert selection.done
 
 
+def test_a_stage_may_have_a_patience_of_its_own_until_the_next_reset() -> None:
+    selection = CandidateSelection(patience=1)
+    selection.reset(patience=3)
+    assert selection.consider(_candidate(0, 0.70, 0.0), dict)
+    for step in (1, 2):
+        assert not selection.consider(_candidate(step, 0.60, 0.0), dict)
+        assert not selection.done
+    restored = CandidateSelection(patience=1)
+    restored.load_state_dict(selection.state_dict())  # a resumed stage keeps its patience
+    assert not restored.consider(_candidate(3, 0.60, 0.0), dict)
+    assert restored.done
+    restored.reset()  # the next stage: the patience given at construction
+    assert restored.consider(_candidate(0, 0.70, 0.0), dict)
+    assert not restored.consider(_candidate(1, 0.60, 0.0), dict)
+    assert restored.done
+
+
 def test_the_selected_parameters_are_a_copy() -> None:
     weights = {"w": torch.zeros(2)}
     selection = CandidateSelection(patience=1)

@@ -77,6 +77,22 @@ def test_every_stage_after_the_first_starts_with_its_starting_point_as_a_candida
     assert first[3] == steps[0] + steps[1]
 
 
+def test_constrained_patience_lengthens_only_the_constrained_stages(
+    dataset: PreparedDataset,
+) -> None:
+    def stage_steps(**options: object) -> list[int]:
+        config = toy_config(patience_unit="evaluations", patience=1, max_epochs=20, **options)
+        result = Trainer(toy_model(dataset), nt.NMT(["like", "finish"]), dataset, config).fit()
+        assert [s.constrained for s in result.stages] == [[], [], ["like"]]
+        return [s.steps for s in result.stages]
+
+    default = stage_steps()
+    assert stage_steps(constrained_patience=1) == default  # unset: the same as patience
+    longer = stage_steps(constrained_patience=4)
+    assert longer[:2] == default[:2]  # the joint start and the top task's stage
+    assert longer[2] >= default[2] + 3 * 4  # three more evaluations, every 4 steps
+
+
 def test_start_test_keeps_the_joint_start_unless_the_top_stage_beats_it(
     dataset: PreparedDataset,
 ) -> None:

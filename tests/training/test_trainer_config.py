@@ -17,6 +17,11 @@ from nomoretuning.training.config import TrainerConfig
             {"patience": 0.5, "patience_unit": "evaluations"},
             "trainer.patience must be a positive integer",
         ),
+        ({"constrained_patience": 0}, "trainer.constrained_patience must be a finite number > 0"),
+        (
+            {"constrained_patience": 1.5, "patience_unit": "evaluations"},
+            "trainer.constrained_patience must be a positive integer",
+        ),
         ({"lr": -1.0}, "trainer.lr must be a finite number > 0"),
         ({"lr": float("nan")}, "trainer.lr must be a finite number > 0"),
         ({"eval_every": 0}, "trainer.eval_every must be a positive integer or null"),

@@ -44,6 +44,9 @@ class TrainerConfig:
             `nomoretuning.training.selection.CandidateSelection`), in ``patience_unit``.
         patience_unit: ``"evaluations"`` (feasible evaluations) or ``"epochs"`` (of training
             without progress).
+        constrained_patience: the patience of a constrained stage (NMT's stages after the top
+            task's), in ``patience_unit`` (None, the default: ``patience``; measured in
+            docs/method.md).
         selection: ``"feasible_first"`` or ``"objective"`` (see `nomoretuning.training.selection`).
         feasibility_tolerance: relative tolerance of the validation constraints used for selection
             (None: the combiner's own tolerance).
@@ -96,6 +99,7 @@ class TrainerConfig:
     evaluations_per_epoch: int = 4
     patience: float = 1.0
     patience_unit: Literal["evaluations", "epochs"] = "epochs"
+    constrained_patience: float | None = None
     selection: Literal["feasible_first", "objective"] = "feasible_first"
     feasibility_tolerance: float | None = None
     metric_guard: float | None = None
@@ -126,11 +130,10 @@ class TrainerConfig:
             raise ConfigError(f"trainer.seed must be an integer, got {self.seed!r}")
         self.lr = checks.positive_number(self.lr, "trainer.lr")
         checks.one_of(self.patience_unit, "trainer.patience_unit", ("evaluations", "epochs"))
-        self.patience = checks.positive_number(self.patience, "trainer.patience")
-        if self.patience_unit == "evaluations":
-            self.patience = checks.positive_int(
-                int(self.patience) if float(self.patience).is_integer() else self.patience,
-                "trainer.patience",
+        self.patience = self._checked_patience(self.patience, "trainer.patience")
+        if self.constrained_patience is not None:
+            self.constrained_patience = self._checked_patience(
+                self.constrained_patience, "trainer.constrained_patience"
             )
         self.weight_decay = checks.positive_number(
             self.weight_decay, "trainer.weight_decay", allow_zero=True
@@ -154,6 +157,12 @@ class TrainerConfig:
                 raise ConfigError(
                     f"trainer.{name} must be true or false, got {getattr(self, name)!r}"
                 )
+
+    def _checked_patience(self, value: object, name: str) -> float:
+        value = checks.positive_number(value, name)
+        if self.patience_unit == "evaluations":
+            return checks.positive_int(int(value) if float(value).is_integer() else value, name)
+        return value
 
     def evaluation_interval(self, steps_per_epoch: int) -> int:
         """Steps between two evaluations in an epoch of ``steps_per_epoch`` steps (each epoch

@@ -145,6 +145,8 @@ class CandidateSelection:
         start_test: float | None = None,
     ) -> None:
         self.patience = patience
+        self.stage_patience = patience
+        """The running stage's patience (`reset` may set another)."""
         self.start_test = start_test
         self.tests_start = False
         """Whether the running stage's start is tested (`settle_start`; set by `reset`)."""
@@ -173,11 +175,15 @@ class CandidateSelection:
     """With ``unit="epochs"``, a stage also waits for this many evaluations without a better
     candidate (one noisy evaluation never ends a stage)."""
 
-    def reset(self, order: Sequence[str] = (), test_start: bool = False) -> None:
+    def reset(
+        self, order: Sequence[str] = (), test_start: bool = False, patience: float | None = None
+    ) -> None:
         """Forgets the stage: a new stage starts with no candidate; ``order``: its tie-break
         tasks (see `choose`); ``test_start``: whether `settle_start` tests its starting point
-        (with ``start_test`` set)."""
+        (with ``start_test`` set); ``patience``: the stage's own (None: the one given at
+        construction)."""
         self.order = tuple(order)
+        self.stage_patience = self.patience if patience is None else patience
         self.tests_start = test_start and self.start_test is not None
         self.comparison = None
         self.start = None
@@ -214,7 +220,7 @@ class CandidateSelection:
                 self.stale_evaluations = 0
             elif self.progress_at is not None:
                 self.stale_evaluations += 1
-                waited = epochs - self.progress_at >= self.patience - 1e-9
+                waited = epochs - self.progress_at >= self.stage_patience - 1e-9
                 if waited and self.stale_evaluations >= self.MIN_EVALUATIONS:
                     self.done = True
             return improved
@@ -222,7 +228,7 @@ class CandidateSelection:
             self.stale_evaluations = 0
         elif candidate.feasible:
             self.stale_evaluations += 1
-            if self.stale_evaluations >= self.patience:
+            if self.stale_evaluations >= self.stage_patience:
                 self.done = True
         return improved
 
@@ -315,6 +321,7 @@ class CandidateSelection:
             "tests_start": self.tests_start,
             "start": None if self.start is None else (asdict(self.start[0]), self.start[1]),
             "stale_evaluations": self.stale_evaluations,
+            "stage_patience": self.stage_patience,
             "progress_at": self.progress_at,
             "done": self.done,
         }
@@ -330,5 +337,6 @@ class CandidateSelection:
         start = state.get("start")
         self.start = None if start is None else (Candidate(**start[0]), start[1])
         self.stale_evaluations = int(state["stale_evaluations"])
+        self.stage_patience = float(state.get("stage_patience", self.patience))
         self.progress_at = state["progress_at"]
         self.done = bool(state["done"])

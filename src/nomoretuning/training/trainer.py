@@ -215,7 +215,9 @@ class Trainer:
         self.runner.optimizer = self._new_optimizer()
         self.state.begin_stage()
         top_stage = self.state.stage_index > 0 and not self.plan.constrained_tasks
-        self.selection.reset(self.plan.other_tasks, test_start=top_stage)
+        constrained = bool(self.plan.constrained_tasks)
+        patience = self.config.constrained_patience if constrained else None
+        self.selection.reset(self.plan.other_tasks, test_start=top_stage, patience=patience)
         if self.plan.constrained_tasks:
             self.constraints.begin_stage(self.model, self.runner.losses)
         if self.state.stage_index > 0:
