@@ -209,7 +209,16 @@ def train(run: Run, weights: Sequence[float] | None = None) -> dict[str, Any]:
     start = time.perf_counter()
     result = Trainer(model, combiner, data, config).fit()
     metric = "ndcg" if ranking else "auc"
-    compared = [asdict(s.start_comparison) for s in result.stages if s.start_comparison]
+    compared = [  # the top task's stage
+        asdict(s.start_comparison)
+        for s in result.stages
+        if s.start_comparison and not s.constrained
+    ]
+    lower = [  # with start_test_stages: every, the constrained stages' tests
+        {"stage": s.stage, **asdict(s.start_comparison)}
+        for s in result.stages
+        if s.start_comparison and s.constrained
+    ]
     return {
         **asdict(run),
         **({"weights": list(weights)} if weights is not None else {}),
@@ -219,6 +228,7 @@ def train(run: Run, weights: Sequence[float] | None = None) -> dict[str, Any]:
         "epochs": result.epochs,
         "wall_s": round(time.perf_counter() - start, 1),
         **({"start_comparison": compared[0]} if compared else {}),
+        **({"lower_start_comparisons": lower} if lower else {}),
         **({"synthetic_rows": SYNTHETIC_ROWS} if ROWS[run.row]["data"] == "synthetic" else {}),
         **(
             {"census_split": list(CENSUS_SPLIT)}

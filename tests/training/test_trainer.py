@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,38 @@ def test_start_test_keeps_the_joint_start_unless_the_top_stage_beats_it(
     assert measured.difference == pytest.approx(valid, abs=1e-6)
     assert [s.start_comparison is None for s in kept.stages] == [True, False, True]
     assert [StageRecord.from_dict(s) for s in kept.to_dict()["stages"]] == kept.stages
+
+
+def test_start_test_on_every_stage_also_holds_a_constrained_stage_to_its_start(
+    dataset: PreparedDataset,
+) -> None:
+    def fit(start_test: float | None, stages: str = "every") -> FitResult:
+        config = toy_config(
+            start_test=start_test, start_test_stages=stages, patience_unit="evaluations"
+        )
+        return Trainer(toy_model(dataset), nt.NMT(["like", "finish"]), dataset, config).fit()
+
+    untested = fit(None)
+    assert [s.selected_step > 0 for s in untested.stages] == [True, True, True]
+    # no standard error to clear: the same run as without the test, both stages measured
+    cleared = fit(0.0)
+    assert cleared.test == untested.test
+    assert fit(0.0, "top").stages[2].start_comparison is None  # the default: the top stage only
+    top, lower = cleared.stages[1].start_comparison, cleared.stages[2].start_comparison
+    assert top is not None and lower is not None
+    gain = untested.stages[2].valid["finish"]["auc"] - untested.stages[1].valid["finish"]["auc"]
+    assert lower.difference == pytest.approx(gain, abs=1e-6)
+    assert lower.z < top.z
+    # a bar between the two: the top stage keeps its best, finish's stage its start
+    bar = (lower.z + top.z) / 2
+    split = fit(bar)
+    assert split.stages[1] == replace(
+        untested.stages[1], start_comparison=replace(top, threshold=bar)
+    )
+    assert split.stages[2].selected_step == 0
+    assert split.stages[2].valid == split.stages[1].valid
+    kept = split.stages[2].start_comparison
+    assert kept is not None and kept.kept_start and kept.z == pytest.approx(lower.z)
 
 
 def test_the_trainer_does_not_change_the_users_combiner(dataset: PreparedDataset) -> None:

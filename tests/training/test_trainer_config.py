@@ -26,6 +26,7 @@ from nomoretuning.training.config import TrainerConfig
         ({"lr": float("nan")}, "trainer.lr must be a finite number > 0"),
         ({"eval_every": 0}, "trainer.eval_every must be a positive integer or null"),
         ({"selection": "best"}, "trainer.selection must be one of"),
+        ({"start_test_stages": "all"}, "trainer.start_test_stages must be one of"),
         ({"grad_clip": 0.0}, "trainer.grad_clip"),
         ({"feasibility_tolerance": -0.1}, "feasibility_tolerance"),
         ({"constraints": "test"}, "trainer.constraints must be one of"),

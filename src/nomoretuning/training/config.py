@@ -12,9 +12,10 @@ from typing import Literal
 from nomoretuning import checks
 from nomoretuning.errors import ConfigError
 
-__all__ = ["CONSTRAINT_DATA", "PRECISIONS", "SELECTIONS", "TrainerConfig"]
+__all__ = ["CONSTRAINT_DATA", "PRECISIONS", "SELECTIONS", "START_TEST_STAGES", "TrainerConfig"]
 
 SELECTIONS = ("feasible_first", "objective")
+START_TEST_STAGES = ("top", "every")
 """How a stage's candidate is chosen (see `nomoretuning.training.selection`)."""
 CONSTRAINT_DATA = ("train", "valid")
 """Which data checks the constraints and drives NMT's dual step (`nomoretuning.training.bounds`)."""
@@ -62,6 +63,9 @@ class TrainerConfig:
             best candidate's validation metric is higher by at least this many standard errors
             of the difference (2, the default; paired over the validation rows, DeLong's for AUC,
             over the queries for NDCG; None: the best candidate; measured in docs/method.md).
+        start_test_stages: which stages the start test applies to: ``"top"`` (the default, the
+            top-task stage) or ``"every"`` (every stage after the joint start: a constrained
+            stage then keeps its start unless its own task gains that many standard errors).
         constraints: ``"valid"``: held-out bounds and dual steps; ``"train"``: bounds from a
             training pass and per-step dual steps from training losses.
         constraint_every: with held-out constraints, a dual step every this many steps from a
@@ -105,6 +109,7 @@ class TrainerConfig:
     metric_guard: float | None = None
     selection_band: float | None = None
     start_test: float | None = 2.0
+    start_test_stages: Literal["top", "every"] = "top"
     constraints: Literal["train", "valid"] = "train"
     constraint_every: int | None = 20
     constraint_rows: int = 65536
@@ -148,6 +153,7 @@ class TrainerConfig:
                     checks.positive_number(getattr(self, name), f"trainer.{name}", allow_zero=True),
                 )
         checks.one_of(self.selection, "trainer.selection", SELECTIONS)
+        checks.one_of(self.start_test_stages, "trainer.start_test_stages", START_TEST_STAGES)
         checks.one_of(self.constraints, "trainer.constraints", CONSTRAINT_DATA)
         checks.one_of(self.precision, "trainer.precision", PRECISIONS)
         if not isinstance(self.device, str) or not self.device:

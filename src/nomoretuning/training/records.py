@@ -13,8 +13,9 @@ Metrics = dict[str, dict[str, float]]
 
 @dataclass
 class StartComparison:
-    """The paired test of NMT's top-task stage: its best candidate against its start
-    (``trainer.start_test``), on the validation split.
+    """The paired test of one of NMT's stages (the top task's, or with
+    ``trainer.start_test_stages: every`` any after the joint start): its best candidate against
+    its start (``trainer.start_test``), on the validation split.
 
     Attributes:
         difference: the best candidate's validation metric minus the start's.
@@ -57,8 +58,9 @@ class StageRecord:
         bound: the bounds ``L*`` recorded for the stage tasks (staged combiners only).
         multipliers_at_end: the multipliers when the stage ended (staged combiners only).
         baseline: the loss of a constant prediction on the bound's data (staged combiners only).
-        start_comparison: the top-task stage's test of its best against its start (with
-            ``start_test`` set, when the best was not the start).
+        start_comparison: the stage's test of its best against its start (the top-task stage,
+            or every stage with ``start_test_stages: every``; with ``start_test`` set, when the
+            best was not the start).
     """
 
     stage: int

@@ -214,10 +214,14 @@ class Trainer:
     def _begin_stage(self) -> None:
         self.runner.optimizer = self._new_optimizer()
         self.state.begin_stage()
-        top_stage = self.state.stage_index > 0 and not self.plan.constrained_tasks
         constrained = bool(self.plan.constrained_tasks)
+        tested = not constrained or self.config.start_test_stages == "every"
         patience = self.config.constrained_patience if constrained else None
-        self.selection.reset(self.plan.other_tasks, test_start=top_stage, patience=patience)
+        self.selection.reset(
+            self.plan.other_tasks,
+            test_start=self.state.stage_index > 0 and tested,
+            patience=patience,
+        )
         if self.plan.constrained_tasks:
             self.constraints.begin_stage(self.model, self.runner.losses)
         if self.state.stage_index > 0:
@@ -309,7 +313,7 @@ class Trainer:
         self.selection.choose()
         split, objective, tasks = self.dataset.valid, self.objective, self.plan.stage_tasks
         rows, device = self.config.eval_batch_size, self.device
-        self.selection.settle_start(  # the top task's stage: its best against its start
+        self.selection.settle_start(  # a tested stage (the top task's): its best against its start
             lambda best, start: compare_parameters(
                 self.model, best, start, split, objective, tasks, rows, device, TrainingError
             )
