@@ -25,9 +25,10 @@ from nomoretuning.errors import ConfigError
 from nomoretuning.training.config import TrainerConfig
 
 PACKAGED = Path(__file__).resolve().parents[2] / "src" / "nomoretuning" / "configs"
-SPECIAL = {"device": "cpu", "patience": 3}
-"""Non-default values of the options whose type gives no obvious other value (``patience`` with
-``patience_unit: evaluations``, the other unit, is a whole number)."""
+SPECIAL = {"device": "cpu", "patience": 3, "constrained_patience": 2}
+"""Non-default values of the options whose type gives no obvious other value (``patience`` and
+``constrained_patience`` with ``patience_unit: evaluations``, the other unit, are whole
+numbers)."""
 
 
 def _another_value(field: dataclasses.Field[Any]) -> object:
