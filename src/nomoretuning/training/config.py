@@ -15,8 +15,9 @@ from nomoretuning.errors import ConfigError
 __all__ = ["CONSTRAINT_DATA", "PRECISIONS", "SELECTIONS", "START_TEST_STAGES", "TrainerConfig"]
 
 SELECTIONS = ("feasible_first", "objective")
-START_TEST_STAGES = ("top", "every")
 """How a stage's candidate is chosen (see `nomoretuning.training.selection`)."""
+START_TEST_STAGES = ("top", "every")
+"""Which of NMT's stages test their best candidate against their start (``start_test``)."""
 CONSTRAINT_DATA = ("train", "valid")
 """Which data checks the constraints and drives NMT's dual step (`nomoretuning.training.bounds`)."""
 PRECISIONS = ("fp32", "bf16", "fp16")
@@ -169,6 +170,20 @@ class TrainerConfig:
         if self.patience_unit == "evaluations":
             return checks.positive_int(int(value) if float(value).is_integer() else value, name)
         return value
+
+    def stage_selection(self, constrained: bool) -> tuple[bool, float]:
+        """For a stage after the first: whether its start is tested (``start_test_stages``)
+        and its patience (``constrained_patience`` in a constrained stage, where set).
+
+        Example:
+            >>> TrainerConfig(constrained_patience=0.5).stage_selection(constrained=True)
+            (False, 0.5)
+            >>> TrainerConfig(constrained_patience=0.5).stage_selection(constrained=False)
+            (True, 1.0)
+        """
+        tested = not constrained or self.start_test_stages == "every"
+        own = self.constrained_patience if constrained else None
+        return tested, self.patience if own is None else own
 
     def evaluation_interval(self, steps_per_epoch: int) -> int:
         """Steps between two evaluations in an epoch of ``steps_per_epoch`` steps (each epoch

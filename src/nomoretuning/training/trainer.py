@@ -214,14 +214,8 @@ class Trainer:
     def _begin_stage(self) -> None:
         self.runner.optimizer = self._new_optimizer()
         self.state.begin_stage()
-        constrained = bool(self.plan.constrained_tasks)
-        tested = not constrained or self.config.start_test_stages == "every"
-        patience = self.config.constrained_patience if constrained else None
-        self.selection.reset(
-            self.plan.other_tasks,
-            test_start=self.state.stage_index > 0 and tested,
-            patience=patience,
-        )
+        tested, patience = self.config.stage_selection(bool(self.plan.constrained_tasks))
+        self.selection.reset(self.plan.other_tasks, self.state.stage_index > 0 and tested, patience)
         if self.plan.constrained_tasks:
             self.constraints.begin_stage(self.model, self.runner.losses)
         if self.state.stage_index > 0:
