@@ -19,6 +19,8 @@ CENSUS = SHARED / "census-income-kdd" / "census-income.test.gz"
 TIKTOK = SHARED / "tiktok-icme2019-sample" / "final_track2_sample.txt"
 LAMBDARANK = SHARED / "lambdarank-example"
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+PACKAGED = Path(__file__).resolve().parents[2] / "src" / "nomoretuning" / "configs"
+"""The configs shipped inside the package (``make demo``'s)."""
 
 needs_census = pytest.mark.skipif(
     not CENSUS.exists(), reason="../shared/data is not beside the checkout"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cli_helpers import CONFIGS, write_config
+from cli_helpers import CONFIGS, PACKAGED, write_config
 
 from nomoretuning.cli.builders import trainer_config
 from nomoretuning.cli.config import (
@@ -24,7 +24,6 @@ from nomoretuning.cli.registry import COMPARED_METHODS, DATASETS, INNER_METHODS,
 from nomoretuning.errors import ConfigError
 from nomoretuning.training.config import TrainerConfig
 
-PACKAGED = Path(__file__).resolve().parents[2] / "src" / "nomoretuning" / "configs"
 SPECIAL = {"device": "cpu", "patience": 3, "constrained_patience": 2}
 """Non-default values of the options whose type gives no obvious other value (``patience`` and
 ``constrained_patience`` with ``patience_unit: evaluations``, the other unit, are whole

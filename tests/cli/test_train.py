@@ -13,6 +13,7 @@ from cli_helpers import (
     CONFIGS,
     FAST,
     LAMBDARANK,
+    PACKAGED,
     TIKTOK,
     census_config,
     needs_census,
@@ -200,9 +201,6 @@ def test_a_corrupt_checkpoint_on_resume_is_one_line_and_the_previous_one_finishe
     assert finished[0] == finished[1]
     for log in ("history.csv", "evaluations.csv"):
         assert (run / log).read_text() == (reference / log).read_text()
-
-
-PACKAGED = Path(__file__).resolve().parents[2] / "src" / "nomoretuning" / "configs"
 
 
 def test_train_runs_the_packaged_demo_config_whose_options_serve_several_models(
