@@ -46,7 +46,7 @@ def test_training_constraints_move_the_multipliers_every_step(dataset: PreparedD
     trainer = Trainer(toy_model(dataset), nmt, dataset, toy_config())  # the default: "train"
     assert trainer.constraints.dual_from_training_steps
     nmt.next_stage(bound=0.01)  # an unreachable bound: every training step violates it
-    trainer.runner.optimizer = trainer._new_optimizer()
+    trainer._set_up_stage_step()
     batch = next(dataset.train.batches(64, shuffle=False))  # type: ignore[attr-defined]
     trainer._train_step(batch, None)
     first = nmt.multipliers["like"]

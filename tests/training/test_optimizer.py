@@ -31,7 +31,7 @@ def _head_after_three_steps(
     trainer = Trainer(model, nmt, dataset, toy_config(freeze_constrained=freeze))
     nmt.next_stage(bound=0.5)
     before = [p.detach().clone() for p in model.task_parameters("like")]
-    trainer.runner.optimizer = trainer._new_optimizer()
+    trainer._set_up_stage_step()
     for batch in list(dataset.train.batches(64, shuffle=False))[:3]:  # type: ignore[attr-defined]
         trainer._train_step(batch, None)
     return before, [p.detach() for p in model.task_parameters("like")]

@@ -45,6 +45,7 @@ TRAINER = {
     "progress": False,
     "patience_unit": "evaluations",
     "freeze_constrained": False,
+    "fit_later_heads": False,
     "selection_band": None,
     "metric_guard": None,
     "start_test": None,

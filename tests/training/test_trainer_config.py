@@ -33,6 +33,7 @@ from nomoretuning.training.config import TrainerConfig
         ({"precision": "int8"}, "trainer.precision must be one of"),
         ({"device": ""}, "trainer.device"),
         ({"progress": "yes"}, "trainer.progress must be true or false"),
+        ({"fit_later_heads": 1}, "trainer.fit_later_heads must be true or false"),
         ({"seed": 1.5}, "trainer.seed must be an integer"),
     ],
 )

@@ -77,6 +77,11 @@ class TrainerConfig:
             (their towers and gates, where the model says which they are) as their stage left
             them: a higher task is then held by the shared layers, and it cannot overfit on
             its own while a lower task trains.
+        fit_later_heads: in each NMT stage, also fit the own parameters of the tasks whose
+            stages come later on their own losses (no gradient of theirs reaches a parameter
+            the earlier tasks use, so those train exactly as without it): each later task then
+            starts its stage with a head fitted to the current shared layers
+            (`nomoretuning.training.later_heads`; the default, measured in docs/method.md).
         checkpoint_every: also write ``last.pt`` every this many steps (None: at evaluations).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         precision: one of `PRECISIONS`.
@@ -115,6 +120,7 @@ class TrainerConfig:
     constraint_every: int | None = 20
     constraint_rows: int = 65536
     freeze_constrained: bool = True
+    fit_later_heads: bool = True
     checkpoint_every: int | None = None
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
@@ -159,7 +165,7 @@ class TrainerConfig:
         checks.one_of(self.precision, "trainer.precision", PRECISIONS)
         if not isinstance(self.device, str) or not self.device:
             raise ConfigError(f"trainer.device must be a device name, got {self.device!r}")
-        for name in ("progress", "tensorboard", "freeze_constrained"):
+        for name in ("progress", "tensorboard", "freeze_constrained", "fit_later_heads"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(
                     f"trainer.{name} must be true or false, got {getattr(self, name)!r}"

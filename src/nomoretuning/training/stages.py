@@ -67,6 +67,22 @@ class StagePlan:
         return tuple(t for t in self.combiner.tasks if t not in stage)
 
     @property
+    def later_tasks(self) -> tuple[str, ...]:
+        """The tasks whose stages come after the running one (neither minimized nor held).
+
+        Example:
+            >>> import nomoretuning as nt
+            >>> plan = StagePlan(nt.NMT(["a", "b", "c"]))
+            >>> plan.later_tasks  # the joint start minimizes every task
+            ()
+            >>> plan.staged.next_stage(bound={})
+            >>> plan.later_tasks
+            ('b', 'c')
+        """
+        held = set(self.stage_tasks) | set(self.constrained_tasks)
+        return tuple(t for t in self.combiner.tasks if t not in held)
+
+    @property
     def records_bound(self) -> bool:
         """Whether the running stage's end records a bound (a staged combiner's stage other than
         a joint start): only then does the trainer measure one."""

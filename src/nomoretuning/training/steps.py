@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from nomoretuning.core.base import Closure, LossCombiner
 from nomoretuning.data.batching import Batch
 from nomoretuning.training import distributed as parallel
+from nomoretuning.training.later_heads import LaterHeads
 from nomoretuning.training.objectives import Objective
 from nomoretuning.training.precision import autocast, gradient_scaler
 
@@ -73,6 +74,14 @@ class StepRunner:
         self.world_size = parallel.world_size()
         self._parallel: nn.Module | None = None
         self._parallel_losses: dict[str, Tensor] = {}
+        self.later = LaterHeads(model, ())
+        self._later_grads: list[Tensor] = []
+
+    def begin_stage(self, optimizer: torch.optim.Optimizer, later_tasks: tuple[str, ...]) -> None:
+        """The stage's optimizer, and the tasks whose heads are fitted beside it
+        (`nomoretuning.training.later_heads.LaterHeads`; empty: none)."""
+        self.optimizer = optimizer
+        self.later = LaterHeads(self.model, later_tasks)
 
     def prepare_data_parallel(self) -> None:
         """Under data parallelism: wraps the model and the loss in DDP (once per run)."""
@@ -110,6 +119,7 @@ class StepRunner:
         if callable(regularization):
             total = total + regularization()
         self.optimizer.zero_grad(set_to_none=True)
+        self._later_grads = self.later.gradients(losses, self._loss_scale)
         self._backward_and_step(total)
 
         def closure() -> dict[str, Tensor]:
@@ -118,15 +128,20 @@ class StepRunner:
 
         return StepOutcome(total, {t: v.detach() for t, v in losses.items()}, closure)
 
+    def _loss_scale(self, loss: Tensor) -> Tensor:
+        return loss if self.scaler is None else self.scaler.scale(loss)
+
     def _backward_and_step(self, total: Tensor) -> None:
-        """Backward, gradient clipping and the optimizer step (loss-scaled under fp16)."""
+        """Backward (with the later tasks' head gradients added), gradient clipping and the
+        optimizer step (loss-scaled under fp16)."""
         assert self.optimizer is not None
+        self._loss_scale(total).backward()
+        self.later.add(self._later_grads)
+        self._later_grads = []
         if self.scaler is None:
-            total.backward()
             self._clip()
             self.optimizer.step()
             return
-        self.scaler.scale(total).backward()
         self.scaler.unscale_(self.optimizer)
         self._clip()
         self.scaler.step(self.optimizer)
@@ -137,8 +152,11 @@ class StepRunner:
         if self.grad_clip is None or self.optimizer is None:
             return
         trained = {id(p) for group in self.optimizer.param_groups for p in group["params"]}
+        trained -= {id(p) for p in self.later.params}
         params = [p for p in self.model.parameters() if id(p) in trained]
         nn.utils.clip_grad_norm_(params, self.grad_clip)
+        if self.later:
+            self.later.clip(self.grad_clip)
 
     # ------------------------------------------------------------------- data parallel
     def _parallel_step(self, batch: Batch) -> StepOutcome:
@@ -187,6 +205,18 @@ class StepRunner:
             return global_value + (scaled - scaled.detach())
 
         losses = {t: surrogate(local[t], reduced[t]) for t in self.tasks}
+        if self.later:
+            # Each rank's gradient of scale * local, summed over the ranks and divided by W: the
+            # gradient of the global batch, as DDP's average gives the stage's own parameters.
+            local_grads = self.later.gradients(
+                {t: local[t] * scale for t in self.later.tasks}, self._loss_scale
+            )
+            flat = parallel.all_reduce_sum(torch.cat([g.reshape(-1) for g in local_grads]))
+            flat = flat / self.world_size
+            sizes = [g.numel() for g in local_grads]
+            self._later_grads = [
+                part.view_as(g) for part, g in zip(flat.split(sizes), local_grads, strict=True)
+            ]
         self._parallel_losses = {t: reduced[t] for t in self.tasks}
         total = self.combiner(losses)
         if extra:

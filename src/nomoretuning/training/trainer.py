@@ -212,7 +212,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------ the stages
     def _begin_stage(self) -> None:
-        self.runner.optimizer = self._new_optimizer()
+        self._set_up_stage_step()
         self.state.begin_stage()
         tested, patience = self.config.stage_selection(bool(self.plan.constrained_tasks))
         self.selection.reset(self.plan.other_tasks, self.state.stage_index > 0 and tested, patience)
@@ -386,14 +386,9 @@ class Trainer:
         self, tasks: tuple[str, ...], model: nn.Module | None = None
     ) -> dict[str, float]:
         """Each task's loss over the training split, of ``model`` (default: the one trained)."""
-        return measure_training_losses(
-            model or self.model,
-            self.dataset.train,
-            tasks,
-            self.runner.losses,
-            self.config.batch_size,
-            self.device,
-        )
+        train, rows = self.dataset.train, self.config.batch_size
+        model = model or self.model
+        return measure_training_losses(model, train, tasks, self.runner.losses, rows, self.device)
 
     # ---------------------------------------------------------------------- bookkeeping
     def _history_row(self, total: float, losses: Mapping[str, Tensor]) -> dict[str, Any]:
@@ -420,12 +415,14 @@ class Trainer:
             f"(stage {self.state.stage_index + 1}){where}; lower trainer.lr or check the data"
         )
 
-    def _new_optimizer(self) -> torch.optim.Optimizer:
-        """A fresh Adam for the stage; the constrained tasks' own parameters are left out with
-        ``trainer.freeze_constrained``."""
-        frozen = self.plan.constrained_tasks if self.config.freeze_constrained else ()
+    def _set_up_stage_step(self) -> torch.optim.Optimizer:
+        """Gives the runner the stage's fresh Adam (``freeze_constrained``) and the tasks whose
+        heads it fits (``fit_later_heads``); returns the optimizer."""
         cfg = self.config
-        return stage_optimizer(self.model, self.combiner, frozen, cfg.lr, cfg.weight_decay)
+        frozen = self.plan.constrained_tasks if cfg.freeze_constrained else ()
+        optimizer = stage_optimizer(self.model, self.combiner, frozen, cfg.lr, cfg.weight_decay)
+        self.runner.begin_stage(optimizer, self.plan.later_tasks if cfg.fit_later_heads else ())
+        return optimizer
 
     # ------------------------------------------------------------------ run directory
     def _open_run_dir(self, resume: str | None) -> None:
@@ -486,8 +483,7 @@ class Trainer:
         self.selection.load_state_dict(state["selection"])
         self.constraints.load_state_dict(state["constraints"])
         if self.state.stage_started:
-            self.runner.optimizer = self._new_optimizer()
-            self.runner.optimizer.load_state_dict(state["optimizer"])
+            self._set_up_stage_step().load_state_dict(state["optimizer"])
         if self.runner.scaler is not None and "scaler" in state:
             self.runner.scaler.load_state_dict(state["scaler"])
         by_rank = state.get("rng_by_rank")
