@@ -102,6 +102,7 @@ def _trainer(data: PreparedDataset, inner: str, run_dir: Path, seed: int = 0) ->
         constraints="train",  # λ moves every step, from the all-reduced training losses
         checkpoint_every=4,
         start_test=1e9,  # the top stage keeps its start after a paired test on both ranks
+        fit_later_heads=True,  # marital's head trains in income's stage: all-reduced by hand
         device="cpu",
     )
     return Trainer(model, _combiner(inner, data.tasks), data, config, run_dir=run_dir)

@@ -81,7 +81,7 @@ class TrainerConfig:
             stages come later on their own losses (no gradient of theirs reaches a parameter
             the earlier tasks use, so those train exactly as without it): each later task then
             starts its stage with a head fitted to the current shared layers
-            (`nomoretuning.training.later_heads`; the default, measured in docs/method.md).
+            (`nomoretuning.training.later_heads`; off by default, measured in docs/method.md).
         checkpoint_every: also write ``last.pt`` every this many steps (None: at evaluations).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         precision: one of `PRECISIONS`.
@@ -120,7 +120,7 @@ class TrainerConfig:
     constraint_every: int | None = 20
     constraint_rows: int = 65536
     freeze_constrained: bool = True
-    fit_later_heads: bool = True
+    fit_later_heads: bool = False
     checkpoint_every: int | None = None
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
