@@ -52,14 +52,11 @@ class LaterHeads:
     """
 
     def __init__(self, model: nn.Module, tasks: Sequence[str]) -> None:
-        known = isinstance(model, HasTaskParameters)
-        self.tasks: tuple[str, ...] = tuple(tasks) if known else ()
         self.params: list[nn.Parameter] = []
         if isinstance(model, HasTaskParameters):
-            self.params = [p for t in self.tasks for p in model.task_parameters(t)]
-            self.params = [p for p in self.params if p.requires_grad]
-        if not self.params:
-            self.tasks = ()
+            own = (p for t in tasks for p in model.task_parameters(t))
+            self.params = [p for p in own if p.requires_grad]
+        self.tasks: tuple[str, ...] = tuple(tasks) if self.params else ()
 
     def __bool__(self) -> bool:
         return bool(self.params)
