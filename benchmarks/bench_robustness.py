@@ -407,8 +407,6 @@ def main() -> None:
         help="Census-Income's split shares (default 0.8,0.1,0.1)",
     )
     args = parser.parse_args()
-    import yaml
-
     try:
         train_share, valid_share, test_share = (float(x) for x in args.census_split.split(","))
     except ValueError:
@@ -418,10 +416,8 @@ def main() -> None:
     CENSUS_SPLIT = (train_share, valid_share, test_share)
 
     SYNTHETIC_ROWS = args.synthetic_rows
-    for items, target in ((args.set, OVERRIDES), (args.nmt, NMT_OVERRIDES)):
-        for item in items:
-            name, _, value = item.partition("=")
-            target[name.strip()] = yaml.safe_load(value)
+    OVERRIDES.update(common.options(args.set))
+    NMT_OVERRIDES.update(common.options(args.nmt, "--nmt"))
     if args.report is not None:
         records = [json.loads(line) for line in args.report.read_text().splitlines() if line]
         report(records, args.report.parent / "heatmap.png")

@@ -5,7 +5,8 @@ status, then (3 tasks) education. The grid is the command line's (``nomoretuning
 ``grid_weights`` gives 9 weightings 0.9:0.1 ... 0.1:0.9 for two tasks and a simplex lattice of 10
 for three; each weighting is one ``Trainer`` run of ``FixedWeights``. NMT is one ``Trainer`` run
 with default settings. Every run uses the same MMoE and the trainer's defaults (batch, learning
-rate, epochs budget, early stopping), unless an option below sets one.
+rate, epochs budget, early stopping), unless an option below sets one (``--set`` sets any trainer
+option on every run, to measure an alternative default).
 
 Reported: the epochs and wall time of the whole grid and of NMT, and the primary task's test AUC
 that each reaches: for the grid, the point a practitioner would pick (best primary validation AUC)
@@ -14,6 +15,7 @@ and the best test AUC of any point (an oracle); for NMT, its one run.
 Usage:
     python benchmarks/bench_tuning_cost.py               # 2 and 3 tasks, a few minutes
     python benchmarks/bench_tuning_cost.py --tasks 2 --max-epochs 6 --batch-size 2048
+    python benchmarks/bench_tuning_cost.py --set fit_later_heads=true --set metric_guard=1
 """
 
 from __future__ import annotations
@@ -45,9 +47,8 @@ def run(
     # The trainer's defaults (batch, learning rate, epochs, patience, evaluation cadence) unless
     # an option is given: the promise is judged at the defaults.
     chosen = {"batch_size": args.batch_size, "lr": args.lr, "max_epochs": args.max_epochs}
-    config = TrainerConfig(
-        **{k: v for k, v in chosen.items() if v is not None}, progress=False, device="cpu"
-    )
+    given: dict[str, Any] = {k: v for k, v in chosen.items() if v is not None} | args.options
+    config = TrainerConfig(**given, progress=False, device="cpu")
     model = common.mmoe(data, seed=0, **MODEL)
     start = time.perf_counter()
     result = Trainer(model, combiner, data, config).fit()
@@ -130,7 +131,19 @@ def main() -> None:
         "--max-epochs", type=int, help=f"per run (per stage for NMT); {defaults.max_epochs}"
     )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="a trainer option for every run (YAML value), to measure an alternative default",
+    )
     args = parser.parse_args()
+    args.options = common.options(args.set)
+    try:
+        TrainerConfig(**args.options)
+    except (TypeError, ValueError) as error:
+        raise SystemExit(f"--set: {error}") from None
 
     torch.set_num_threads(args.threads)
     print(common.machine(args.threads))
@@ -140,6 +153,7 @@ def main() -> None:
         f"{args.max_epochs or defaults.max_epochs} epochs per run (per stage for NMT), early "
         f"stopping with the trainer's default patience ({defaults.patience:g} "
         f"{defaults.patience_unit})"
+        + "".join(f"; {name}={value}" for name, value in args.options.items())
     )
     for n in args.tasks:
         compare(n, args)

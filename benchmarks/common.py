@@ -10,7 +10,7 @@ import platform
 import resource
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,23 @@ MMOE: dict[str, Any] = {
     "embedding_l2": 0.0,
     "batch_norm": True,
 }
+
+
+def options(items: Iterable[str], flag: str = "--set") -> dict[str, Any]:
+    """The ``OPTION=VALUE`` items of a repeated flag as a dict, each value read as YAML.
+
+    >>> options(["fit_later_heads=true", "metric_guard=1"])
+    {'fit_later_heads': True, 'metric_guard': 1}
+    """
+    import yaml
+
+    found: dict[str, Any] = {}
+    for item in items:
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise SystemExit(f"{flag} {item!r}: give OPTION=VALUE, e.g. {flag} metric_guard=1")
+        found[name.strip()] = yaml.safe_load(value)
+    return found
 
 
 def census_path(explicit: str | os.PathLike[str] | None = None) -> Path:

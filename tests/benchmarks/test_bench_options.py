@@ -1,0 +1,50 @@
+"""The benchmarks' ``--set OPTION=VALUE`` flags: YAML values; a bad item refused in one line."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import common
+
+BENCHMARKS = Path(common.__file__).parent
+
+
+def test_values_are_read_as_yaml_and_the_last_one_wins() -> None:
+    found = common.options(["fit_later_heads=true", "metric_guard=1", "start_test= null"])
+    assert found == {"fit_later_heads": True, "metric_guard": 1, "start_test": None}
+    assert common.options(["lr=1e-3", "lr=0.01"]) == {"lr": 0.01}
+    assert common.options(["constraints=valid"]) == {"constraints": "valid"}
+
+
+@pytest.mark.parametrize("item", ["metric_guard", "=1", " =true"])
+def test_an_item_without_a_name_and_a_value_is_refused(item: str) -> None:
+    with pytest.raises(SystemExit, match=r"--nmt .*give OPTION=VALUE"):
+        common.options([item], "--nmt")
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("nonsense=1", "--set: .*unexpected keyword argument 'nonsense'"),
+        ("metric_guard=-1", "--set: trainer.metric_guard must be a finite number >= 0"),
+        ("metric_guard", "--set 'metric_guard': give OPTION=VALUE"),
+    ],
+)
+def test_the_tuning_cost_benchmark_refuses_a_bad_option_before_training(
+    item: str, message: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_tuning_cost.py"), "--set", item],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert re.match(message, lines[0]), lines[0]
