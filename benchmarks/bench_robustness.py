@@ -384,13 +384,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("runs/robustness"))
     parser.add_argument("--resume", action="store_true", help="continue the results file")
     parser.add_argument("--report", type=Path, help="only report a results file")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="OPTION=VALUE",
-        help="a trainer option for every run (YAML value), to measure an alternative default",
-    )
+    common.add_set_flag(parser)
     parser.add_argument(
         "--nmt", action="append", default=[], metavar="OPTION=VALUE", help="an NMT option, likewise"
     )

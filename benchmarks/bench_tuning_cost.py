@@ -131,13 +131,7 @@ def main() -> None:
         "--max-epochs", type=int, help=f"per run (per stage for NMT); {defaults.max_epochs}"
     )
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="OPTION=VALUE",
-        help="a trainer option for every run (YAML value), to measure an alternative default",
-    )
+    common.add_set_flag(parser)
     args = parser.parse_args()
     args.options = common.options(args.set)
     try:

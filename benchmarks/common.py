@@ -5,6 +5,7 @@ Not a package: each benchmark puts this folder on ``sys.path`` and imports it.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import resource
@@ -37,6 +38,17 @@ MMOE: dict[str, Any] = {
     "embedding_l2": 0.0,
     "batch_norm": True,
 }
+
+
+def add_set_flag(parser: argparse.ArgumentParser) -> None:
+    """``--set OPTION=VALUE`` (repeatable): a trainer option for every run; read by `options`."""
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="OPTION=VALUE",
+        help="a trainer option for every run (YAML value), to measure an alternative default",
+    )
 
 
 def options(items: Iterable[str], flag: str = "--set") -> dict[str, Any]:
