@@ -27,6 +27,8 @@ cell with its margin, and draws a heatmap of the margins.
     python benchmarks/bench_robustness.py                   # every cell (hours on 2 cores)
     python benchmarks/bench_robustness.py --rows census --cells centre,e20 --seeds 5
     python benchmarks/bench_robustness.py --report runs/robustness/results.jsonl
+    cd benchmarks/results && python ../bench_robustness.py --report \
+        robustness_later_heads_guard.jsonl robustness_mmoe_default.jsonl   # the defaults' 64 cells
     python benchmarks/bench_robustness.py --quick --nmt dual=scaled --output runs/alt
     python benchmarks/bench_robustness.py --rows synthetic --synthetic-rows 60000
     python benchmarks/bench_robustness.py --rows "census income>marital" --census-split 0.7,0.2,0.1
@@ -303,6 +305,20 @@ def verdicts(records: Sequence[dict[str, Any]]) -> list[Verdict]:
     return sorted(out, key=lambda v: (order[v.row], cells[v.cell]))
 
 
+def read_records(files: Sequence[Path]) -> list[dict[str, Any]]:
+    """The runs recorded in ``files``, each run once: a run (row, cell, method, seed) recorded
+    again in a later file replaces the earlier record."""
+    runs: dict[str, dict[str, Any]] = {}
+    for file in files:
+        if not file.is_file():
+            raise SystemExit(f"--report {file}: no such file")
+        for line in file.read_text().splitlines():
+            if line.strip():
+                found = json.loads(line)
+                runs[Run(found["row"], found["cell"], found["method"], found["seed"]).key] = found
+    return list(runs.values())
+
+
 def report(records: Sequence[dict[str, Any]], heatmap: Path | None) -> list[Verdict]:
     found = verdicts(records)
     passed = sum(v.passed for v in found)
@@ -383,7 +399,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
     parser.add_argument("--output", type=Path, default=Path("runs/robustness"))
     parser.add_argument("--resume", action="store_true", help="continue the results file")
-    parser.add_argument("--report", type=Path, help="only report a results file")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
+        help="only report results files (a run in a later file replaces it in an earlier one)",
+    )
     common.add_set_flag(parser)
     parser.add_argument(
         "--nmt", action="append", default=[], metavar="OPTION=VALUE", help="an NMT option, likewise"
@@ -410,11 +432,10 @@ def main() -> None:
     CENSUS_SPLIT = (train_share, valid_share, test_share)
 
     SYNTHETIC_ROWS = args.synthetic_rows
-    OVERRIDES.update(common.options(args.set))
-    NMT_OVERRIDES.update(common.options(args.nmt, "--nmt"))
+    OVERRIDES.update(common.trainer_options(args.set))
+    NMT_OVERRIDES.update(common.nmt_options(args.nmt))
     if args.report is not None:
-        records = [json.loads(line) for line in args.report.read_text().splitlines() if line]
-        report(records, args.report.parent / "heatmap.png")
+        report(read_records(args.report), args.report[0].parent / "heatmap.png")
         return
     rows = _select(args.rows, list(ROWS), "rows")
     cells = ["centre"] if args.quick else _select(args.cells, list(CELLS), "cells")

@@ -133,11 +133,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     common.add_set_flag(parser)
     args = parser.parse_args()
-    args.options = common.options(args.set)
-    try:
-        TrainerConfig(**args.options)
-    except (TypeError, ValueError) as error:
-        raise SystemExit(f"--set: {error}") from None
+    args.options = common.trainer_options(args.set)
 
     torch.set_num_threads(args.threads)
     print(common.machine(args.threads))

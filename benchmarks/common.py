@@ -19,6 +19,7 @@ import torch
 
 from nomoretuning.data import PreparedDataset, find_census_income, load_census_income
 from nomoretuning.models import build_model
+from nomoretuning.training import TrainerConfig
 
 SHARED_CENSUS = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "census-income-kdd"
@@ -65,6 +66,37 @@ def options(items: Iterable[str], flag: str = "--set") -> dict[str, Any]:
         if not equals or not name.strip():
             raise SystemExit(f"{flag} {item!r}: give OPTION=VALUE, e.g. {flag} metric_guard=1")
         found[name.strip()] = yaml.safe_load(value)
+    return found
+
+
+def trainer_options(items: Iterable[str], flag: str = "--set") -> dict[str, Any]:
+    """`options`, each checked by `TrainerConfig` before any training: an unknown or invalid
+    option is refused in one line.
+
+    >>> trainer_options(["fit_later_heads=false"])
+    {'fit_later_heads': False}
+    """
+    found = options(items, flag)
+    try:
+        TrainerConfig(**found)
+    except (TypeError, ValueError) as error:
+        raise SystemExit(f"{flag}: {error}") from None
+    return found
+
+
+def nmt_options(items: Iterable[str], flag: str = "--nmt") -> dict[str, Any]:
+    """`options`, each checked by `nomoretuning.NMT` before any training.
+
+    >>> nmt_options(["dual=ascent"])
+    {'dual': 'ascent'}
+    """
+    from nomoretuning import NMT
+
+    found = options(items, flag)
+    try:
+        NMT(["a", "b"], **found)
+    except (TypeError, ValueError) as error:
+        raise SystemExit(f"{flag}: {error}") from None
     return found
 
 

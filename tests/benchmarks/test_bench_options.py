@@ -48,3 +48,46 @@ def test_the_tuning_cost_benchmark_refuses_a_bad_option_before_training(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1
     assert re.match(message, lines[0]), lines[0]
+
+
+@pytest.mark.parametrize(
+    ("flag", "item", "message"),
+    [
+        ("--set", "nonsense=1", "--set: .*unexpected keyword argument 'nonsense'"),
+        ("--set", "metric_guard=-1", "--set: trainer.metric_guard must be a finite number >= 0"),
+        ("--nmt", "dual=nonsense", "--nmt: .*dual"),
+        ("--nmt", "nonsense=1", "--nmt: .*unexpected keyword argument 'nonsense'"),
+    ],
+)
+def test_the_robustness_benchmark_refuses_a_bad_option_before_training(
+    tmp_path: Path, flag: str, item: str, message: str
+) -> None:
+    output = tmp_path / "robustness"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "bench_robustness.py"),
+            "--quick",
+            "--output",
+            str(output),
+            flag,
+            item,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert re.match(message, lines[0]), lines[0]
+    assert not output.exists()  # refused before anything was written
+
+
+def test_checked_options_pass_valid_ones_through() -> None:
+    assert common.trainer_options(["metric_guard=null", "fit_later_heads=false"]) == {
+        "metric_guard": None,
+        "fit_later_heads": False,
+    }
+    assert common.nmt_options(["dual=ascent", "dual_lr=10"]) == {"dual": "ascent", "dual_lr": 10}

@@ -1,5 +1,6 @@
 """The robustness benchmark's records: what one run of the matrix keeps."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -38,3 +39,23 @@ def test_without_a_start_test_nmt_records_no_comparison() -> None:
     robustness.OVERRIDES["start_test"] = None
     records = [robustness.train(robustness.Run(ROW, CELL, "nmt", seed)) for seed in range(3)]
     assert all("start_comparison" not in r for r in records)
+
+
+def _record(method: str, seed: int, top: float) -> dict[str, object]:
+    return {"row": ROW, "cell": CELL, "method": method, "seed": seed, "test": {"click": top}}
+
+
+def test_a_run_in_a_later_results_file_replaces_the_same_run(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text(
+        "\n".join(json.dumps(_record(m, 0, 0.6)) for m in ("single", "equal", "nmt")) + "\n\n"
+    )
+    second.write_text("\n".join(json.dumps(_record("nmt", s, x)) for s, x in ((0, 0.7), (1, 0.8))))
+    records = robustness.read_records([first, second])
+    found = {(r["method"], r["seed"]): r["test"]["click"] for r in records}
+    assert found == {("single", 0): 0.6, ("equal", 0): 0.6, ("nmt", 0): 0.7, ("nmt", 1): 0.8}
+
+
+def test_a_missing_results_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"^--report .*missing.jsonl: no such file$"):
+        robustness.read_records([tmp_path / "missing.jsonl"])
