@@ -68,7 +68,9 @@ def test_predict_on_the_raw_file_reproduces_the_trainers_test_metrics(
     rows = census_split["rows"]
     for task in ("income", "marital"):
         auc = metrics.auc(census_split[task], scores[task].to_numpy()[rows])
-        assert auc == pytest.approx(recorded[task]["auc"], abs=1e-9)
+        # the scores agree with the trainer's to about 1e-7 (float32 logits over other batches),
+        # which can flip a near-tie pair: 1e-6 is a handful of the test split's millions of pairs
+        assert auc == pytest.approx(recorded[task]["auc"], abs=1e-6)
 
     # in pieces of 7,000 rows (bounded memory): the same scores, as CSV
     pieces = tmp_path / "pieces.csv"

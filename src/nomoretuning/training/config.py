@@ -54,8 +54,8 @@ class TrainerConfig:
             (None: the combiner's own tolerance).
         metric_guard: a candidate is also infeasible when a constrained task's validation
             selection metric falls below its value when that task's stage ended by more than
-            this many standard deviations of it between evaluations of that stage (None, the
-            default: the constraints on the loss alone; measured in docs/method.md).
+            this many standard deviations of it between evaluations of that stage (1, the
+            default; None: the constraints on the loss alone; measured in docs/method.md).
         selection_band: a stage chooses by the one-standard-error rule: among the feasible
             candidates within this many standard deviations of the best score (the score's
             noise between evaluations), the best for the other tasks in priority order (None,
@@ -81,7 +81,7 @@ class TrainerConfig:
             stages come later on their own losses (no gradient of theirs reaches a parameter
             the earlier tasks use, so those train exactly as without it): each later task then
             starts its stage with a head fitted to the current shared layers
-            (`nomoretuning.training.later_heads`; off by default, measured in docs/method.md).
+            (`nomoretuning.training.later_heads`; on by default, measured in docs/method.md).
         checkpoint_every: also write ``last.pt`` every this many steps (None: at evaluations).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         precision: one of `PRECISIONS`.
@@ -112,7 +112,7 @@ class TrainerConfig:
     constrained_patience: float | None = None
     selection: Literal["feasible_first", "objective"] = "feasible_first"
     feasibility_tolerance: float | None = None
-    metric_guard: float | None = None
+    metric_guard: float | None = 1.0
     selection_band: float | None = None
     start_test: float | None = 2.0
     start_test_stages: Literal["top", "every"] = "top"
@@ -120,7 +120,7 @@ class TrainerConfig:
     constraint_every: int | None = 20
     constraint_rows: int = 65536
     freeze_constrained: bool = True
-    fit_later_heads: bool = False
+    fit_later_heads: bool = True
     checkpoint_every: int | None = None
     device: str = "auto"
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
