@@ -305,18 +305,23 @@ def verdicts(records: Sequence[dict[str, Any]]) -> list[Verdict]:
     return sorted(out, key=lambda v: (order[v.row], cells[v.cell]))
 
 
-def read_records(files: Sequence[Path]) -> list[dict[str, Any]]:
-    """The runs recorded in ``files``, each run once: a run (row, cell, method, seed) recorded
-    again in a later file replaces the earlier record."""
+def record_key(record: dict[str, Any]) -> str:
+    """The `Run.key` of a run's record."""
+    return Run(record["row"], record["cell"], record["method"], record["seed"]).key
+
+
+def read_records(files: Sequence[Path]) -> dict[str, dict[str, Any]]:
+    """The runs recorded in ``files`` by `record_key`, each run once: a run (row, cell, method,
+    seed) recorded again in a later file replaces the earlier record."""
     runs: dict[str, dict[str, Any]] = {}
     for file in files:
         if not file.is_file():
             raise SystemExit(f"--report {file}: no such file")
         for line in file.read_text().splitlines():
             if line.strip():
-                found = json.loads(line)
-                runs[Run(found["row"], found["cell"], found["method"], found["seed"]).key] = found
-    return list(runs.values())
+                record = json.loads(line)
+                runs[record_key(record)] = record
+    return runs
 
 
 def report(records: Sequence[dict[str, Any]], heatmap: Path | None) -> list[Verdict]:
@@ -435,7 +440,7 @@ def main() -> None:
     OVERRIDES.update(common.trainer_options(args.set))
     NMT_OVERRIDES.update(common.nmt_options(args.nmt))
     if args.report is not None:
-        report(read_records(args.report), args.report[0].parent / "heatmap.png")
+        report(list(read_records(args.report).values()), args.report[0].parent / "heatmap.png")
         return
     rows = _select(args.rows, list(ROWS), "rows")
     cells = ["centre"] if args.quick else _select(args.cells, list(CELLS), "cells")
@@ -443,11 +448,7 @@ def main() -> None:
     if results.exists() and not args.resume:
         raise SystemExit(f"{results} exists: pass --resume to continue it, or another --output")
     args.output.mkdir(parents=True, exist_ok=True)
-    done = {}
-    if results.exists():
-        for line in results.read_text().splitlines():
-            record = json.loads(line)
-            done[Run(record["row"], record["cell"], record["method"], record["seed"]).key] = record
+    done = read_records([results]) if results.exists() else {}
     todo = [r for r in _runs(rows, cells, range(args.seeds)) if r.key not in done]
     print(
         f"{len(todo)} runs to go ({len(done)} done) with {args.workers} workers; "
@@ -460,7 +461,7 @@ def main() -> None:
         for n, record in enumerate(pool.imap_unordered(train, todo), 1):
             handle.write(json.dumps(record) + "\n")
             handle.flush()
-            done[Run(record["row"], record["cell"], record["method"], record["seed"]).key] = record
+            done[record_key(record)] = record
             scores = " ".join(f"{t} {x:.4f}" for t, x in record["test"].items())
             print(
                 f"[{n}/{len(todo)}] {record['row']} / {record['cell']} / {record['method']} "

@@ -76,12 +76,7 @@ def trainer_options(items: Iterable[str], flag: str = "--set") -> dict[str, Any]
     >>> trainer_options(["fit_later_heads=false"])
     {'fit_later_heads': False}
     """
-    found = options(items, flag)
-    try:
-        TrainerConfig(**found)
-    except (TypeError, ValueError) as error:
-        raise SystemExit(f"{flag}: {error}") from None
-    return found
+    return _checked(options(items, flag), flag, lambda found: TrainerConfig(**found))
 
 
 def nmt_options(items: Iterable[str], flag: str = "--nmt") -> dict[str, Any]:
@@ -92,9 +87,15 @@ def nmt_options(items: Iterable[str], flag: str = "--nmt") -> dict[str, Any]:
     """
     from nomoretuning import NMT
 
-    found = options(items, flag)
+    return _checked(options(items, flag), flag, lambda found: NMT(["a", "b"], **found))
+
+
+def _checked(
+    found: dict[str, Any], flag: str, build: Callable[[dict[str, Any]], object]
+) -> dict[str, Any]:
+    """``found`` once ``build(found)`` accepts it; its error, in one line, otherwise."""
     try:
-        NMT(["a", "b"], **found)
+        build(found)
     except (TypeError, ValueError) as error:
         raise SystemExit(f"{flag}: {error}") from None
     return found

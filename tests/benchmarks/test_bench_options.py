@@ -26,6 +26,21 @@ def test_an_item_without_a_name_and_a_value_is_refused(item: str) -> None:
         common.options([item], "--nmt")
 
 
+def _refusal(script: str, *args: str) -> str:
+    """The one line a benchmark prints on stderr when it refuses ``args`` (exit 1, no output)."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    return lines[0]
+
+
 @pytest.mark.parametrize(
     ("item", "message"),
     [
@@ -37,17 +52,8 @@ def test_an_item_without_a_name_and_a_value_is_refused(item: str) -> None:
 def test_the_tuning_cost_benchmark_refuses_a_bad_option_before_training(
     item: str, message: str
 ) -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "bench_tuning_cost.py"), "--set", item],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 1
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert re.match(message, lines[0]), lines[0]
+    line = _refusal("bench_tuning_cost.py", "--set", item)
+    assert re.match(message, line), line
 
 
 @pytest.mark.parametrize(
@@ -63,25 +69,8 @@ def test_the_robustness_benchmark_refuses_a_bad_option_before_training(
     tmp_path: Path, flag: str, item: str, message: str
 ) -> None:
     output = tmp_path / "robustness"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARKS / "bench_robustness.py"),
-            "--quick",
-            "--output",
-            str(output),
-            flag,
-            item,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 1
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1
-    assert re.match(message, lines[0]), lines[0]
+    line = _refusal("bench_robustness.py", "--quick", "--output", str(output), flag, item)
+    assert re.match(message, line), line
     assert not output.exists()  # refused before anything was written
 
 

@@ -51,7 +51,7 @@ def test_a_run_in_a_later_results_file_replaces_the_same_run(tmp_path: Path) -> 
         "\n".join(json.dumps(_record(m, 0, 0.6)) for m in ("single", "equal", "nmt")) + "\n\n"
     )
     second.write_text("\n".join(json.dumps(_record("nmt", s, x)) for s, x in ((0, 0.7), (1, 0.8))))
-    records = robustness.read_records([first, second])
+    records = robustness.read_records([first, second]).values()
     found = {(r["method"], r["seed"]): r["test"]["click"] for r in records}
     assert found == {("single", 0): 0.6, ("equal", 0): 0.6, ("nmt", 0): 0.7, ("nmt", 1): 0.8}
 
