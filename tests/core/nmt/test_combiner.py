@@ -250,6 +250,7 @@ def test_emtl_composition_adds_the_prior_weighted_penalty() -> None:
         ({"priorities": ["a", "b"], "dual": "adam"}, "dual must be one of"),
         ({"priorities": ["a", "b"], "target": 0.0}, r"target must be a number in \(0, 1\]"),
         ({"priorities": ["a", "b"], "refine": "yes"}, "refine must be true or false"),
+        ({"priorities": ["a", "b"], "spread_slack": 1}, "spread_slack must be true or false"),
         ({"priorities": ["a", "b"], "violation": "scaled"}, "violation must be one of"),
         ({"priorities": ["a", "b"], "dual_lr": 0.0}, "dual_lr must be a finite number > 0"),
         ({"priorities": ["a", "b"], "smoothing": 1.0}, r"smoothing must be a number in \[0, 1\)"),
@@ -353,6 +354,32 @@ def test_the_default_schedule_starts_with_every_task_together() -> None:
     nmt.next_stage(bound=0.125)
     assert nmt.finished
     assert nmt.bounds == {"a": 0.5, "b": 0.25, "c": 0.125}
+
+
+def test_the_stages_below_a_task_release_its_slack_in_equal_steps() -> None:
+    # Four levels, relative tolerance 0.1 of bounds 1, 2, 4: a's slack 0.1 is spent a third at a
+    # time by the stages of b, c and d; b's 0.2 half at a time by those of c and d; c's all by d.
+    nmt = nt.NMT(["a", "b", "c", "d"], tolerance=0.1, joint_start=False)
+    nmt.next_stage(bound=1.0)
+    assert nmt.slacks == {"a": pytest.approx(0.1 / 3)}
+    nmt.next_stage(bound=2.0)
+    assert nmt.slacks == {"a": pytest.approx(0.2 / 3), "b": pytest.approx(0.1)}
+    nmt.next_stage(bound=4.0)
+    assert nmt.slacks == {"a": pytest.approx(0.1), "b": pytest.approx(0.2), "c": pytest.approx(0.4)}
+    paper = nt.NMT(["a", "b", "c"], tolerance=0.1, joint_start=False, spread_slack=False)
+    paper.next_stage(bound=1.0)
+    assert paper.slacks == {"a": pytest.approx(0.1)}
+
+
+def test_two_levels_and_a_refinement_spend_the_whole_slack() -> None:
+    nmt = nt.NMT(["a", "b"], tolerance=0.1, joint_start=False)
+    nmt.next_stage(bound=1.0)
+    assert nmt.slacks == {"a": pytest.approx(0.1)}
+    refined = nt.NMT(["a", "b", "c"], tolerance=0.1, joint_start=False, refine=True)
+    for bound in (1.0, 2.0, 4.0):
+        refined.next_stage(bound=bound)
+    assert refined.stage_tasks == ("a",)
+    assert refined.slacks == {"a": pytest.approx(0.1), "b": pytest.approx(0.2), "c": 0.4}
 
 
 def test_one_task_has_no_joint_start() -> None:

@@ -141,20 +141,25 @@ def test_the_pi_controller_reaches_the_same_optimum() -> None:
 
 # ------------------------------------------------------------------------- three levels
 # θ = (x, y, z).  L1 = (x-1)² + 1;  L2 = (x-3)² + (y-1)² + 1;  L3 = (y-3)² + (z-2)².
-# With the set point ρ' = target·ρ: stage 2: x = 1+√ρ', y = 1, L2* = (x-3)² + 1,
-# λ1 = (3-x)/(x-1); stage 3: x stays (L1 binds), (y-1)² <= ρ' L2*  ->  y = 1 + √(ρ' L2*),
-# z = 2, λ2 = (3-y)/(y-1) (from dL/dy), λ1 = λ2 (3-x)/(x-1) (from dL/dx).
-def _three_level_solution(rho: float) -> dict[str, float]:
+# With the set point ρ' = target·ρ and amount's stage spending the share s of pay's slack
+# (1/2 by default: `slack_share`, 1 without spread_slack): stage 2: x = 1+√(sρ'), y = 1,
+# L2* = (x-3)² + 1, λ1 = (3-x)/(x-1). Stage 3 may spend all of pay's slack, and L3 does not
+# depend on x, so x rises to its own bound 1+√ρ' (lowering L2 leaves y more room):
+# (y-1)² = (1+ρ') L2* - 1 - (x-3)², z = 2, λ2 = (3-y)/(y-1) (from dL/dy),
+# λ1 = λ2 (3-x)/(x-1) (from dL/dx).
+def _three_level_solution(rho: float, share: float) -> dict[str, float]:
+    x2 = 1 + math.sqrt(share * rho)
+    l2 = (x2 - 3) ** 2 + 1
     x = 1 + math.sqrt(rho)
-    l2 = (x - 3) ** 2 + 1
-    y = 1 + math.sqrt(rho * l2)
+    y = 1 + math.sqrt((1 + rho) * l2 - 1 - (x - 3) ** 2)
     lam2 = (3 - y) / (y - 1)
     return {
+        "x2": x2,
         "x": x,
         "y": y,
         "z": 2.0,
         "L2*": l2,
-        "stage2_lambda1": (3 - x) / (x - 1),
+        "stage2_lambda1": (3 - x2) / (x2 - 1),
         "lambda2": lam2,
         "lambda1": lam2 * (3 - x) / (x - 1),
     }
@@ -174,16 +179,16 @@ def _three_level_losses() -> tuple[Tensor, Losses]:
     return theta, losses
 
 
-@pytest.mark.parametrize("opt_name", ["sgd", "adam"])
-def test_three_levels_reach_the_lexicographic_optimum(opt_name: str) -> None:
+@pytest.mark.parametrize(("opt_name", "spread"), [("sgd", True), ("adam", True), ("sgd", False)])
+def test_three_levels_reach_the_lexicographic_optimum(opt_name: str, spread: bool) -> None:
     theta, losses = _three_level_losses()
-    nmt = nt.NMT(["pay", "amount", "relevance"], tolerance=RHO)
-    sol = _three_level_solution(nmt.target * RHO)
+    nmt = nt.NMT(["pay", "amount", "relevance"], tolerance=RHO, spread_slack=spread)
+    sol = _three_level_solution(nmt.target * RHO, share=0.5 if spread else 1.0)
     _through_the_joint_start(nmt, losses, [theta], opt_name)
     _train_stage(nmt, losses, [theta], opt_name, 2000)
     nmt.next_stage()
     last = _train_stage(nmt, losses, [theta], opt_name, 4000)
-    assert float(theta.detach()[0]) == pytest.approx(sol["x"], abs=1e-3)
+    assert float(theta.detach()[0]) == pytest.approx(sol["x2"], abs=1e-3)
     assert float(theta.detach()[1]) == pytest.approx(1.0, abs=1e-3)
     assert nmt.multipliers["pay"] == pytest.approx(sol["stage2_lambda1"], rel=1e-2)
     nmt.next_stage()
@@ -198,9 +203,9 @@ def test_three_levels_reach_the_lexicographic_optimum(opt_name: str) -> None:
 def test_plain_ascent_oscillates_on_three_levels_where_pi_settles() -> None:
     # DESIGN.md trap 3: gradient descent-ascent with two active constraints runs into a limit
     # cycle; a PI controller damps it.
-    sol = _three_level_solution(RHO)
+    sol = _three_level_solution(RHO, share=1.0)
     spreads = {}
-    fixed = {"violation": "raw", "target": 1.0}
+    fixed = {"violation": "raw", "target": 1.0, "spread_slack": False}  # the paper's NMT
     rules = {
         "ascent": {**fixed, "dual": "ascent", "dual_lr": 1.0},
         "pi": {**fixed, "dual": "pi", "dual_lr": 0.1, "pi_gains": (10.0, 1.0)},

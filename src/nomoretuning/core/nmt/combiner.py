@@ -33,6 +33,7 @@ from nomoretuning.core.nmt.levels import (
     parse_priorities,
     parse_tolerances,
     resolve_values,
+    slack_share,
     stage_schedule,
 )
 from nomoretuning.core.nmt.state import NMTSettings, NMTState
@@ -86,6 +87,9 @@ class NMT(LossCombiner):
         target: the multipliers' set point as a fraction of the slack: they hold ``L_j`` at
             ``L_j* + target * eps_j`` on average, so that the fluctuations of training stay inside
             the tolerance ``L_j <= L_j* + eps_j`` (1: the set point is the bound itself).
+        spread_slack: with three levels or more, the stages below a task release its slack in
+            equal steps (`nomoretuning.core.nmt.levels.slack_share`), so that the first of them
+            cannot spend it all; False: every one of them may spend all of it (the paper).
 
     Which data drives the dual step is the caller's explicit choice at each call:
     ``step(losses)`` updates the multipliers from the training losses it is given (the per-step
@@ -134,6 +138,7 @@ class NMT(LossCombiner):
         refine: bool = False,
         target: float = 0.5,
         joint_start: bool = True,
+        spread_slack: bool = True,
     ) -> None:
         levels = parse_priorities(priorities)
         super().__init__([t for level in levels for t in level])
@@ -144,6 +149,9 @@ class NMT(LossCombiner):
         if not isinstance(joint_start, bool):
             raise ConfigError(f"NMT: joint_start must be true or false, got {joint_start!r}")
         self.joint_start = joint_start
+        if not isinstance(spread_slack, bool):
+            raise ConfigError(f"NMT: spread_slack must be true or false, got {spread_slack!r}")
+        self.spread_slack = spread_slack
         self.schedule = stage_schedule(levels, refine, joint_start)
         self.tolerance_mode = checks.one_of(
             tolerance_mode, "NMT: tolerance_mode", constraint.TOLERANCE_MODES
@@ -266,7 +274,8 @@ class NMT(LossCombiner):
 
     def slack(self, task: str, bound: float | None = None) -> float:
         """The slack ``eps_j`` of ``task``'s constraint around ``bound`` (default: its recorded
-        bound ``L_j*``), by NMT's tolerance, tolerance mode and the task's recorded baseline.
+        bound ``L_j*``), by NMT's tolerance, tolerance mode and the task's recorded baseline, and
+        with ``spread_slack`` the running stage's share of it.
 
         Example:
             >>> nmt = NMT(["a", "b"], tolerance=0.05)
@@ -280,7 +289,10 @@ class NMT(LossCombiner):
                 raise ConfigError(f"NMT.slack(): task {task!r} has no recorded bound yet")
             bound = self._state.bounds[task]
         baseline = self._state.baselines.get(task)
-        return constraint.slack(bound, self.tolerances[task], self.tolerance_mode, baseline)
+        full = constraint.slack(bound, self.tolerances[task], self.tolerance_mode, baseline)
+        if not self.spread_slack:
+            return full
+        return full * slack_share(self.levels, self.schedule[self._state.stage_index], task)
 
     # ------------------------------------------------------------------------- the protocol
     def forward(

@@ -16,6 +16,7 @@ __all__ = [
     "parse_priorities",
     "parse_tolerances",
     "resolve_values",
+    "slack_share",
     "stage_schedule",
 ]
 
@@ -54,6 +55,30 @@ def stage_schedule(levels: Levels, refine: bool, joint_start: bool = False) -> t
     if refine and len(levels) > 1:
         stages.append(Stage(levels[0], tuple(t for lower in levels[1:] for t in lower)))
     return tuple(stages)
+
+
+def slack_share(levels: Levels, stage: Stage, task: str) -> float:
+    """The share of a higher ``task``'s slack that ``stage`` may spend: with L levels, the stages
+    of the levels below task j's level release its slack in equal steps, ``(k - j) / (L - 1 - j)``
+    for level k's stage, so the last level's stage has all of it and no stage in between can leave
+    the ones after it nothing. 1 for a task ``stage`` does not constrain and for a refinement of
+    a higher level; with two levels always 1.
+
+    Example:
+        >>> levels = (("a",), ("b",), ("c",))
+        >>> stages = stage_schedule(levels, refine=False)
+        >>> slack_share(levels, stages[1], "a"), slack_share(levels, stages[2], "a")
+        (0.5, 1.0)
+        >>> slack_share(levels, stages[2], "b")
+        1.0
+    """
+    if task not in stage.constrained:
+        return 1.0
+    level_of = {t: k for k, level in enumerate(levels) for t in level}
+    here, higher = level_of[stage.tasks[0]], level_of[task]
+    if here <= higher:  # a refinement of a higher level under this lower one
+        return 1.0
+    return (here - higher) / (len(levels) - 1 - higher)
 
 
 def parse_priorities(priorities: Sequence[str | Sequence[str]]) -> Levels:
