@@ -140,9 +140,12 @@ def _worker(
                 trainer.fit()
             except _StoppedError:
                 # both ranks stop at the same step: meet before tearing the group down, or the
-                # first to leave can close the connection under the other's last collective
+                # first to leave can close the connection under the other's last collective;
+                # then leave at once: a full run under load once saw a stopped rank abort in the
+                # interpreter's teardown ("terminate called without an active exception")
                 torch.distributed.barrier()
-                return
+                parallel.destroy()
+                os._exit(0)
         result = trainer.fit(resume=mode == "resume")
         torch.save(
             {
