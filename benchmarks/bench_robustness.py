@@ -28,7 +28,8 @@ cell with its margin, and draws a heatmap of the margins.
     python benchmarks/bench_robustness.py --rows census --cells centre,e20 --seeds 5
     python benchmarks/bench_robustness.py --report runs/robustness/results.jsonl
     cd benchmarks/results && python ../bench_robustness.py --report \
-        robustness_later_heads_guard.jsonl robustness_mmoe_default.jsonl   # the defaults' 64 cells
+        robustness_later_heads_guard.jsonl robustness_mmoe_default.jsonl \
+        robustness_spread_slack.jsonl                                      # the defaults' 64 cells
     python benchmarks/bench_robustness.py --quick --nmt dual=scaled --output runs/alt
     python benchmarks/bench_robustness.py --rows synthetic --synthetic-rows 60000
     python benchmarks/bench_robustness.py --rows "census income>marital" --census-split 0.7,0.2,0.1
