@@ -125,38 +125,46 @@ def _worker(
     torch.set_num_threads(1)
     assert parallel.init_from_env(backend="gloo")
     try:
-        # "stop": halt in stage 2; "resume": fresh objects (another seed), then resume.
-        trainer = _trainer(data, inner, Path(out) / "ddp", seed=99 if mode == "resume" else 0)
-        if mode == "stop":
-            step = trainer._train_step
-
-            def stopping(batch: Any, bar: Any) -> None:
-                if trainer.state.global_step == 19:
-                    raise _StoppedError
-                step(batch, bar)
-
-            trainer._train_step = stopping  # type: ignore[method-assign]
-            try:
-                trainer.fit()
-            except _StoppedError:
-                # both ranks stop at the same step: meet before tearing the group down, or the
-                # first to leave can close the connection under the other's last collective;
-                # then leave at once: a full run under load once saw a stopped rank abort in the
-                # interpreter's teardown ("terminate called without an active exception")
-                torch.distributed.barrier()
-                parallel.destroy()
-                os._exit(0)
-        result = trainer.fit(resume=mode == "resume")
-        torch.save(
-            {
-                "model": trainer.model.state_dict(),
-                "combiner": trainer.combiner.state_dict(),
-                "test": result.test,
-            },
-            Path(out) / f"rank{rank}.pt",
-        )
+        _work(rank, data, inner, out, mode)
     finally:
         parallel.destroy()
+    # Leave without the interpreter's teardown. The trainer's DDP model keeps its gloo group
+    # alive past destroy(); freed by the teardown's last collection, its worker threads abort
+    # the process now and then ("terminate called without an active exception", SIGABRT),
+    # which failed two runs of `make test` in one day. A failure above still raises to spawn.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _work(rank: int, data: PreparedDataset, inner: str, out: str, mode: str) -> None:
+    # "stop": halt in stage 2; "resume": fresh objects (another seed), then resume.
+    trainer = _trainer(data, inner, Path(out) / "ddp", seed=99 if mode == "resume" else 0)
+    if mode == "stop":
+        step = trainer._train_step
+
+        def stopping(batch: Any, bar: Any) -> None:
+            if trainer.state.global_step == 19:
+                raise _StoppedError
+            step(batch, bar)
+
+        trainer._train_step = stopping  # type: ignore[method-assign]
+        try:
+            trainer.fit()
+        except _StoppedError:
+            # both ranks stop at the same step: meet before tearing the group down, or the
+            # first to leave can close the connection under the other's last collective
+            torch.distributed.barrier()
+        return
+    result = trainer.fit(resume=mode == "resume")
+    torch.save(
+        {
+            "model": trainer.model.state_dict(),
+            "combiner": trainer.combiner.state_dict(),
+            "test": result.test,
+        },
+        Path(out) / f"rank{rank}.pt",
+    )
 
 
 def _free_port() -> int:
