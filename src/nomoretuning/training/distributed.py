@@ -29,6 +29,7 @@ Example (one process: world size 1, nothing to reduce):
 from __future__ import annotations
 
 import datetime
+import gc
 import itertools
 import math
 import os
@@ -131,9 +132,13 @@ def init_from_env(backend: str | None = None, timeout_s: float = 1800.0) -> bool
 
 
 def destroy() -> None:
-    """Ends the process group if one was started (safe to call in a single process)."""
+    """Ends the process group if one was started (safe to call in a single process), then
+    collects the garbage: a DDP model left in a reference cycle keeps the group alive past
+    `destroy_process_group`, and a gloo group freed only in the interpreter's teardown can abort
+    the process at exit ("terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+        gc.collect()
 
 
 def barrier() -> None:
