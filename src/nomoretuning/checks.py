@@ -26,6 +26,7 @@ from typing import TypeVar
 from nomoretuning.errors import ConfigError, NomoretuningError
 
 __all__ = [
+    "boolean",
     "fraction",
     "is_integer",
     "one_of",
@@ -106,6 +107,20 @@ def fraction(
         return float(value)  # type: ignore[arg-type]
     interval = f"{'[' if allow_zero else '('}0, 1{']' if allow_one else ')'}"
     raise error(f"{name} must be a number in {interval}, got {value!r}")
+
+
+def boolean(value: object, name: str, *, error: ErrorType = ConfigError) -> bool:
+    """``value`` if it is ``True`` or ``False`` (not 0, 1 or a string).
+
+    Example:
+        >>> boolean("yes", "NMT: refine")
+        Traceback (most recent call last):
+        ...
+        nomoretuning.errors.ConfigError: NMT: refine must be true or false, got 'yes'
+    """
+    if not isinstance(value, bool):
+        raise error(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 def one_of(value: object, name: str, allowed: Sequence[S], *, error: ErrorType = ConfigError) -> S:

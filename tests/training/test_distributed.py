@@ -128,10 +128,11 @@ def _worker(
         _work(rank, data, inner, out, mode)
     finally:
         parallel.destroy()
-    # Leave without the interpreter's teardown. The trainer's DDP model keeps its gloo group
-    # alive past destroy(); freed by the teardown's last collection, its worker threads abort
-    # the process now and then ("terminate called without an active exception", SIGABRT),
-    # which failed two runs of `make test` in one day. A failure above still raises to spawn.
+    # Leave without the interpreter's teardown. The trainer's DDP model can keep its gloo group
+    # alive past destroy_process_group (destroy() then collects it); a group freed only in the
+    # teardown aborts the process now and then ("terminate called without an active exception",
+    # SIGABRT), which failed two runs of `make test` in one day before either guard. A failure
+    # above still raises to spawn.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

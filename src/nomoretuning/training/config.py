@@ -166,10 +166,7 @@ class TrainerConfig:
         if not isinstance(self.device, str) or not self.device:
             raise ConfigError(f"trainer.device must be a device name, got {self.device!r}")
         for name in ("progress", "tensorboard", "freeze_constrained", "fit_later_heads"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(
-                    f"trainer.{name} must be true or false, got {getattr(self, name)!r}"
-                )
+            checks.boolean(getattr(self, name), f"trainer.{name}")
 
     def _checked_patience(self, value: object, name: str) -> float:
         value = checks.positive_number(value, name)

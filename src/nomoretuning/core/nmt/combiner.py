@@ -143,15 +143,9 @@ class NMT(LossCombiner):
         levels = parse_priorities(priorities)
         super().__init__([t for level in levels for t in level])
         self.levels = levels
-        if not isinstance(refine, bool):
-            raise ConfigError(f"NMT: refine must be true or false, got {refine!r}")
-        self.refine = refine
-        if not isinstance(joint_start, bool):
-            raise ConfigError(f"NMT: joint_start must be true or false, got {joint_start!r}")
-        self.joint_start = joint_start
-        if not isinstance(spread_slack, bool):
-            raise ConfigError(f"NMT: spread_slack must be true or false, got {spread_slack!r}")
-        self.spread_slack = spread_slack
+        self.refine = checks.boolean(refine, "NMT: refine")
+        self.joint_start = checks.boolean(joint_start, "NMT: joint_start")
+        self.spread_slack = checks.boolean(spread_slack, "NMT: spread_slack")
         self.schedule = stage_schedule(levels, refine, joint_start)
         self.tolerance_mode = checks.one_of(
             tolerance_mode, "NMT: tolerance_mode", constraint.TOLERANCE_MODES
@@ -240,7 +234,7 @@ class NMT(LossCombiner):
 
     @property
     def slacks(self) -> dict[str, float]:
-        """The tolerance ``eps_j`` of each recorded bound."""
+        """The slack ``eps_j`` of each recorded bound (`slack`: the running stage's share)."""
         return {t: self.slack(t) for t in self._state.bounds}
 
     @property
