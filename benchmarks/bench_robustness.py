@@ -7,6 +7,12 @@ joint training (equal weights) and NMT with the library's defaults (no option se
   ranking row), with delta = max(0.0005, the standard error of the paired difference), and
 - every lower task >= joint - 0.3 % (relative, mean over seeds).
 
+Joint training is not trained twice: NMT's first stage, its joint start, is joint training with
+equal weights, step for step (``tests/training/test_trainer.py`` checks that they are identical),
+so each NMT run also records the joint training of its seed, read off that stage with
+``trainer.stage_test`` (``"from_nmt_joint_start": true``); ``--train-joint``, or any ``--nmt``
+option, trains it on its own.
+
 Rows (data and priorities): Census-Income (real, ``../shared/data``) income > marital,
 marital > income, income > education, income > marital > education; synthetic click logs at
 conflict 0.25, 0.5, 0.75 (200,000 rows, so that the 20,000-row validation and test splits resolve
@@ -39,18 +45,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing
-import statistics
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
+from robustness_report import METHODS, report
 
 SMALL: dict[str, Any] = {
     "num_experts": 4,
@@ -98,10 +103,6 @@ CENSUS_SPLIT: tuple[float, float, float] = (0.8, 0.1, 0.1)
 """Census-Income's train / validation / test shares; ``--census-split`` changes it, to measure how
 the validation split's size moves the cells (every run of one results file must use the same)."""
 
-METHODS = ("single", "equal", "nmt")
-DELTA = 0.0005
-LOWER_TOLERANCE = 0.3  # percent
-
 
 @dataclass(frozen=True)
 class Run:
@@ -113,42 +114,6 @@ class Run:
     @property
     def key(self) -> str:
         return f"{self.row}|{self.cell}|{self.method}|{self.seed}"
-
-
-@dataclass
-class Verdict:
-    row: str
-    cell: str
-    seeds: int
-    top: str
-    nmt: float
-    single: float
-    joint: float
-    margin: float
-    stderr: float
-    lower: dict[str, float] = field(default_factory=dict)  # percent vs joint
-    epochs: float = 0.0
-
-    @property
-    def delta(self) -> float:
-        return max(DELTA, self.stderr)
-
-    @property
-    def top_ok(self) -> bool:
-        return self.margin >= -self.delta
-
-    @property
-    def lower_ok(self) -> bool:
-        return all(v >= -LOWER_TOLERANCE for v in self.lower.values())
-
-    @property
-    def passed(self) -> bool:
-        return self.top_ok and self.lower_ok
-
-    @property
-    def failure(self) -> str:
-        """Which rule a failing cell breaks: ``top``, ``lower`` or ``both``."""
-        return "both" if not (self.top_ok or self.lower_ok) else "top" if self.lower_ok else "lower"
 
 
 _DATA: dict[str, Any] = {}
@@ -176,10 +141,45 @@ NMT_OVERRIDES: dict[str, Any] = {}
 """NMT options set on every NMT run (``--nmt``), likewise."""
 
 
+JOINT_FROM_NMT = True
+"""Read each seed's joint training off the NMT run's joint start, its first stage (the same
+computation: ``tests/training/test_trainer.py`` checks that the two are identical), instead of
+training it again; ``--train-joint``, or any ``--nmt`` option, trains it on its own."""
+
+
 def train(run: Run, weights: Sequence[float] | None = None) -> dict[str, Any]:
     """One run of the matrix with the library's defaults, apart from the cell's one factor;
     with ``weights`` (one per task, in priority order), a fixed weighting of the row's tasks
     instead of the run's method (``bench_weight_front.py``)."""
+    return _fit(run, weights)[0]
+
+
+def train_job(run: Run) -> list[dict[str, Any]]:
+    """The records of one job: an NMT run's and, with `JOINT_FROM_NMT`, the joint training of
+    the same seed read off its joint start; any other run's own."""
+    record, result = _fit(run, None, stage_test=run.method == "nmt" and JOINT_FROM_NMT)
+    if run.method != "nmt" or not JOINT_FROM_NMT:
+        return [record]
+    start = result.stages[0]
+    if start.test is None or start.constrained or start.tasks != list(record["test"]):
+        raise SystemExit(f"{run.key}: NMT has no joint start to read joint training from")
+    metric = record["metric"]
+    joint = {
+        **asdict(Run(run.row, run.cell, "equal", run.seed)),
+        "metric": metric,
+        "test": {t: start.test[t][metric] for t in start.tasks},
+        "valid": {t: start.valid[t][metric] for t in start.tasks},
+        "epochs": round(result.epochs * start.steps / result.steps, 4),
+        "wall_s": None,  # one run: NMT's wall_s covers both
+        "from_nmt_joint_start": True,
+    }
+    extra = {k: v for k, v in record.items() if k in ("synthetic_rows", "census_split")}
+    return [record, {**joint, **extra}]
+
+
+def _fit(
+    run: Run, weights: Sequence[float] | None, *, stage_test: bool = False
+) -> tuple[dict[str, Any], Any]:
     import torch
 
     import nomoretuning as nt
@@ -208,6 +208,8 @@ def train(run: Run, weights: Sequence[float] | None = None) -> dict[str, Any]:
         combiner = nt.EqualWeights(run_tasks)
     trainer_options = {k: v for k, v in cell.items() if k not in ("model", "sizes")}
     trainer_options.update(OVERRIDES)
+    if stage_test:
+        trainer_options["stage_test"] = True
     config = TrainerConfig(seed=run.seed, progress=False, device="cpu", **trainer_options)
     start = time.perf_counter()
     result = Trainer(model, combiner, data, config).fit()
@@ -222,7 +224,7 @@ def train(run: Run, weights: Sequence[float] | None = None) -> dict[str, Any]:
         for s in result.stages
         if s.start_comparison and s.constrained
     ]
-    return {
+    record = {
         **asdict(run),
         **({"weights": list(weights)} if weights is not None else {}),
         "metric": metric,
@@ -239,71 +241,26 @@ def train(run: Run, weights: Sequence[float] | None = None) -> dict[str, Any]:
             else {}
         ),
     }
+    return record, result
 
 
 def _runs(rows: Sequence[str], cells: Sequence[str], seeds: Sequence[int]) -> Iterator[Run]:
+    """The jobs of the matrix: with `JOINT_FROM_NMT` an NMT job also gives joint training."""
+    methods = [m for m in METHODS if m != "equal" or not JOINT_FROM_NMT]
     for row in rows:
         for cell in cells:
             if ROWS[row]["data"] == "search" and ("model" in CELLS[cell] or "sizes" in CELLS[cell]):
                 continue  # the ranking row's model is a single score
             for seed in seeds:
-                for method in METHODS:
+                for method in methods:
                     yield Run(row, cell, method, seed)
 
 
-def verdict(
-    row: str,
-    cell: str,
-    single: dict[int, dict[str, Any]],
-    joint: dict[int, dict[str, Any]],
-    nmt: dict[int, dict[str, Any]],
-) -> Verdict | None:
-    """One cell's verdict from each method's records by seed (``nmt``: the method judged), over
-    their common seeds; None with fewer than two."""
-    seeds = sorted(set(single) & set(joint) & set(nmt))
-    if len(seeds) < 2:
-        return None
-    tasks = list(nmt[seeds[0]]["test"])
-    top = tasks[0]
-    diffs = [
-        nmt[s]["test"][top] - max(single[s]["test"][top], joint[s]["test"][top]) for s in seeds
-    ]
-    lower = {
-        t: statistics.mean(
-            100 * (nmt[s]["test"][t] - joint[s]["test"][t]) / joint[s]["test"][t] for s in seeds
-        )
-        for t in tasks[1:]
-    }
-    return Verdict(
-        row,
-        cell,
-        len(seeds),
-        top,
-        statistics.mean(nmt[s]["test"][top] for s in seeds),
-        statistics.mean(single[s]["test"][top] for s in seeds),
-        statistics.mean(joint[s]["test"][top] for s in seeds),
-        statistics.mean(diffs),
-        statistics.stdev(diffs) / math.sqrt(len(diffs)),
-        lower,
-        statistics.mean(nmt[s]["epochs"] for s in seeds),
-    )
-
-
-def verdicts(records: Sequence[dict[str, Any]]) -> list[Verdict]:
-    """One verdict per (row, cell) with all three methods on at least two common seeds."""
-    table: dict[tuple[str, str], dict[str, dict[int, dict[str, Any]]]] = {}
-    for r in records:
-        table.setdefault((r["row"], r["cell"]), {}).setdefault(r["method"], {})[r["seed"]] = r
-    out = []
-    for (row, cell), methods in table.items():
-        if set(methods) != set(METHODS):
-            continue
-        found = verdict(row, cell, *(methods[m] for m in METHODS))
-        if found is not None:
-            out.append(found)
-    order = {name: i for i, name in enumerate(ROWS)}
-    cells = {name: i for i, name in enumerate(CELLS)}
-    return sorted(out, key=lambda v: (order[v.row], cells[v.cell]))
+def _job_keys(run: Run) -> list[str]:
+    """The records a job writes (`train_job`)."""
+    if run.method == "nmt" and JOINT_FROM_NMT:
+        return [run.key, Run(run.row, run.cell, "equal", run.seed).key]
+    return [run.key]
 
 
 def record_key(record: dict[str, Any]) -> str:
@@ -323,65 +280,6 @@ def read_records(files: Sequence[Path]) -> dict[str, dict[str, Any]]:
                 record = json.loads(line)
                 runs[record_key(record)] = record
     return runs
-
-
-def report(records: Sequence[dict[str, Any]], heatmap: Path | None) -> list[Verdict]:
-    found = verdicts(records)
-    passed = sum(v.passed for v in found)
-    print(
-        f"{passed}/{len(found)} cells pass (NMT's top task >= max(single, joint) - delta, "
-        f"delta = max({DELTA}, paired s.e.); lower tasks >= joint - {LOWER_TOLERANCE} %)"
-    )
-    for v in found:
-        lower = ", ".join(f"{t} {x:+.2f} %" for t, x in v.lower.items())
-        verdict = "PASS" if v.passed else f"FAIL {v.failure}"
-        print(
-            f"  {verdict:10s}  {v.row:32s} {v.cell:22s} n={v.seeds} "
-            f"{v.top}: nmt {v.nmt:.4f} single {v.single:.4f} joint {v.joint:.4f} "
-            f"margin {v.margin:+.4f} (s.e. {v.stderr:.4f}) | {lower} | NMT epochs {v.epochs:.1f}"
-        )
-    worst = sorted(found, key=lambda v: v.margin + v.delta)[:5]
-    if worst:
-        print(
-            "worst cells (margin + delta): "
-            + "; ".join(f"{v.row} / {v.cell} {v.margin + v.delta:+.4f}" for v in worst)
-        )
-    if heatmap is not None and found:
-        _heatmap(found, heatmap)
-        print(f"heatmap: {heatmap}")
-    return found
-
-
-def _heatmap(found: Sequence[Verdict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    rows = [r for r in ROWS if any(v.row == r for v in found)]
-    cells = [c for c in CELLS if any(v.cell == c for v in found)]
-    grid = np.full((len(rows), len(cells)), np.nan)
-    for v in found:
-        grid[rows.index(v.row), cells.index(v.cell)] = v.margin
-    # colours saturate at 0.004 so that a few large wins do not wash out the small margins
-    limit = min(0.004, max(0.002, float(np.nanmax(np.abs(grid)))))
-    fig, ax = plt.subplots(figsize=(1.2 * len(cells) + 4, 0.6 * len(rows) + 2))
-    image = ax.imshow(grid, cmap="RdYlGn", vmin=-limit, vmax=limit, aspect="auto")
-    for v in found:
-        i, j = rows.index(v.row), cells.index(v.cell)
-        label = f"{v.margin:+.4f}" + ("" if v.passed else f"\nFAIL ({v.failure})")
-        ax.text(j, i, label, ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(len(cells)), cells, rotation=45, ha="right")
-    ax.set_yticks(range(len(rows)), rows)
-    ax.set_title(
-        "NMT's top task minus max(single-task, joint)\n(test metric, mean over seeds)", fontsize=9
-    )
-    fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _select(names: str | None, known: Sequence[str], what: str) -> list[str]:
@@ -405,6 +303,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
     parser.add_argument("--output", type=Path, default=Path("runs/robustness"))
     parser.add_argument("--resume", action="store_true", help="continue the results file")
+    parser.add_argument(
+        "--train-joint",
+        action="store_true",
+        help="train joint training on its own (by default read off NMT's joint start)",
+    )
     parser.add_argument(
         "--report",
         type=Path,
@@ -440,8 +343,11 @@ def main() -> None:
     SYNTHETIC_ROWS = args.synthetic_rows
     OVERRIDES.update(common.trainer_options(args.set))
     NMT_OVERRIDES.update(common.nmt_options(args.nmt))
+    global JOINT_FROM_NMT
+    JOINT_FROM_NMT = not args.train_joint and not NMT_OVERRIDES
     if args.report is not None:
-        report(list(read_records(args.report).values()), args.report[0].parent / "heatmap.png")
+        records = list(read_records(args.report).values())
+        report(records, args.report[0].parent / "heatmap.png", list(ROWS), list(CELLS))
         return
     rows = _select(args.rows, list(ROWS), "rows")
     cells = ["centre"] if args.quick else _select(args.cells, list(CELLS), "cells")
@@ -450,27 +356,34 @@ def main() -> None:
         raise SystemExit(f"{results} exists: pass --resume to continue it, or another --output")
     args.output.mkdir(parents=True, exist_ok=True)
     done = read_records([results]) if results.exists() else {}
-    todo = [r for r in _runs(rows, cells, range(args.seeds)) if r.key not in done]
+    todo = [
+        r for r in _runs(rows, cells, range(args.seeds)) if any(k not in done for k in _job_keys(r))
+    ]
+    joint = "read off NMT's joint start" if JOINT_FROM_NMT else "trained on its own"
     print(
-        f"{len(todo)} runs to go ({len(done)} done) with {args.workers} workers; "
-        f"{common.machine(1)}",
+        f"{len(todo)} runs to go ({len(done)} records done; joint training {joint}) with "
+        f"{args.workers} workers; {common.machine(1)}",
         flush=True,
     )
     start = time.perf_counter()
     context = multiprocessing.get_context("fork")
     with context.Pool(args.workers) as pool, results.open("a") as handle:
-        for n, record in enumerate(pool.imap_unordered(train, todo), 1):
-            handle.write(json.dumps(record) + "\n")
+        for n, records in enumerate(pool.imap_unordered(train_job, todo), 1):
+            for record in records:
+                handle.write(json.dumps(record) + "\n")
+                done[record_key(record)] = record
             handle.flush()
-            done[record_key(record)] = record
-            scores = " ".join(f"{t} {x:.4f}" for t, x in record["test"].items())
+            head = records[0]
+            scores = "; ".join(
+                f"{r['method']} " + " ".join(f"{t} {x:.4f}" for t, x in r["test"].items())
+                for r in records
+            )
             print(
-                f"[{n}/{len(todo)}] {record['row']} / {record['cell']} / {record['method']} "
-                f"seed {record['seed']}: {scores} ({record['wall_s']} s, "
-                f"{time.perf_counter() - start:.0f} s total)",
+                f"[{n}/{len(todo)}] {head['row']} / {head['cell']} seed {head['seed']}: {scores} "
+                f"({head['wall_s']} s, {time.perf_counter() - start:.0f} s total)",
                 flush=True,
             )
-    report(list(done.values()), args.output / "heatmap.png")
+    report(list(done.values()), args.output / "heatmap.png", list(ROWS), list(CELLS))
 
 
 if __name__ == "__main__":

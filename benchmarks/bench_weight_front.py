@@ -34,6 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_robustness as robustness
 import common
+from robustness_report import verdict
 
 ROW = "search pay>amount>relevance"
 TOP_WEIGHTS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99)
@@ -73,7 +74,7 @@ def report(records: Sequence[dict[str, Any]], row: str = ROW) -> int:
     meeting, total = 0, 0
     for weights, runs in by_weights.items():
         name = ":".join(f"{w:.3g}" for w in weights)
-        found = robustness.verdict(row, name, by_method["single"], by_method["equal"], runs)
+        found = verdict(row, name, by_method["single"], by_method["equal"], runs)
         if found is None:
             continue
         if total == 0:

@@ -18,6 +18,7 @@ def small_logs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(robustness, "SYNTHETIC_ROWS", 20_000)
     monkeypatch.setattr(robustness, "_DATA", {})
     monkeypatch.setattr(robustness, "OVERRIDES", {})
+    monkeypatch.setattr(robustness, "JOINT_FROM_NMT", True)
 
 
 @pytest.mark.usefixtures("small_logs")
@@ -39,6 +40,29 @@ def test_without_a_start_test_nmt_records_no_comparison() -> None:
     robustness.OVERRIDES["start_test"] = None
     records = [robustness.train(robustness.Run(ROW, CELL, "nmt", seed)) for seed in range(3)]
     assert all("start_comparison" not in r for r in records)
+
+
+@pytest.mark.usefixtures("small_logs")
+def test_an_nmt_job_gives_the_joint_training_of_its_seed_from_its_joint_start() -> None:
+    nmt, joint = robustness.train_job(robustness.Run(ROW, CELL, "nmt", 1))
+    trained = robustness.train(robustness.Run(ROW, CELL, "equal", 1))
+    assert (nmt["method"], joint["method"]) == ("nmt", "equal")
+    assert nmt == {**robustness.train(robustness.Run(ROW, CELL, "nmt", 1)), "wall_s": nmt["wall_s"]}
+    assert joint["from_nmt_joint_start"] is True
+    same = ("test", "valid", "epochs", "metric", "synthetic_rows")
+    assert {k: joint[k] for k in same} == {k: trained[k] for k in same}
+
+
+def test_the_matrix_trains_joint_training_only_when_it_cannot_read_it_off_nmt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs = list(robustness._runs([ROW], ["centre"], range(2)))
+    assert sorted({r.method for r in runs}) == ["nmt", "single"]
+    assert robustness._job_keys(runs[-1])[1].endswith("|equal|1")
+    monkeypatch.setattr(robustness, "JOINT_FROM_NMT", False)
+    runs = list(robustness._runs([ROW], ["centre"], range(2)))
+    assert sorted({r.method for r in runs}) == ["equal", "nmt", "single"]
+    assert robustness._job_keys(runs[-1]) == [runs[-1].key]
 
 
 def _record(method: str, seed: int, top: float) -> dict[str, object]:

@@ -178,6 +178,33 @@ def test_plain_combiners_train_in_one_stage(dataset: PreparedDataset) -> None:
         assert "bound" not in result.to_dict()["stages"][0]
 
 
+def test_nmts_joint_start_is_joint_training_and_stage_test_changes_nothing(
+    dataset: PreparedDataset,
+) -> None:
+    # What bench_robustness.py relies on to read joint training off NMT's first stage.
+    config = toy_config(max_epochs=2, stage_test=True)
+    joint = Trainer(
+        toy_model(dataset, dropout=0.2), nt.EqualWeights(["like", "finish"]), dataset, config
+    ).fit()
+    nmt = Trainer(
+        toy_model(dataset, dropout=0.2), nt.NMT(["like", "finish"]), dataset, config
+    ).fit()
+    start = nmt.stages[0]
+    assert (start.steps, start.selected_step) == (joint.steps, joint.stages[0].selected_step)
+    assert start.valid == joint.valid
+    assert start.test == joint.test
+    assert joint.stages[0].test == joint.test
+    plain = Trainer(
+        toy_model(dataset, dropout=0.2),
+        nt.NMT(["like", "finish"]),
+        dataset,
+        replace(config, stage_test=False),
+    ).fit()
+    assert plain.test == nmt.test
+    assert all(s.test is None for s in plain.stages)
+    assert "test" not in plain.stages[0].to_dict()
+
+
 def test_emtl_trains_on_the_model_shared_representation(dataset: PreparedDataset) -> None:
     model = toy_model(dataset)
     emtl = nt.EMTL(["like", "finish"], shared=lambda: model.shared_representation)

@@ -34,6 +34,7 @@ from nomoretuning.training.config import TrainerConfig
         ({"device": ""}, "trainer.device"),
         ({"progress": "yes"}, "trainer.progress must be true or false"),
         ({"fit_later_heads": 1}, "trainer.fit_later_heads must be true or false"),
+        ({"stage_test": "no"}, "trainer.stage_test must be true or false"),
         ({"seed": 1.5}, "trainer.seed must be an integer"),
     ],
 )

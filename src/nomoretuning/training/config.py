@@ -87,6 +87,9 @@ class TrainerConfig:
         precision: one of `PRECISIONS`.
         progress: show a progress bar per stage.
         tensorboard: also log to TensorBoard (``run_dir/tensorboard``).
+        stage_test: also evaluate each stage's selection on the test split
+            (`nomoretuning.training.records.StageRecord.test`: what each stage gave, such as
+            NMT's joint start, which is joint training with equal weights); never used to choose.
 
     Example:
         >>> TrainerConfig(batch_size=4096, eval_every=200).patience
@@ -126,6 +129,7 @@ class TrainerConfig:
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     progress: bool = True
     tensorboard: bool = False
+    stage_test: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -165,7 +169,13 @@ class TrainerConfig:
         checks.one_of(self.precision, "trainer.precision", PRECISIONS)
         if not isinstance(self.device, str) or not self.device:
             raise ConfigError(f"trainer.device must be a device name, got {self.device!r}")
-        for name in ("progress", "tensorboard", "freeze_constrained", "fit_later_heads"):
+        for name in (
+            "progress",
+            "tensorboard",
+            "freeze_constrained",
+            "fit_later_heads",
+            "stage_test",
+        ):
             checks.boolean(getattr(self, name), f"trainer.{name}")
 
     def _checked_patience(self, value: object, name: str) -> float:

@@ -61,6 +61,7 @@ class StageRecord:
         start_comparison: the stage's test of its best against its start (the top-task stage,
             or every stage with ``start_test_stages: every``; with ``start_test`` set, when the
             best was not the start).
+        test: the selected candidate's test metrics (with ``trainer.stage_test`` only).
     """
 
     stage: int
@@ -75,6 +76,7 @@ class StageRecord:
     multipliers_at_end: dict[str, float] | None = None
     baseline: dict[str, float] | None = None
     start_comparison: StartComparison | None = None
+    test: Metrics | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """As plain data; the fields of staged combiners only are left out when unset.

@@ -324,6 +324,7 @@ class Trainer:
             selected_feasible=best.feasible,
             valid=best.metrics,
             start_comparison=self.selection.comparison,
+            test=self._evaluate("test") if self.config.stage_test else None,
         )
         if self.plan.records_bound:
             bounds = self.constraints.stage_bounds(
