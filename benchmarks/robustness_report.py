@@ -17,6 +17,10 @@ LOWER_TOLERANCE = 0.3  # percent
 
 @dataclass
 class Verdict:
+    """One cell's verdict: test-metric means over ``seeds`` (``margin``: NMT's top task minus
+    max(single-task, joint), paired by seed, with its standard error) and each lower task's
+    percent against joint training."""
+
     row: str
     cell: str
     seeds: int

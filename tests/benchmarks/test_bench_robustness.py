@@ -65,6 +65,16 @@ def test_the_matrix_trains_joint_training_only_when_it_cannot_read_it_off_nmt(
     assert robustness._job_keys(runs[-1]) == [runs[-1].key]
 
 
+def test_the_default_design_names_known_cells_and_no_model_for_the_ranking_row() -> None:
+    assert set(robustness.DESIGN) == set(robustness.ROWS)
+    for row, cells in robustness.DESIGN.items():
+        assert set(cells) <= set(robustness.CELLS), row
+        assert cells[0] == "centre"
+    assert not any(" " in c for c in robustness.DESIGN["search pay>amount>relevance"])
+    runs = list(robustness._runs(["census income>education"], None, range(1)))
+    assert [r.cell for r in runs[::2]] == list(robustness.DESIGN["census income>education"])
+
+
 def _record(method: str, seed: int, top: float) -> dict[str, object]:
     return {"row": ROW, "cell": CELL, "method": method, "seed": seed, "test": {"click": top}}
 
