@@ -30,13 +30,12 @@ stage's best was tested against its start keeps the test's measurement (``start_
 difference, standard error, threshold, verdict). The report prints the pass count, every failing
 cell with its margin, and draws a heatmap of the margins.
 
-    python benchmarks/bench_robustness.py --quick           # the centre cell of every row
-    python benchmarks/bench_robustness.py                   # every cell (hours on 2 cores)
-    python benchmarks/bench_robustness.py --rows census --cells centre,e20 --seeds 5
+    python benchmarks/bench_robustness.py --quick           # the centre cell of every row (~6 min)
+    python benchmarks/bench_robustness.py                   # the design, DESIGN (~76 min, 2 cores)
+    python benchmarks/bench_robustness.py --rows census --cells centre,epoch_eval --seeds 5
     python benchmarks/bench_robustness.py --report runs/robustness/results.jsonl
-    cd benchmarks/results && python ../bench_robustness.py --report \
-        robustness_later_heads_guard.jsonl robustness_mmoe_default.jsonl \
-        robustness_spread_slack.jsonl                                      # the defaults' 64 cells
+    python benchmarks/bench_robustness.py --report \
+        benchmarks/results/robustness_one_run_amd.jsonl                  # the defaults' 71 cells
     python benchmarks/bench_robustness.py --quick --nmt dual=scaled --output runs/alt
     python benchmarks/bench_robustness.py --rows synthetic --synthetic-rows 60000
     python benchmarks/bench_robustness.py --rows "census income>marital" --census-split 0.7,0.2,0.1
