@@ -194,6 +194,14 @@ def test_nmts_joint_start_is_joint_training_and_stage_test_changes_nothing(
     assert start.valid == joint.valid
     assert start.test == joint.test
     assert joint.stages[0].test == joint.test
+    # fit() reuses the last stage's test metrics: they equal a fresh evaluation of the model
+    plain_joint = Trainer(
+        toy_model(dataset, dropout=0.2),
+        nt.EqualWeights(["like", "finish"]),
+        dataset,
+        replace(config, stage_test=False),
+    ).fit()
+    assert plain_joint.test == joint.test
     plain = Trainer(
         toy_model(dataset, dropout=0.2),
         nt.NMT(["like", "finish"]),

@@ -184,7 +184,8 @@ class Trainer:
         finally:
             self.logs.close()
         valid = self._evaluate("valid")
-        test = self._evaluate("test")
+        last = self.state.stage_records[-1].test  # the model is the last stage's selection
+        test = last if last is not None else self._evaluate("test")
         self.state.wall_time = elapsed_before + time.perf_counter() - start
         result = FitResult(
             valid=valid,
