@@ -23,7 +23,9 @@ four evaluations an epoch; batch 1024, Adam lr 1e-3, MMoE at the README's small 
 evaluation every 20 steps (on Census-Income, 78 steps an epoch, the default evaluates every 19
 steps: the same runs as the centre) and at epoch ends only; batch 256 / 4096; lr 3e-4 / 3e-3;
 shared_bottom, mmoe, ple at the library's default sizes and at the small ones (the architecture
-does not apply to the ranking row, whose model is a single score).
+does not apply to the ranking row, whose model is a single score); and three random combinations
+of two or more factors (`COMBINATIONS`, drawn once with a fixed seed; `RANKING_COMBINATIONS` on
+the ranking row), to catch what one factor at a time misses.
 
 Results go to a JSON-lines file as they finish (``--resume`` continues it); an NMT run whose top
 stage's best was tested against its start keeps the test's measurement (``start_comparison``:
@@ -44,8 +46,10 @@ cell with its margin, and draws a heatmap of the margins.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
+import random
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -96,6 +100,39 @@ CELLS: dict[str, dict[str, Any]] = {
 }
 """One factor at a time around the centre cell (see the module docstring)."""
 
+FACTORS: dict[str, tuple[str, ...]] = {
+    "cadence": ("epoch_eval",),
+    "batch": ("batch256", "batch4096"),
+    "lr": ("lr3e-4", "lr3e-3"),
+    "architecture": ("shared_bottom small", "ple small"),
+}
+"""The factors that a random combination changes together; each level is a one-factor cell (the
+centre's level of every factor is implicit). The default sizes stay out (the default-size MMoE
+cell alone takes 14 minutes), and so does ``e20`` (the centre's runs outside the synthetic rows)."""
+
+
+def random_combinations(factors: Sequence[str], count: int, seed: int) -> tuple[str, ...]:
+    """``count`` cells drawn (seeded, without replacement) from every combination of the non-centre
+    levels of two or more of ``factors``; a combination's name joins its cells with ``+``.
+
+    Example:
+        >>> random_combinations(("cadence", "batch", "lr"), 2, seed=0)
+        ('epoch_eval+batch256', 'epoch_eval+batch4096+lr3e-3')
+    """
+    levels = [(None, *FACTORS[factor]) for factor in factors]
+    every = [tuple(c for c in combo if c) for combo in itertools.product(*levels)]
+    drawn = random.Random(seed).sample([c for c in every if len(c) >= 2], count)
+    return tuple("+".join(cells) for cells in drawn)
+
+
+COMBINATIONS = random_combinations(tuple(FACTORS), 3, seed=2026)
+"""The random combinations on the rows of multi-task models (drawn once, seed 2026)."""
+RANKING_COMBINATIONS = random_combinations(("cadence", "batch", "lr"), 3, seed=2026)
+"""The random combinations on the ranking row (no architecture factor: its model is a single
+score)."""
+for _name in (*COMBINATIONS, *RANKING_COMBINATIONS):
+    CELLS[_name] = {k: v for part in _name.split("+") for k, v in CELLS[part].items()}
+
 _CADENCE_AND_TRAINING = ("centre", "epoch_eval", "batch256", "batch4096", "lr3e-4", "lr3e-3")
 _SMALL_ARCHITECTURES = ("shared_bottom small", "ple small")
 _SYNTHETIC = (
@@ -105,23 +142,29 @@ _SYNTHETIC = (
     *_SMALL_ARCHITECTURES,
     "shared_bottom default",
 )
+_ARCHITECTURES = tuple(c for c in CELLS if " " in c and "+" not in c)
 DESIGN: dict[str, tuple[str, ...]] = {
-    "census income>marital": (*_CADENCE_AND_TRAINING, *(c for c in CELLS if " " in c)),
-    "census marital>income": (*_CADENCE_AND_TRAINING, *_SMALL_ARCHITECTURES),
-    "census income>education": (*_CADENCE_AND_TRAINING, *_SMALL_ARCHITECTURES),
-    "census income>marital>education": (*_CADENCE_AND_TRAINING, *_SMALL_ARCHITECTURES),
-    "synthetic c0.25": _SYNTHETIC,
-    "synthetic c0.5": _SYNTHETIC,
-    "synthetic c0.75": _SYNTHETIC,
-    "search pay>amount>relevance": _CADENCE_AND_TRAINING,
+    "census income>marital": (*_CADENCE_AND_TRAINING, *_ARCHITECTURES, *COMBINATIONS),
+    "census marital>income": (*_CADENCE_AND_TRAINING, *_SMALL_ARCHITECTURES, *COMBINATIONS),
+    "census income>education": (*_CADENCE_AND_TRAINING, *_SMALL_ARCHITECTURES, *COMBINATIONS),
+    "census income>marital>education": (
+        *_CADENCE_AND_TRAINING,
+        *_SMALL_ARCHITECTURES,
+        *COMBINATIONS,
+    ),
+    "synthetic c0.25": (*_SYNTHETIC, *COMBINATIONS),
+    "synthetic c0.5": (*_SYNTHETIC, *COMBINATIONS),
+    "synthetic c0.75": (*_SYNTHETIC, *COMBINATIONS),
+    "search pay>amount>relevance": (*_CADENCE_AND_TRAINING, *RANKING_COMBINATIONS),
 }
 """The cells each row runs without ``--cells`` (the fractional design the README reports): the
 cadence and training factors everywhere (``e20`` on the synthetic rows only: on Census-Income
 and the search logs the default cadence already evaluates every 20 steps or more often, so
 ``e20`` gives the centre's runs there); every architecture at both sizes on the first row;
 the small ones (and Shared-Bottom at the default sizes on the synthetic rows) on the others;
-none on the ranking row, whose model is a single score. ``--cells`` runs the cells it names on
-every row instead."""
+none on the ranking row, whose model is a single score; and the random combinations on every
+row (`COMBINATIONS`; the ranking row `RANKING_COMBINATIONS`). ``--cells`` runs the cells it names
+on every row instead."""
 
 SYNTHETIC_ROWS = 200_000
 """Rows of the synthetic click logs (train 80 %, validation and test 10 % each);

@@ -75,6 +75,24 @@ def test_the_default_design_names_known_cells_and_no_model_for_the_ranking_row()
     assert [r.cell for r in runs[::2]] == list(robustness.DESIGN["census income>education"])
 
 
+def test_the_random_combinations_change_two_or_more_factors_at_once() -> None:
+    level_of = {c: f for f, levels in robustness.FACTORS.items() for c in levels}
+    drawn = (*robustness.COMBINATIONS, *robustness.RANKING_COMBINATIONS)
+    assert len(set(drawn)) == 6
+    for name in drawn:
+        parts = name.split("+")
+        assert len(parts) >= 2 and len({level_of[p] for p in parts}) == len(parts), name
+        merged = {k: v for p in parts for k, v in robustness.CELLS[p].items()}
+        assert robustness.CELLS[name] == merged
+    assert not any("model" in robustness.CELLS[c] for c in robustness.RANKING_COMBINATIONS)
+    again = robustness.random_combinations(tuple(robustness.FACTORS), 3, seed=2026)
+    assert again == robustness.COMBINATIONS  # one draw, the same on every machine
+    for row, cells in robustness.DESIGN.items():
+        ranking = robustness.ROWS[row]["data"] == "search"
+        expected = robustness.RANKING_COMBINATIONS if ranking else robustness.COMBINATIONS
+        assert cells[-3:] == expected, row
+
+
 def _record(method: str, seed: int, top: float) -> dict[str, object]:
     return {"row": ROW, "cell": CELL, "method": method, "seed": seed, "test": {"click": top}}
 
