@@ -222,13 +222,13 @@ def train(run: Run, weights: Sequence[float] | None = None) -> dict[str, Any]:
     """One run of the matrix with the library's defaults, apart from the cell's one factor;
     with ``weights`` (one per task, in priority order), a fixed weighting of the row's tasks
     instead of the run's method (``bench_weight_front.py``)."""
-    return _fit(run, weights)[0]
+    return fit(run, weights)[0]
 
 
 def train_job(run: Run) -> list[dict[str, Any]]:
     """The records of one job: an NMT run's and, with `JOINT_FROM_NMT`, the joint training of
     the same seed read off its joint start; any other run's own."""
-    record, result = _fit(run, None, stage_test=run.method == "nmt" and JOINT_FROM_NMT)
+    record, result, _ = fit(run, None, stage_test=run.method == "nmt" and JOINT_FROM_NMT)
     if run.method != "nmt" or not JOINT_FROM_NMT:
         return [record]
     start = result.stages[0]
@@ -249,9 +249,10 @@ def train_job(run: Run) -> list[dict[str, Any]]:
     return [record, {**joint, **extra}]
 
 
-def _fit(
-    run: Run, weights: Sequence[float] | None, *, stage_test: bool = False
-) -> tuple[dict[str, Any], Any]:
+def fit(
+    run: Run, weights: Sequence[float] | None = None, *, stage_test: bool = False
+) -> tuple[dict[str, Any], Any, Any]:
+    """`train`'s run: its record, the trainer's ``FitResult`` and the trained model."""
     import torch
 
     import nomoretuning as nt
@@ -313,7 +314,7 @@ def _fit(
             else {}
         ),
     }
-    return record, result
+    return record, result, model
 
 
 def _runs(rows: Sequence[str], cells: Sequence[str] | None, seeds: Sequence[int]) -> Iterator[Run]:
