@@ -33,11 +33,12 @@ difference, standard error, threshold, verdict). The report prints the pass coun
 cell with its margin, and draws a heatmap of the margins.
 
     python benchmarks/bench_robustness.py --quick           # the centre cell of every row (~6 min)
-    python benchmarks/bench_robustness.py                   # the design, DESIGN (~76 min, 2 cores)
+    python benchmarks/bench_robustness.py                   # the design, DESIGN (~89 min, 2 cores)
     python benchmarks/bench_robustness.py --rows census --cells centre,epoch_eval --seeds 5
     python benchmarks/bench_robustness.py --report runs/robustness/results.jsonl
     python benchmarks/bench_robustness.py --report \
-        benchmarks/results/robustness_one_run_amd.jsonl                  # the defaults' 71 cells
+        benchmarks/results/robustness_one_run_amd.jsonl \
+        benchmarks/results/robustness_combinations_amd.jsonl             # the defaults' 95 cells
     python benchmarks/bench_robustness.py --quick --nmt dual=scaled --output runs/alt
     python benchmarks/bench_robustness.py --rows synthetic --synthetic-rows 60000
     python benchmarks/bench_robustness.py --rows "census income>marital" --census-split 0.7,0.2,0.1
