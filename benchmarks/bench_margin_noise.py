@@ -23,6 +23,7 @@ import argparse
 import statistics
 import sys
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,32 @@ def _bootstrap(differences: list[Difference], units: int, draws: int, seed: int)
     return statistics.stdev(means)
 
 
+def _weights(reference: str) -> list[float] | None:
+    """The fixed weights a reference names (``a:b:c``), or None for a method.
+
+    >>> _weights("1/6:2/3:1/6") == [1 / 6, 2 / 3, 1 / 6], _weights("single")
+    (True, None)
+    """
+    if ":" not in reference:
+        return None
+    return [float(Fraction(part)) for part in reference.split(":")]
+
+
+def _reference(text: str) -> str:
+    """``--against``: a method the benchmark trains, or fixed weights (checked)."""
+    if text in ("single", "equal"):
+        return text
+    try:
+        weights = _weights(text)
+    except (ValueError, ZeroDivisionError):
+        weights = None
+    if not weights or min(weights) < 0 or sum(weights) <= 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give single, equal, or non-negative weights such as 1/6:2/3:1/6"
+        )
+    return text
+
+
 def main() -> None:
     import torch
 
@@ -83,7 +110,12 @@ def main() -> None:
     parser.add_argument("--row", required=True, help="a substring of a bench_robustness row")
     parser.add_argument("--cell", default="centre", help="a bench_robustness cell")
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--against", choices=("single", "equal"), default="single")
+    parser.add_argument(
+        "--against",
+        type=_reference,
+        default="single",
+        help="single, equal, or fixed weights in priority order, e.g. 1/6:2/3:1/6",
+    )
     parser.add_argument("--draws", type=int, default=500, help="bootstrap resamples")
     args = parser.parse_args()
     row = robustness._select(args.row, list(robustness.ROWS), "row")[0]
@@ -94,9 +126,12 @@ def main() -> None:
     print(f"{row} / {cell}: {top}, NMT − {args.against}, {args.seeds} seeds")
     found: dict[str, list[tuple[float, float, Difference, int]]] = {"valid": [], "test": []}
     for seed in range(args.seeds):
-        scores = {}
+        scores, tested = {}, []
         for method in ("nmt", args.against):
-            _, _, model = robustness.fit(robustness.Run(row, cell, method, seed))
+            weights = _weights(method)
+            run = robustness.Run(row, cell, "weights" if weights else method, seed)
+            record, _, model = robustness.fit(run, weights)
+            tested.append(f"{record['test'][top]:.4f}")
             for name in found:
                 split = getattr(data, name)
                 scores[method, name] = predict(model, split, 4096, torch.device("cpu"), [top])
@@ -104,7 +139,7 @@ def main() -> None:
             pair = (scores["nmt", name], scores[args.against, name])
             seen.append(_differences(objective, top, pair))
         print(
-            f"  seed {seed}: "
+            f"  seed {seed} (test {' against '.join(tested)}): "
             + "; ".join(f"{n} {s[-1][0]:+.4f} (s.e. {s[-1][1]:.4f})" for n, s in found.items()),
             flush=True,
         )

@@ -1,5 +1,6 @@
 """The margin-noise diagnostic: paired differences and their bootstrap over the split."""
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -41,3 +42,12 @@ def test_the_bootstrap_resamples_the_split_once_for_every_seed() -> None:
     alone = noise._bootstrap(seeds[:1], values.size, 300, seed=1)
     assert noise._bootstrap(seeds, values.size, 300, seed=1) == pytest.approx(alone)
     assert alone == pytest.approx(values.std() / values.size**0.5, rel=0.15)
+
+
+def test_the_reference_is_a_method_or_non_negative_weights() -> None:
+    assert noise._weights("1/6:2/3:1/6") == [1 / 6, 2 / 3, 1 / 6]
+    assert noise._weights("equal") is None
+    assert noise._reference("0.9:0.1") == "0.9:0.1"
+    for bad in ("joint", "1:x", "1/0:1", "-1:2", "0:0"):
+        with pytest.raises(argparse.ArgumentTypeError, match="give single, equal, or"):
+            noise._reference(bad)
