@@ -17,13 +17,14 @@ Rows (data and priorities): Census-Income (real, ``../shared/data``) income > ma
 marital > income, income > education, income > marital > education; synthetic click logs at
 conflict 0.25, 0.5, 0.75 (200,000 rows, so that the 20,000-row validation and test splits resolve
 delta; ``--synthetic-rows 60000`` gives the earlier design, whose 6,000-row splits do not); the
-3-task search-log ranking simulator (pay > amount > relevance, single-score model, pairwise
-losses). Columns: a one-factor-at-a-time design around the centre cell (the default cadence,
+3-task search-log ranking simulator (pay > amount > relevance, pairwise losses; at its centre
+one score ranks every query for every task). Columns: a one-factor-at-a-time design around the centre cell (the default cadence,
 four evaluations an epoch; batch 1024, Adam lr 1e-3, MMoE at the README's small sizes):
 evaluation every 20 steps (on Census-Income, 78 steps an epoch, the default evaluates every 19
 steps: the same runs as the centre) and at epoch ends only; batch 256 / 4096; lr 3e-4 / 3e-3;
-shared_bottom, mmoe, ple at the library's default sizes and at the small ones (the architecture
-does not apply to the ranking row, whose model is a single score); and three random combinations
+shared_bottom, mmoe, ple at the library's default sizes and at the small ones (on the ranking
+row the small ones, ``mmoe small`` among them: a tower, and so a score, for each task); and three
+random combinations
 of two or more factors (`COMBINATIONS`, drawn once with a fixed seed; `RANKING_COMBINATIONS` on
 the ranking row), to catch what one factor at a time misses.
 
@@ -96,6 +97,7 @@ CELLS: dict[str, dict[str, Any]] = {
     "shared_bottom small": {"model": "shared_bottom"},
     "shared_bottom default": {"model": "shared_bottom", "sizes": "default"},
     "mmoe default": {"sizes": "default"},
+    "mmoe small": {"model": "mmoe"},
     "ple small": {"model": "ple"},
     "ple default": {"model": "ple", "sizes": "default"},
 }
@@ -143,7 +145,7 @@ _SYNTHETIC = (
     *_SMALL_ARCHITECTURES,
     "shared_bottom default",
 )
-_ARCHITECTURES = tuple(c for c in CELLS if " " in c and "+" not in c)
+_ARCHITECTURES = tuple(c for c in CELLS if " " in c and "+" not in c and c != "mmoe small")
 DESIGN: dict[str, tuple[str, ...]] = {
     "census income>marital": (*_CADENCE_AND_TRAINING, *_ARCHITECTURES, *COMBINATIONS),
     "census marital>income": (*_CADENCE_AND_TRAINING, *_SMALL_ARCHITECTURES, *COMBINATIONS),
@@ -156,14 +158,20 @@ DESIGN: dict[str, tuple[str, ...]] = {
     "synthetic c0.25": (*_SYNTHETIC, *COMBINATIONS),
     "synthetic c0.5": (*_SYNTHETIC, *COMBINATIONS),
     "synthetic c0.75": (*_SYNTHETIC, *COMBINATIONS),
-    "search pay>amount>relevance": (*_CADENCE_AND_TRAINING, *RANKING_COMBINATIONS),
+    "search pay>amount>relevance": (
+        *_CADENCE_AND_TRAINING,
+        "mmoe small",
+        *_SMALL_ARCHITECTURES,
+        *RANKING_COMBINATIONS,
+    ),
 }
 """The cells each row runs without ``--cells`` (the fractional design the README reports): the
 cadence and training factors everywhere (``e20`` on the synthetic rows only: on Census-Income
 and the search logs the default cadence already evaluates every 20 steps or more often, so
 ``e20`` gives the centre's runs there); every architecture at both sizes on the first row;
 the small ones (and Shared-Bottom at the default sizes on the synthetic rows) on the others;
-none on the ranking row, whose model is a single score; and the random combinations on every
+the three small ones on the ranking row, whose centre is a single score (``mmoe small`` is the
+centre everywhere else); and the random combinations on every
 row (`COMBINATIONS`; the ranking row `RANKING_COMBINATIONS`). ``--cells`` runs the cells it names
 on every row instead."""
 
@@ -266,9 +274,9 @@ def fit(
     run_tasks = tasks[:1] if run.method == "single" else tasks
     cell = CELLS[run.cell]
     ranking = ROWS[run.row]["data"] == "search"
-    name = "single_score" if ranking else cell.get("model", "mmoe")
+    name = cell.get("model", "single_score" if ranking else "mmoe")
     options: dict[str, Any] = {}
-    if not ranking and cell.get("sizes", "small") == "small":
+    if cell.get("sizes", "small") == "small":  # none of them is a single score's
         allowed = model_arguments(name)
         options = {k: v for k, v in SMALL.items() if k in allowed}
     torch.manual_seed(run.seed)
@@ -324,8 +332,6 @@ def _runs(rows: Sequence[str], cells: Sequence[str] | None, seeds: Sequence[int]
     methods = [m for m in METHODS if m != "equal" or not JOINT_FROM_NMT]
     for row in rows:
         for cell in DESIGN[row] if cells is None else cells:
-            if ROWS[row]["data"] == "search" and ("model" in CELLS[cell] or "sizes" in CELLS[cell]):
-                continue  # the ranking row's model is a single score
             for seed in seeds:
                 for method in methods:
                     yield Run(row, cell, method, seed)

@@ -65,12 +65,17 @@ def test_the_matrix_trains_joint_training_only_when_it_cannot_read_it_off_nmt(
     assert robustness._job_keys(runs[-1]) == [runs[-1].key]
 
 
-def test_the_default_design_names_known_cells_and_no_model_for_the_ranking_row() -> None:
+def test_the_default_design_names_known_cells_and_small_models_on_the_ranking_row() -> None:
     assert set(robustness.DESIGN) == set(robustness.ROWS)
     for row, cells in robustness.DESIGN.items():
         assert set(cells) <= set(robustness.CELLS), row
+        assert len(set(cells)) == len(cells), row
         assert cells[0] == "centre"
-    assert not any(" " in c for c in robustness.DESIGN["search pay>amount>relevance"])
+        assert "mmoe small" not in cells or row.startswith("search"), row  # the centre elsewhere
+    ranking = robustness.DESIGN["search pay>amount>relevance"]
+    models = {robustness.CELLS[c].get("model") for c in ranking} - {None}
+    assert models == {"mmoe", "shared_bottom", "ple"}  # the centre is the single score
+    assert not any("sizes" in robustness.CELLS[c] for c in ranking)
     runs = list(robustness._runs(["census income>education"], None, range(1)))
     assert [r.cell for r in runs[::2]] == list(robustness.DESIGN["census income>education"])
 
@@ -111,3 +116,14 @@ def test_a_run_in_a_later_results_file_replaces_the_same_run(tmp_path: Path) -> 
 def test_a_missing_results_file_is_refused_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"^--report .*missing.jsonl: no such file$"):
         robustness.read_records([tmp_path / "missing.jsonl"])
+
+
+def test_an_architecture_cell_of_the_ranking_row_scores_each_task_with_its_own_tower(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(robustness, "_DATA", {})
+    run = robustness.Run("search pay>amount>relevance", "mmoe small", "single", 0)
+    record, _, model = robustness.fit(run)
+    assert type(model).__name__ == "MMoE"
+    assert model.num_experts == robustness.SMALL["num_experts"]  # the small sizes
+    assert record["metric"] == "ndcg" and set(record["test"]) == {"pay"}
