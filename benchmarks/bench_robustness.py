@@ -13,20 +13,19 @@ so each NMT run also records the joint training of its seed, read off that stage
 ``trainer.stage_test`` (``"from_nmt_joint_start": true``); ``--train-joint``, or any ``--nmt``
 option, trains it on its own.
 
-Rows (data and priorities): Census-Income (real, ``../shared/data``) income > marital,
-marital > income, income > education, income > marital > education; synthetic click logs at
-conflict 0.25, 0.5, 0.75 (200,000 rows, so that the 20,000-row validation and test splits resolve
-delta; ``--synthetic-rows 60000`` gives the earlier design, whose 6,000-row splits do not); the
-3-task search-log ranking simulator (pay > amount > relevance, pairwise losses; at its centre
-one score ranks every query for every task). Columns: a one-factor-at-a-time design around the centre cell (the default cadence,
-four evaluations an epoch; batch 1024, Adam lr 1e-3, MMoE at the README's small sizes):
-evaluation every 20 steps (on Census-Income, 78 steps an epoch, the default evaluates every 19
-steps: the same runs as the centre) and at epoch ends only; batch 256 / 4096; lr 3e-4 / 3e-3;
-shared_bottom, mmoe, ple at the library's default sizes and at the small ones (on the ranking
+Rows (data and priorities): Census-Income (real, ``../shared/data``) income > marital, marital >
+income, income > education, income > marital > education; synthetic click logs at conflict 0.25,
+0.5, 0.75 (200,000 rows, so that the 20,000-row validation and test splits resolve delta;
+``--synthetic-rows 60000`` gives the earlier design, whose 6,000-row splits do not); the 3-task
+search-log ranking simulator (pay > amount > relevance, pairwise losses; at its centre one score
+ranks every query for every task). Columns: a one-factor-at-a-time design around the centre cell
+(the default cadence, four evaluations an epoch; batch 1024, Adam lr 1e-3, MMoE at the README's
+small sizes): evaluation every 20 steps (on Census-Income, 78 steps an epoch, the default evaluates
+every 19 steps: the same runs as the centre) and at epoch ends only; batch 256 / 4096; lr 3e-4 /
+3e-3; shared_bottom, mmoe, ple at the library's default sizes and at the small ones (on the ranking
 row the small ones, ``mmoe small`` among them: a tower, and so a score, for each task); and three
-random combinations
-of two or more factors (`COMBINATIONS`, drawn once with a fixed seed; `RANKING_COMBINATIONS` on
-the ranking row), to catch what one factor at a time misses.
+random combinations of two or more factors (`COMBINATIONS`, drawn once with a fixed seed;
+`RANKING_COMBINATIONS` on the ranking row), to catch what one factor at a time misses.
 
 Results go to a JSON-lines file as they finish (``--resume`` continues it); an NMT run whose top
 stage's best was tested against its start keeps the test's measurement (``start_comparison``:
