@@ -51,3 +51,18 @@ def test_the_reference_is_a_method_or_non_negative_weights() -> None:
     for bad in ("joint", "1:x", "1/0:1", "-1:2", "0:0"):
         with pytest.raises(argparse.ArgumentTypeError, match="give single, equal, or"):
             noise._reference(bad)
+
+
+@pytest.mark.parametrize("ranking", [False, True])
+def test_the_bootstrap_of_one_pair_matches_its_analytic_standard_error(ranking: bool) -> None:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 3 if ranking else 2, 2000).astype(float)
+    groups = np.repeat(np.arange(200), 10) if ranking else None
+    objective = PairwiseObjective(["t"]) if ranking else BinaryObjective(["t"])
+    pair = (
+        ({"t": rng.normal(size=2000) + labels}, {"t": labels}, groups),
+        ({"t": rng.normal(size=2000) + 0.7 * labels}, {"t": labels}, groups),
+    )
+    _, se, of_resample, units = noise._differences(objective, "t", pair)
+    boot = noise._bootstrap([of_resample], units, 400, seed=0)
+    assert boot == pytest.approx(se, rel=0.15)  # DeLong's; over the queries
