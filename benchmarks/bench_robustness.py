@@ -38,7 +38,8 @@ cell with its margin, and draws a heatmap of the margins.
     python benchmarks/bench_robustness.py --report runs/robustness/results.jsonl
     python benchmarks/bench_robustness.py --report \
         benchmarks/results/robustness_one_run_amd.jsonl \
-        benchmarks/results/robustness_combinations_amd.jsonl             # the defaults' 95 cells
+        benchmarks/results/robustness_combinations_amd.jsonl \
+        benchmarks/results/robustness_search_architectures_amd.jsonl     # the defaults' 98 cells
     python benchmarks/bench_robustness.py --quick --nmt dual=scaled --output runs/alt
     python benchmarks/bench_robustness.py --rows synthetic --synthetic-rows 60000
     python benchmarks/bench_robustness.py --rows "census income>marital" --census-split 0.7,0.2,0.1
@@ -130,8 +131,8 @@ def random_combinations(factors: Sequence[str], count: int, seed: int) -> tuple[
 COMBINATIONS = random_combinations(tuple(FACTORS), 3, seed=2026)
 """The random combinations on the rows of multi-task models (drawn once, seed 2026)."""
 RANKING_COMBINATIONS = random_combinations(("cadence", "batch", "lr"), 3, seed=2026)
-"""The random combinations on the ranking row (no architecture factor: its model is a single
-score)."""
+"""The random combinations on the ranking row, drawn without the architecture factor (around the
+row's centre, a single score)."""
 for _name in (*COMBINATIONS, *RANKING_COMBINATIONS):
     CELLS[_name] = {k: v for part in _name.split("+") for k, v in CELLS[part].items()}
 
@@ -167,12 +168,11 @@ DESIGN: dict[str, tuple[str, ...]] = {
 """The cells each row runs without ``--cells`` (the fractional design the README reports): the
 cadence and training factors everywhere (``e20`` on the synthetic rows only: on Census-Income
 and the search logs the default cadence already evaluates every 20 steps or more often, so
-``e20`` gives the centre's runs there); every architecture at both sizes on the first row;
-the small ones (and Shared-Bottom at the default sizes on the synthetic rows) on the others;
-the three small ones on the ranking row, whose centre is a single score (``mmoe small`` is the
-centre everywhere else); and the random combinations on every
-row (`COMBINATIONS`; the ranking row `RANKING_COMBINATIONS`). ``--cells`` runs the cells it names
-on every row instead."""
+``e20`` gives the centre's runs there); every architecture at both sizes on the first row; the
+small ones (and Shared-Bottom at the default sizes on the synthetic rows) on the others; the
+three small ones on the ranking row, whose centre is a single score (``mmoe small`` is the
+centre everywhere else); and the random combinations on every row (`COMBINATIONS`; the ranking
+row `RANKING_COMBINATIONS`). ``--cells`` runs the cells it names on every row instead."""
 
 SYNTHETIC_ROWS = 200_000
 """Rows of the synthetic click logs (train 80 %, validation and test 10 % each);
