@@ -145,7 +145,13 @@ _SYNTHETIC = (
     *_SMALL_ARCHITECTURES,
     "shared_bottom default",
 )
-_ARCHITECTURES = tuple(c for c in CELLS if " " in c and "+" not in c and c != "mmoe small")
+_ARCHITECTURES = (  # both sizes; "mmoe small" is the centre of these rows
+    "shared_bottom small",
+    "shared_bottom default",
+    "mmoe default",
+    "ple small",
+    "ple default",
+)
 DESIGN: dict[str, tuple[str, ...]] = {
     "census income>marital": (*_CADENCE_AND_TRAINING, *_ARCHITECTURES, *COMBINATIONS),
     "census marital>income": (*_CADENCE_AND_TRAINING, *_SMALL_ARCHITECTURES, *COMBINATIONS),

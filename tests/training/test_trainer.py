@@ -183,31 +183,22 @@ def test_nmts_joint_start_is_joint_training_and_stage_test_changes_nothing(
 ) -> None:
     # What bench_robustness.py relies on to read joint training off NMT's first stage.
     config = toy_config(max_epochs=2, stage_test=True)
-    joint = Trainer(
-        toy_model(dataset, dropout=0.2), nt.EqualWeights(["like", "finish"]), dataset, config
-    ).fit()
-    nmt = Trainer(
-        toy_model(dataset, dropout=0.2), nt.NMT(["like", "finish"]), dataset, config
-    ).fit()
+
+    def fit(combiner: nt.LossCombiner, stage_test: bool = True) -> FitResult:
+        run_config = replace(config, stage_test=stage_test)
+        return Trainer(toy_model(dataset, dropout=0.2), combiner, dataset, run_config).fit()
+
+    joint = fit(nt.EqualWeights(["like", "finish"]))
+    nmt = fit(nt.NMT(["like", "finish"]))
     start = nmt.stages[0]
     assert (start.steps, start.selected_step) == (joint.steps, joint.stages[0].selected_step)
     assert start.valid == joint.valid
     assert start.test == joint.test
     assert joint.stages[0].test == joint.test
     # fit() reuses the last stage's test metrics: they equal a fresh evaluation of the model
-    plain_joint = Trainer(
-        toy_model(dataset, dropout=0.2),
-        nt.EqualWeights(["like", "finish"]),
-        dataset,
-        replace(config, stage_test=False),
-    ).fit()
+    plain_joint = fit(nt.EqualWeights(["like", "finish"]), stage_test=False)
     assert plain_joint.test == joint.test
-    plain = Trainer(
-        toy_model(dataset, dropout=0.2),
-        nt.NMT(["like", "finish"]),
-        dataset,
-        replace(config, stage_test=False),
-    ).fit()
+    plain = fit(nt.NMT(["like", "finish"]), stage_test=False)
     assert plain.test == nmt.test
     assert all(s.test is None for s in plain.stages)
     assert "test" not in plain.stages[0].to_dict()
