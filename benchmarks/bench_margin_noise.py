@@ -117,7 +117,9 @@ def main() -> None:
         help="single, equal, or fixed weights in priority order, e.g. 1/6:2/3:1/6",
     )
     parser.add_argument("--draws", type=int, default=500, help="bootstrap resamples")
+    robustness.add_data_flags(parser)
     args = parser.parse_args()
+    robustness.set_data_sizes(args)
     row = robustness._select(args.row, list(robustness.ROWS), "row")[0]
     cell = robustness._select(args.cell, list(robustness.CELLS), "cell")[0]
     data = robustness._dataset(row)

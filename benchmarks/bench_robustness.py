@@ -18,7 +18,9 @@ income, income > education, income > marital > education; synthetic click logs a
 0.5, 0.75 (200,000 rows, so that the 20,000-row validation and test splits resolve delta;
 ``--synthetic-rows 60000`` gives the earlier design, whose 6,000-row splits do not); the 3-task
 search-log ranking simulator (pay > amount > relevance, pairwise losses; at its centre one score
-ranks every query for every task). Columns: a one-factor-at-a-time design around the centre cell
+ranks every query for every task; 1,600 training, 200 validation and 5,000 test queries, so that
+the test split's own error stays near delta; ``--search-queries 1600,200,200`` gives the earlier
+design, whose test split does not). Columns: a one-factor-at-a-time design around the centre cell
 (the default cadence, four evaluations an epoch; batch 1024, Adam lr 1e-3, MMoE at the README's
 small sizes): evaluation every 20 steps (on Census-Income, 78 steps an epoch, the default evaluates
 every 19 steps: the same runs as the centre) and at epoch ends only; batch 256 / 4096; lr 3e-4 /
@@ -39,7 +41,7 @@ cell with its margin, and draws a heatmap of the margins.
     python benchmarks/bench_robustness.py --report \
         benchmarks/results/robustness_one_run_amd.jsonl \
         benchmarks/results/robustness_combinations_amd.jsonl \
-        benchmarks/results/robustness_search_architectures_amd.jsonl     # the defaults' 98 cells
+        benchmarks/results/robustness_search_amd.jsonl     # the defaults' 98 cells
     python benchmarks/bench_robustness.py --quick --nmt dual=scaled --output runs/alt
     python benchmarks/bench_robustness.py --rows synthetic --synthetic-rows 60000
     python benchmarks/bench_robustness.py --rows "census income>marital" --census-split 0.7,0.2,0.1
@@ -61,7 +63,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
-from robustness_report import METHODS, report
+from robustness_report import DATA_SIZES, METHODS, data_size, read_records, record_key, report
 
 SMALL: dict[str, Any] = {
     "num_experts": 4,
@@ -184,6 +186,14 @@ SYNTHETIC_ROWS = 200_000
 """Rows of the synthetic click logs (train 80 %, validation and test 10 % each);
 ``--synthetic-rows`` changes it (every run of one results file must use the same)."""
 
+SEARCH_QUERIES: tuple[int, int, int] = (1_600, 200, 5_000)
+"""Queries of the search-log row's train / validation / test splits: the simulator's default train
+and validation (80 and 10 % of 2,000 queries) and a test split 25 times the validation split,
+which simulated data gives for free. Every seed is scored on the same test split, whose sampling
+error the top rule's delta (the s.e. over seeds) cannot see: with 200 test queries it was 0.0025
+on a cell's mean margin (`bench_margin_noise.py`), as large as the margins judged.
+``--search-queries`` changes it (every run of one results file must use the same)."""
+
 CENSUS_SPLIT: tuple[float, float, float] = (0.8, 0.1, 0.1)
 """Census-Income's train / validation / test shares; ``--census-split`` changes it, to measure how
 the validation split's size moves the cells (every run of one results file must use the same)."""
@@ -198,7 +208,7 @@ class Run:
 
     @property
     def key(self) -> str:
-        return f"{self.row}|{self.cell}|{self.method}|{self.seed}"
+        return record_key(asdict(self))
 
 
 _DATA: dict[str, Any] = {}
@@ -216,8 +226,20 @@ def _dataset(row: str) -> Any:
         else:
             from nomoretuning.data.ranking import make_search_logs
 
-            _DATA[row] = make_search_logs(tasks=spec["tasks"])
+            total = sum(SEARCH_QUERIES)
+            split = [queries / total for queries in SEARCH_QUERIES]
+            _DATA[row] = make_search_logs(total, split=split, tasks=spec["tasks"])
     return _DATA[row]
+
+
+def data_fields(row: str) -> dict[str, Any]:
+    """The `DATA_SIZES` fields of ``row``'s records: its data's size where it can change."""
+    data = ROWS[row]["data"]
+    if data == "synthetic":
+        return {"synthetic_rows": SYNTHETIC_ROWS}
+    if data == "search":
+        return {"search_queries": list(SEARCH_QUERIES)}
+    return {"census_split": list(CENSUS_SPLIT)} if CENSUS_SPLIT != (0.8, 0.1, 0.1) else {}
 
 
 OVERRIDES: dict[str, Any] = {}
@@ -259,7 +281,7 @@ def train_job(run: Run) -> list[dict[str, Any]]:
         "wall_s": None,  # one run: NMT's wall_s covers both
         "from_nmt_joint_start": True,
     }
-    extra = {k: v for k, v in record.items() if k in ("synthetic_rows", "census_split")}
+    extra = {k: v for k, v in record.items() if k in DATA_SIZES}
     return [record, {**joint, **extra}]
 
 
@@ -321,12 +343,7 @@ def fit(
         "wall_s": round(time.perf_counter() - start, 1),
         **({"start_comparison": compared[0]} if compared else {}),
         **({"lower_start_comparisons": lower} if lower else {}),
-        **({"synthetic_rows": SYNTHETIC_ROWS} if ROWS[run.row]["data"] == "synthetic" else {}),
-        **(
-            {"census_split": list(CENSUS_SPLIT)}
-            if ROWS[run.row]["data"] == "census" and CENSUS_SPLIT != (0.8, 0.1, 0.1)
-            else {}
-        ),
+        **data_fields(run.row),
     }
     return record, result, model
 
@@ -349,25 +366,6 @@ def _job_keys(run: Run) -> list[str]:
     return [run.key]
 
 
-def record_key(record: dict[str, Any]) -> str:
-    """The `Run.key` of a run's record."""
-    return Run(record["row"], record["cell"], record["method"], record["seed"]).key
-
-
-def read_records(files: Sequence[Path]) -> dict[str, dict[str, Any]]:
-    """The runs recorded in ``files`` by `record_key`, each run once: a run (row, cell, method,
-    seed) recorded again in a later file replaces the earlier record."""
-    runs: dict[str, dict[str, Any]] = {}
-    for file in files:
-        if not file.is_file():
-            raise SystemExit(f"--report {file}: no such file")
-        for line in file.read_text().splitlines():
-            if line.strip():
-                record = json.loads(line)
-                runs[record_key(record)] = record
-    return runs
-
-
 def _select(names: str | None, known: Sequence[str], what: str) -> list[str]:
     if names is None:
         return list(known)
@@ -379,8 +377,32 @@ def _select(names: str | None, known: Sequence[str], what: str) -> list[str]:
     return chosen
 
 
+def add_data_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that change the rows' data sizes (`set_data_sizes` applies them)."""
+    parser.add_argument(
+        "--synthetic-rows",
+        type=int,
+        default=SYNTHETIC_ROWS,
+        help=f"rows of the synthetic click logs (default {SYNTHETIC_ROWS:,})",
+    )
+    for flag, default, what in (
+        ("--census-split", CENSUS_SPLIT, "Census-Income's split shares"),
+        ("--search-queries", SEARCH_QUERIES, "queries of the search-log row's splits"),
+    ):
+        text = ",".join(str(x) for x in default)
+        parser.add_argument(flag, default=text, metavar="TRAIN,VALID,TEST", help=f"{what} ({text})")
+
+
+def set_data_sizes(args: argparse.Namespace) -> None:
+    """Sets `SYNTHETIC_ROWS`, `CENSUS_SPLIT` and `SEARCH_QUERIES` from `add_data_flags`' flags."""
+    global SYNTHETIC_ROWS, CENSUS_SPLIT, SEARCH_QUERIES
+    three = common.three_numbers
+    CENSUS_SPLIT = three(args.census_split, float, "--census-split", "0.7,0.2,0.1")
+    SEARCH_QUERIES = three(args.search_queries, int, "--search-queries", "1600,200,200")
+    SYNTHETIC_ROWS = args.synthetic_rows
+
+
 def main() -> None:
-    global SYNTHETIC_ROWS, CENSUS_SPLIT
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="the centre cell of every row")
     parser.add_argument("--rows", help="comma-separated substrings of row names")
@@ -405,28 +427,9 @@ def main() -> None:
     parser.add_argument(
         "--nmt", action="append", default=[], metavar="OPTION=VALUE", help="an NMT option, likewise"
     )
-    parser.add_argument(
-        "--synthetic-rows",
-        type=int,
-        default=SYNTHETIC_ROWS,
-        help=f"rows of the synthetic click logs (default {SYNTHETIC_ROWS:,})",
-    )
-    parser.add_argument(
-        "--census-split",
-        default=",".join(str(x) for x in CENSUS_SPLIT),
-        metavar="TRAIN,VALID,TEST",
-        help="Census-Income's split shares (default 0.8,0.1,0.1)",
-    )
+    add_data_flags(parser)
     args = parser.parse_args()
-    try:
-        train_share, valid_share, test_share = (float(x) for x in args.census_split.split(","))
-    except ValueError:
-        raise SystemExit(
-            f"--census-split {args.census_split!r}: give three shares, e.g. 0.7,0.2,0.1"
-        ) from None
-    CENSUS_SPLIT = (train_share, valid_share, test_share)
-
-    SYNTHETIC_ROWS = args.synthetic_rows
+    set_data_sizes(args)
     OVERRIDES.update(common.trainer_options(args.set))
     NMT_OVERRIDES.update(common.nmt_options(args.nmt))
     global JOINT_FROM_NMT
@@ -448,6 +451,10 @@ def main() -> None:
         raise SystemExit(f"{results} exists: pass --resume to continue it, or another --output")
     args.output.mkdir(parents=True, exist_ok=True)
     done = read_records([results]) if results.exists() else {}
+    for record in done.values():  # one data size per row and file (`read_records`)
+        row = record["row"]
+        if row in rows and data_size(record) != data_size(data_fields(row)):
+            raise SystemExit(f"{results} holds {row} on other data: pass another --output")
     todo = [
         r for r in _runs(rows, cells, range(args.seeds)) if any(k not in done for k in _job_keys(r))
     ]

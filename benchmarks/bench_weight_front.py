@@ -108,7 +108,9 @@ def main() -> None:
     )
     parser.add_argument("--output", type=Path, help="a JSON-lines file for every run's record")
     parser.add_argument("--report", type=Path, help="only report a file written by --output")
+    robustness.add_data_flags(parser)
     args = parser.parse_args()
+    robustness.set_data_sizes(args)
     if args.report is not None:
         if not args.report.is_file():
             raise SystemExit(f"--report {args.report}: no such file (write one with --output)")

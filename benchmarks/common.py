@@ -101,6 +101,22 @@ def _checked(
     return found
 
 
+def three_numbers(text: str, kind: type[Any], flag: str, example: str) -> tuple[Any, Any, Any]:
+    """Three positive numbers of ``kind`` from ``"a,b,c"``, or a one-line error naming ``flag``.
+
+    Example:
+        >>> three_numbers("0.7,0.2,0.1", float, "--census-split", "0.8,0.1,0.1")
+        (0.7, 0.2, 0.1)
+    """
+    try:
+        values = tuple(kind(x) for x in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(v > 0 for v in values):
+        raise SystemExit(f"{flag} {text!r}: give three positive numbers, e.g. {example}")
+    return values[0], values[1], values[2]
+
+
 def census_path(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The raw Census-Income file: ``explicit``, the dataset cache, or ``../shared/data``."""
     if explicit is not None:

@@ -3,6 +3,7 @@ and the heatmap of the margins (``bench_robustness.py`` runs the matrix)."""
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections.abc import Sequence
@@ -13,6 +14,8 @@ from typing import Any
 METHODS = ("single", "equal", "nmt")
 DELTA = 0.0005
 LOWER_TOLERANCE = 0.3  # percent
+DATA_SIZES = ("synthetic_rows", "census_split", "search_queries")
+"""A record's data-size fields: the runs of one row must share them (`verdicts` checks)."""
 
 
 @dataclass
@@ -53,6 +56,40 @@ class Verdict:
     def failure(self) -> str:
         """Which rule a failing cell breaks: ``top``, ``lower`` or ``both``."""
         return "both" if not (self.top_ok or self.lower_ok) else "top" if self.lower_ok else "lower"
+
+
+def record_key(record: dict[str, Any]) -> str:
+    """A run's key: its row, cell, method and seed."""
+    return f"{record['row']}|{record['cell']}|{record['method']}|{record['seed']}"
+
+
+def data_size(record: dict[str, Any]) -> str:
+    """A record's `DATA_SIZES` fields, as one comparable text (absent fields are None)."""
+    return json.dumps({k: record.get(k) for k in DATA_SIZES})
+
+
+def read_records(files: Sequence[Path]) -> dict[str, dict[str, Any]]:
+    """The runs recorded in ``files`` by `record_key`, each run once: a run recorded again in a
+    later file replaces the earlier record, and a row recorded in a later file on other data (a
+    `data_size` of its own) replaces every earlier run of that row, which is said. One file
+    mixing a row's data sizes is refused in one line."""
+    runs: dict[str, dict[str, Any]] = {}
+    for file in files:
+        if not file.is_file():
+            raise SystemExit(f"--report {file}: no such file")
+        lines = file.read_text().splitlines()
+        records = [json.loads(line) for line in lines if line.strip()]
+        sizes = {r["row"]: data_size(r) for r in records}
+        for r in records:
+            if data_size(r) != sizes[r["row"]]:
+                raise SystemExit(f"{file}: {r['row']} has runs on different data; keep one size")
+        stale = [k for k, r in runs.items() if sizes.get(r["row"], data_size(r)) != data_size(r)]
+        for row in sorted({runs[k]["row"] for k in stale}):
+            print(f"{file}: {row} on other data ({sizes[row]}) replaces its earlier runs")
+        for key in stale:
+            del runs[key]
+        runs.update((record_key(r), r) for r in records)
+    return runs
 
 
 def verdict(
@@ -97,7 +134,14 @@ def verdicts(
     records: Sequence[dict[str, Any]], rows: Sequence[str], cells: Sequence[str]
 ) -> list[Verdict]:
     """One verdict per (row, cell) with all three methods on at least two common seeds, in the
-    order of ``rows`` and ``cells``."""
+    order of ``rows`` and ``cells``; a row whose runs differ in a `DATA_SIZES` field (different
+    data) is refused in one line."""
+    sizes: dict[str, set[str]] = {}
+    for r in records:
+        sizes.setdefault(r["row"], set()).add(data_size(r))
+    for row, found in sizes.items():
+        if len(found) > 1:
+            raise SystemExit(f"{row}: its records mix data sizes {sorted(found)}; report one")
     table: dict[tuple[str, str], dict[str, dict[int, dict[str, Any]]]] = {}
     for r in records:
         table.setdefault((r["row"], r["cell"]), {}).setdefault(r["method"], {})[r["seed"]] = r

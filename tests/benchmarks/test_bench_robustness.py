@@ -113,6 +113,72 @@ def test_a_run_in_a_later_results_file_replaces_the_same_run(tmp_path: Path) -> 
     assert found == {("single", 0): 0.6, ("equal", 0): 0.6, ("nmt", 0): 0.7, ("nmt", 1): 0.8}
 
 
+def _sized(row: str, seed: int, queries: list[int] | None) -> dict[str, object]:
+    size = {} if queries is None else {"search_queries": queries}
+    return {"row": row, "cell": "centre", "method": "nmt", "seed": seed, **size}
+
+
+def _write(path: Path, records: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+SEARCH = "search pay>amount>relevance"
+
+
+def test_a_row_on_other_data_in_a_later_file_replaces_every_earlier_run_of_the_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    earlier = [_sized(SEARCH, s, None) for s in range(5)] + [_sized(ROW, s, None) for s in range(3)]
+    later = [_sized(SEARCH, s, [1600, 200, 5000]) for s in range(3)]
+    files = [_write(tmp_path / "a.jsonl", earlier), _write(tmp_path / "b.jsonl", later)]
+    records = robustness.read_records(files).values()
+    kept = sorted((r["row"], r["seed"], "search_queries" in r) for r in records)
+    assert kept == [(SEARCH, s, True) for s in range(3)] + [(ROW, s, False) for s in range(3)]
+    assert f"{SEARCH} on other data" in capsys.readouterr().out
+    same = robustness.read_records([files[1], _write(tmp_path / "c.jsonl", later[:1])])
+    assert len(same) == 3  # the same data: run by run, as before
+
+
+def test_a_results_file_mixing_a_rows_data_is_refused_in_one_line(tmp_path: Path) -> None:
+    mixed = _write(tmp_path / "a.jsonl", [_sized(SEARCH, 0, None), _sized(SEARCH, 1, [9, 1, 1])])
+    with pytest.raises(SystemExit, match=f"^{mixed}: {SEARCH} has runs on different data"):
+        robustness.read_records([mixed])
+    records = [{**_record(m, 0, 0.6), "synthetic_rows": rows} for m, rows in METHOD_ROWS]
+    with pytest.raises(SystemExit, match=f"^{ROW}: its records mix data sizes"):
+        robustness.report(records, None, [ROW], [CELL])
+
+
+METHOD_ROWS = (("single", 20_000), ("equal", 20_000), ("nmt", 200_000))
+
+
+def test_resuming_a_results_file_on_other_data_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _write(tmp_path / "results.jsonl", [_sized(SEARCH, 0, [1600, 200, 200])])
+    argv = ["bench", "--rows", "search", "--output", str(tmp_path), "--resume"]
+    monkeypatch.setattr(sys, "argv", argv)
+    for name in ("SEARCH_QUERIES", "CENSUS_SPLIT", "SYNTHETIC_ROWS", "JOINT_FROM_NMT"):
+        monkeypatch.setattr(robustness, name, getattr(robustness, name))  # main sets them
+    with pytest.raises(SystemExit, match=r"results.jsonl holds search .* on other data"):
+        robustness.main()
+
+
+def test_the_search_rows_splits_have_the_queries_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(robustness, "_DATA", {})
+    monkeypatch.setattr(robustness, "SEARCH_QUERIES", (80, 10, 30))
+    data = robustness._dataset(SEARCH)
+    queries = [len(set(part.groups.tolist())) for part in (data.train, data.valid, data.test)]
+    assert queries == [80, 10, 30]
+    assert robustness.data_fields(SEARCH) == {"search_queries": [80, 10, 30]}
+
+
+@pytest.mark.parametrize("text", ["1600,200", "1600,0,200", "a,b,c", "1600,200,2.5"])
+def test_bad_split_sizes_are_refused_in_one_line(text: str) -> None:
+    with pytest.raises(SystemExit, match=r"^--search-queries .*: give three positive numbers"):
+        robustness.common.three_numbers(text, int, "--search-queries", "1600,200,200")
+
+
 def test_a_missing_results_file_is_refused_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"^--report .*missing.jsonl: no such file$"):
         robustness.read_records([tmp_path / "missing.jsonl"])
@@ -122,6 +188,7 @@ def test_an_architecture_cell_of_the_ranking_row_scores_each_task_with_its_own_t
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(robustness, "_DATA", {})
+    monkeypatch.setattr(robustness, "SEARCH_QUERIES", (400, 50, 50))
     run = robustness.Run("search pay>amount>relevance", "mmoe small", "single", 0)
     record, _, model = robustness.fit(run)
     assert type(model).__name__ == "MMoE"
