@@ -7,6 +7,9 @@ joint training (equal weights) and NMT with the library's defaults (no option se
   ranking row), with delta = max(0.0005, the standard error of the paired difference), and
 - every lower task >= joint - 0.3 % (relative, mean over seeds).
 
+The synthetic rows' single-task training is trained once, on the first of them, and recorded for
+the others (``"copied_from"``): their data differ only in the lower tasks' labels (`shared_single`).
+
 Joint training is not trained twice: NMT's first stage, its joint start, is joint training with
 equal weights, step for step (``tests/training/test_trainer.py`` checks that they are identical),
 so each NMT run also records the joint training of its seed, read off that stage with
@@ -35,7 +38,7 @@ difference, standard error, threshold, verdict). The report prints the pass coun
 cell with its margin, and draws a heatmap of the margins.
 
     python benchmarks/bench_robustness.py --quick           # the centre cell of every row (~6 min)
-    python benchmarks/bench_robustness.py                   # the design, DESIGN (~89 min, 2 cores)
+    python benchmarks/bench_robustness.py                   # the design, DESIGN (~88 min, 2 cores)
     python benchmarks/bench_robustness.py --rows census --cells centre,epoch_eval --seeds 5
     python benchmarks/bench_robustness.py --report runs/robustness/results.jsonl
     python benchmarks/bench_robustness.py --report \
@@ -50,10 +53,8 @@ cell with its margin, and draws a heatmap of the margins.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import multiprocessing
-import random
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -63,124 +64,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
+from robustness_design import CELLS, DESIGN, ROWS, SMALL
 from robustness_report import DATA_SIZES, METHODS, data_size, read_records, record_key, report
-
-SMALL: dict[str, Any] = {
-    "num_experts": 4,
-    "expert_dims": (64, 64),
-    "bottom_dims": (64, 64),
-    "gate_dims": (),
-    "tower_dims": (32,),
-}
-"""The README's small sizes (each model takes the options it has)."""
-
-ROWS: dict[str, dict[str, Any]] = {
-    "census income>marital": {"data": "census", "tasks": ("income", "marital")},
-    "census marital>income": {"data": "census", "tasks": ("marital", "income")},
-    "census income>education": {"data": "census", "tasks": ("income", "education")},
-    "census income>marital>education": {
-        "data": "census",
-        "tasks": ("income", "marital", "education"),
-    },
-    "synthetic c0.25": {"data": "synthetic", "conflict": 0.25},
-    "synthetic c0.5": {"data": "synthetic", "conflict": 0.5},
-    "synthetic c0.75": {"data": "synthetic", "conflict": 0.75},
-    "search pay>amount>relevance": {"data": "search", "tasks": ("pay", "amount", "relevance")},
-}
-
-CELLS: dict[str, dict[str, Any]] = {
-    "centre": {},
-    "e20": {"eval_every": 20},
-    "epoch_eval": {"evaluations_per_epoch": 1},
-    "batch256": {"batch_size": 256},
-    "batch4096": {"batch_size": 4096},
-    "lr3e-4": {"lr": 3e-4},
-    "lr3e-3": {"lr": 3e-3},
-    "shared_bottom small": {"model": "shared_bottom"},
-    "shared_bottom default": {"model": "shared_bottom", "sizes": "default"},
-    "mmoe default": {"sizes": "default"},
-    "mmoe small": {"model": "mmoe"},
-    "ple small": {"model": "ple"},
-    "ple default": {"model": "ple", "sizes": "default"},
-}
-"""One factor at a time around the centre cell (see the module docstring)."""
-
-FACTORS: dict[str, tuple[str, ...]] = {
-    "cadence": ("epoch_eval",),
-    "batch": ("batch256", "batch4096"),
-    "lr": ("lr3e-4", "lr3e-3"),
-    "architecture": ("shared_bottom small", "ple small"),
-}
-"""The factors that a random combination changes together; each level is a one-factor cell (the
-centre's level of every factor is implicit). The default sizes stay out (the default-size MMoE
-cell alone takes 14 minutes), and so does ``e20`` (the centre's runs outside the synthetic rows)."""
-
-
-def random_combinations(factors: Sequence[str], count: int, seed: int) -> tuple[str, ...]:
-    """``count`` cells drawn (seeded, without replacement) from every combination of the non-centre
-    levels of two or more of ``factors``; a combination's name joins its cells with ``+``.
-
-    Example:
-        >>> random_combinations(("cadence", "batch", "lr"), 2, seed=0)
-        ('epoch_eval+batch256', 'epoch_eval+batch4096+lr3e-3')
-    """
-    levels = [(None, *FACTORS[factor]) for factor in factors]
-    every = [tuple(c for c in combo if c) for combo in itertools.product(*levels)]
-    drawn = random.Random(seed).sample([c for c in every if len(c) >= 2], count)
-    return tuple("+".join(cells) for cells in drawn)
-
-
-COMBINATIONS = random_combinations(tuple(FACTORS), 3, seed=2026)
-"""The random combinations on the rows of multi-task models (drawn once, seed 2026)."""
-RANKING_COMBINATIONS = random_combinations(("cadence", "batch", "lr"), 3, seed=2026)
-"""The random combinations on the ranking row, drawn without the architecture factor (around the
-row's centre, a single score)."""
-for _name in (*COMBINATIONS, *RANKING_COMBINATIONS):
-    CELLS[_name] = {k: v for part in _name.split("+") for k, v in CELLS[part].items()}
-
-_CADENCE_AND_TRAINING = ("centre", "epoch_eval", "batch256", "batch4096", "lr3e-4", "lr3e-3")
-_SMALL_ARCHITECTURES = ("shared_bottom small", "ple small")
-_SYNTHETIC = (
-    "centre",
-    "e20",
-    *_CADENCE_AND_TRAINING[1:],
-    *_SMALL_ARCHITECTURES,
-    "shared_bottom default",
-)
-_ARCHITECTURES = (  # both sizes; "mmoe small" is the centre of these rows
-    "shared_bottom small",
-    "shared_bottom default",
-    "mmoe default",
-    "ple small",
-    "ple default",
-)
-DESIGN: dict[str, tuple[str, ...]] = {
-    "census income>marital": (*_CADENCE_AND_TRAINING, *_ARCHITECTURES, *COMBINATIONS),
-    "census marital>income": (*_CADENCE_AND_TRAINING, *_SMALL_ARCHITECTURES, *COMBINATIONS),
-    "census income>education": (*_CADENCE_AND_TRAINING, *_SMALL_ARCHITECTURES, *COMBINATIONS),
-    "census income>marital>education": (
-        *_CADENCE_AND_TRAINING,
-        *_SMALL_ARCHITECTURES,
-        *COMBINATIONS,
-    ),
-    "synthetic c0.25": (*_SYNTHETIC, *COMBINATIONS),
-    "synthetic c0.5": (*_SYNTHETIC, *COMBINATIONS),
-    "synthetic c0.75": (*_SYNTHETIC, *COMBINATIONS),
-    "search pay>amount>relevance": (
-        *_CADENCE_AND_TRAINING,
-        "mmoe small",
-        *_SMALL_ARCHITECTURES,
-        *RANKING_COMBINATIONS,
-    ),
-}
-"""The cells each row runs without ``--cells`` (the fractional design the README reports): the
-cadence and training factors everywhere (``e20`` on the synthetic rows only: on Census-Income
-and the search logs the default cadence already evaluates every 20 steps or more often, so
-``e20`` gives the centre's runs there); every architecture at both sizes on the first row; the
-small ones (and Shared-Bottom at the default sizes on the synthetic rows) on the others; the
-three small ones on the ranking row, whose centre is a single score (``mmoe small`` is the
-centre everywhere else); and the random combinations on every row (`COMBINATIONS`; the ranking
-row `RANKING_COMBINATIONS`). ``--cells`` runs the cells it names on every row instead."""
 
 SYNTHETIC_ROWS = 200_000
 """Rows of the synthetic click logs (train 80 %, validation and test 10 % each);
@@ -261,10 +146,35 @@ def train(run: Run, weights: Sequence[float] | None = None) -> dict[str, Any]:
     return fit(run, weights)[0]
 
 
+SHARED_SINGLE: dict[str, tuple[str, ...]] = {}
+"""Rows whose single-task record another row's job also writes (`shared_single`; set by main)."""
+
+
+def shared_single(rows: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """Single-task training of the synthetic rows, trained once: their click logs differ only in
+    the lower tasks' labels (the conflict turns the lower tasks' weights; the top task's labels,
+    the features and the splits are the same bitwise, which a test checks), so the first of
+    ``rows``' synthetic rows trains it and its record is copied to the others.
+
+    Example:
+        >>> shared_single(["census income>marital", "synthetic c0.25", "synthetic c0.75"])
+        {'synthetic c0.25': ('synthetic c0.75',)}
+    """
+    synthetic = [row for row in rows if ROWS[row]["data"] == "synthetic"]
+    return {synthetic[0]: tuple(synthetic[1:])} if len(synthetic) > 1 else {}
+
+
 def train_job(run: Run) -> list[dict[str, Any]]:
     """The records of one job: an NMT run's and, with `JOINT_FROM_NMT`, the joint training of
-    the same seed read off its joint start; any other run's own."""
+    the same seed read off its joint start; a single-task run's and its `SHARED_SINGLE` copies
+    (``"copied_from"`` its row, no ``wall_s``); any other run's own."""
     record, result, _ = fit(run, None, stage_test=run.method == "nmt" and JOINT_FROM_NMT)
+    if run.method == "single":
+        copied = {"wall_s": None, "copied_from": run.row}
+        return [
+            record,
+            *({**record, "row": row, **copied} for row in SHARED_SINGLE.get(run.row, ())),
+        ]
     if run.method != "nmt" or not JOINT_FROM_NMT:
         return [record]
     start = result.stages[0]
@@ -350,20 +260,25 @@ def fit(
 
 def _runs(rows: Sequence[str], cells: Sequence[str] | None, seeds: Sequence[int]) -> Iterator[Run]:
     """The jobs of the matrix (``cells`` on every row; None: each row's `DESIGN`): with
-    `JOINT_FROM_NMT` an NMT job also gives joint training."""
+    `JOINT_FROM_NMT` an NMT job also gives joint training, and a row's single-task job that a
+    `SHARED_SINGLE` row's job copies is not run on its own."""
     methods = [m for m in METHODS if m != "equal" or not JOINT_FROM_NMT]
+    source = {copy: row for row, copies in SHARED_SINGLE.items() for copy in copies}
     for row in rows:
         for cell in DESIGN[row] if cells is None else cells:
+            copied = row in source and (cells is not None or cell in DESIGN[source[row]])
             for seed in seeds:
                 for method in methods:
-                    yield Run(row, cell, method, seed)
+                    if not (method == "single" and copied):
+                        yield Run(row, cell, method, seed)
 
 
 def _job_keys(run: Run) -> list[str]:
     """The records a job writes (`train_job`)."""
     if run.method == "nmt" and JOINT_FROM_NMT:
         return [run.key, Run(run.row, run.cell, "equal", run.seed).key]
-    return [run.key]
+    copies = SHARED_SINGLE.get(run.row, ()) if run.method == "single" else ()
+    return [run.key, *(Run(row, run.cell, "single", run.seed).key for row in copies)]
 
 
 def _select(names: str | None, known: Sequence[str], what: str) -> list[str]:
@@ -439,6 +354,7 @@ def main() -> None:
         report(records, args.report[0].parent / "heatmap.png", list(ROWS), list(CELLS))
         return
     rows = _select(args.rows, list(ROWS), "rows")
+    SHARED_SINGLE.update(shared_single(rows))
     cells = (
         ["centre"]
         if args.quick
@@ -476,6 +392,7 @@ def main() -> None:
             scores = "; ".join(
                 f"{r['method']} " + " ".join(f"{t} {x:.4f}" for t, x in r["test"].items())
                 for r in records
+                if "copied_from" not in r
             )
             print(
                 f"[{n}/{len(todo)}] {head['row']} / {head['cell']} seed {head['seed']}: {scores} "

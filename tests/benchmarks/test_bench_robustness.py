@@ -4,10 +4,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import bench_robustness as robustness
+import robustness_design as design
 
 ROW, CELL = "synthetic c0.75", "shared_bottom small"
 
@@ -81,20 +83,20 @@ def test_the_default_design_names_known_cells_and_small_models_on_the_ranking_ro
 
 
 def test_the_random_combinations_change_two_or_more_factors_at_once() -> None:
-    level_of = {c: f for f, levels in robustness.FACTORS.items() for c in levels}
-    drawn = (*robustness.COMBINATIONS, *robustness.RANKING_COMBINATIONS)
+    level_of = {c: f for f, levels in design.FACTORS.items() for c in levels}
+    drawn = (*design.COMBINATIONS, *design.RANKING_COMBINATIONS)
     assert len(set(drawn)) == 6
     for name in drawn:
         parts = name.split("+")
         assert len(parts) >= 2 and len({level_of[p] for p in parts}) == len(parts), name
         merged = {k: v for p in parts for k, v in robustness.CELLS[p].items()}
         assert robustness.CELLS[name] == merged
-    assert not any("model" in robustness.CELLS[c] for c in robustness.RANKING_COMBINATIONS)
-    again = robustness.random_combinations(tuple(robustness.FACTORS), 3, seed=2026)
-    assert again == robustness.COMBINATIONS  # one draw, the same on every machine
+    assert not any("model" in robustness.CELLS[c] for c in design.RANKING_COMBINATIONS)
+    again = design.random_combinations(tuple(design.FACTORS), 3, seed=2026)
+    assert again == design.COMBINATIONS  # one draw, the same on every machine
     for row, cells in robustness.DESIGN.items():
         ranking = robustness.ROWS[row]["data"] == "search"
-        expected = robustness.RANKING_COMBINATIONS if ranking else robustness.COMBINATIONS
+        expected = design.RANKING_COMBINATIONS if ranking else design.COMBINATIONS
         assert cells[-3:] == expected, row
 
 
@@ -194,3 +196,50 @@ def test_an_architecture_cell_of_the_ranking_row_scores_each_task_with_its_own_t
     assert type(model).__name__ == "MMoE"
     assert model.num_experts == robustness.SMALL["num_experts"]  # the small sizes
     assert record["metric"] == "ndcg" and set(record["test"]) == {"pay"}
+
+
+def test_the_synthetic_rows_differ_only_in_their_lower_tasks_labels() -> None:
+    from nomoretuning.data import make_synthetic
+
+    logs = [make_synthetic(5_000, conflict=c, seed=0) for c in (0.25, 0.5, 0.75)]
+    top, lower = logs[0].tasks
+    for other in logs[1:]:
+        for split in ("train", "valid", "test"):
+            mine, theirs = getattr(logs[0], split), getattr(other, split)
+            assert np.array_equal(mine.labels[top], theirs.labels[top])
+            assert np.array_equal(mine.dense, theirs.dense)
+            assert np.array_equal(mine.sparse, theirs.sparse)
+            assert not np.array_equal(mine.labels[lower], theirs.labels[lower])
+
+
+SYNTHETIC = ("synthetic c0.25", "synthetic c0.5", "synthetic c0.75")
+
+
+def test_the_synthetic_rows_single_task_training_is_one_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(robustness, "SHARED_SINGLE", robustness.shared_single([SEARCH, *SYNTHETIC]))
+    runs = list(robustness._runs([*SYNTHETIC, SEARCH], ["centre"], range(2)))
+    singles = sorted((r.row, r.seed) for r in runs if r.method == "single")
+    assert singles == [(SEARCH, 0), (SEARCH, 1), (SYNTHETIC[0], 0), (SYNTHETIC[0], 1)]
+    first = robustness.Run(SYNTHETIC[0], "centre", "single", 1)
+    assert robustness._job_keys(first) == [
+        robustness.Run(row, "centre", "single", 1).key for row in SYNTHETIC
+    ]
+    design = {row: ("centre",) for row in SYNTHETIC} | {SYNTHETIC[1]: ("centre", "lr3e-3")}
+    monkeypatch.setattr(robustness, "DESIGN", design)
+    runs = list(robustness._runs(SYNTHETIC, None, range(1)))
+    assert {r.row for r in runs if r.method == "single" and r.cell == "lr3e-3"} == {SYNTHETIC[1]}
+
+
+@pytest.mark.usefixtures("small_logs")
+def test_a_copied_single_task_record_is_the_run_of_its_own_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(robustness, "SHARED_SINGLE", {SYNTHETIC[0]: (ROW,)})
+    trained, copied = robustness.train_job(robustness.Run(SYNTHETIC[0], CELL, "single", 0))
+    own = robustness.train(robustness.Run(ROW, CELL, "single", 0))
+    assert (copied["row"], copied["copied_from"], copied["wall_s"]) == (ROW, SYNTHETIC[0], None)
+    same = ("test", "valid", "epochs", "metric", "synthetic_rows")
+    assert {k: copied[k] for k in same} == {k: own[k] for k in same}
+    assert trained["row"] == SYNTHETIC[0] and "copied_from" not in trained
