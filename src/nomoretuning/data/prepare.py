@@ -175,14 +175,18 @@ def check_split_classes(
             if 0 < positives < rows:
                 continue
             only = "0" if positives == 0 else "1"
-            message = (
-                f"{source}: label column {task!r} is all {only} in the {split} split "
-                f"({rows} rows); use more data, another seed or split, drop the task, "
-                "or pass allow_single_class=True"
-            )
+            found = f"{source}: label column {task!r} is all {only} in the {split} split"
+            found += f" ({rows} rows)"
             if not allow_single_class:
-                raise DataError(message)
-            warnings.warn(message, UserWarning, stacklevel=stacklevel)
+                raise DataError(
+                    f"{found}; use more data, another seed or split, drop the task, "
+                    "or pass allow_single_class=True"
+                )
+            warnings.warn(
+                f"{found}; kept (allow_single_class=True): its AUC there is NaN",
+                UserWarning,
+                stacklevel=stacklevel,
+            )
 
 
 def build_dataset(
