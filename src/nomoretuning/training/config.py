@@ -48,14 +48,14 @@ class TrainerConfig:
             without progress).
         constrained_patience: the patience of a constrained stage (NMT's stages after the top
             task's), in ``patience_unit`` (None, the default: ``patience``; measured in
-            docs/method.md).
+            docs/defaults_history.md).
         selection: ``"feasible_first"`` or ``"objective"`` (see `nomoretuning.training.selection`).
         feasibility_tolerance: relative tolerance of the validation constraints used for selection
             (None: the combiner's own tolerance).
         metric_guard: a candidate is also infeasible when a constrained task's validation
             selection metric falls below its value when that task's stage ended by more than
             this many standard deviations of it between evaluations of that stage (1, the
-            default; None: the constraints on the loss alone; measured in docs/method.md).
+            default; None: the constraints on the loss alone; measured in docs/defaults_history.md).
         selection_band: a stage chooses by the one-standard-error rule: among the feasible
             candidates within this many standard deviations of the best score (the score's
             noise between evaluations), the best for the other tasks in priority order (None,
@@ -63,7 +63,7 @@ class TrainerConfig:
         start_test: NMT's top-task stage keeps its starting point, the joint start, unless its
             best candidate's validation metric is higher by at least this many standard errors
             of the difference (2, the default; paired over the validation rows, DeLong's for AUC,
-            over the queries for NDCG; None: the best candidate; measured in docs/method.md).
+            over the queries for NDCG; None: the best candidate; measured in docs/defaults_history.md).
         start_test_stages: which stages the start test applies to: ``"top"`` (the default, the
             top-task stage) or ``"every"`` (every stage after the joint start: a constrained
             stage then keeps its start unless its own task gains that many standard errors).
@@ -81,7 +81,7 @@ class TrainerConfig:
             stages come later on their own losses (no gradient of theirs reaches a parameter
             the earlier tasks use, so those train exactly as without it): each later task then
             starts its stage with a head fitted to the current shared layers
-            (`nomoretuning.training.later_heads`; on by default, measured in docs/method.md).
+            (`nomoretuning.training.later_heads`; on by default, measured in docs/defaults_history.md).
         checkpoint_every: also write ``last.pt`` every this many steps (None: at evaluations).
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         precision: one of `PRECISIONS`.
