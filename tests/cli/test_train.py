@@ -48,6 +48,15 @@ def test_train_writes_a_complete_run_directory(
     } <= names
     metrics_json = json.loads((out_dir / "metrics.json").read_text())
     assert [s["stage"] for s in metrics_json["stages"]] == [1, 2, 3]  # a joint start first
+    assert metrics_json["selection_metric"] == "auc"
+    # what each stage did, one line each, after the test metrics
+    lines = out.splitlines()
+    stages = lines.index("stages:")
+    assert stages > lines.index(next(line for line in lines if line.startswith("test income")))
+    assert lines[stages + 1].startswith("  stage 1, income + marital: ")
+    assert lines[stages + 2].startswith("  stage 2, income: ")
+    assert lines[stages + 3].startswith("  stage 3, marital under income: ")
+    assert "validation auc marital" in lines[stages + 3]
     assert 0.5 < metrics_json["test"]["income"]["auc"] <= 1
     resolved = yaml.safe_load((out_dir / "config.yaml").read_text())
     assert resolved["trainer"]["max_steps"] == 6
@@ -155,6 +164,7 @@ def test_train_on_the_real_lambdarank_example_beats_a_random_ranking(
     )
     assert code == 0, err
     assert "test relevance: ndcg" in out
+    assert "stages:" not in out  # one stage: nothing to tell apart
     result = json.loads((out_dir / "metrics.json").read_text())
     trained = result["test"]["relevance"]["ndcg"]
     assert {"ndcg", "pairwise_accuracy", "loss"} == set(result["test"]["relevance"])

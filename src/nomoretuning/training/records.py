@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["FitResult", "Metrics", "StageRecord", "StartComparison"]
+__all__ = ["FitResult", "Metrics", "StageRecord", "StartComparison", "describe_stages"]
 
 Metrics = dict[str, dict[str, float]]
 """``{task: {metric: value}}`` on one split (``loss`` among the metrics)."""
@@ -87,6 +89,46 @@ class StageRecord:
         """
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    def describe(self, metric: str) -> str:
+        """One line for a person: what the stage trained, what it selected and why, and the
+        selected candidate's validation ``metric`` (the objective's selection metric).
+
+        Example:
+            >>> stage = StageRecord(2, ["like"], ["click"], 32, 0, True,
+            ...                     {"like": {"auc": 0.61}, "click": {"auc": 0.64}},
+            ...                     multipliers_at_end={"click": 0.5})
+            >>> stage.describe("auc")
+            'stage 2, like under click: 32 steps, kept its start; validation auc like 0.6100, \
+click 0.6400; multiplier click 0.5'
+        """
+        trained = " + ".join(self.tasks)
+        if self.constrained:
+            trained += " under " + ", ".join(self.constrained)
+        parts = [f"stage {self.stage}, {trained}: {self.steps} steps, {self._selection(metric)}"]
+        shown = [t for t in [*self.tasks, *self.constrained] if metric in self.valid.get(t, {})]
+        if shown:
+            values = ", ".join(f"{t} {self.valid[t][metric]:.4f}" for t in shown)
+            parts.append(f"validation {metric} {values}")
+        if self.constrained and self.multipliers_at_end:
+            values = ", ".join(f"{t} {v:.2g}" for t, v in self.multipliers_at_end.items())
+            parts.append(f"multiplier {values}")
+        return "; ".join(parts)
+
+    def _selection(self, metric: str) -> str:
+        step = self.selected_step
+        selected = "kept its start" if step == 0 else f"selected step {step}"
+        if not self.selected_feasible:
+            selected += " (no candidate met every constraint: the least violating)"
+        comparison = self.start_comparison
+        if comparison is None:
+            return selected
+        if math.isnan(comparison.z):
+            return f"{selected} (its best could not be compared with its start)"
+        return (
+            f"{selected} (its best {comparison.difference:+.4f} {metric} over its start, "
+            f"{comparison.z:.1f} standard errors; {comparison.threshold:g} needed)"
+        )
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StageRecord:
         """The inverse of `to_dict`.
@@ -115,9 +157,27 @@ class FitResult:
     epochs: float
     wall_time_s: float
     run_dir: str | None = None
+    selection_metric: str | None = None
+    """The validation metric the stages selected by (``auc``, ``ndcg``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["stages"] = [s.to_dict() for s in self.stages]
         return data
+
+
+def describe_stages(stages: Sequence[StageRecord], metric: str) -> list[str]:
+    """`StageRecord.describe` of each stage, in order (what ``nomoretuning train`` prints).
+
+    Example:
+        >>> joint = StageRecord(1, ["click", "like"], [], 80, 48, True,
+        ...                     {"click": {"auc": 0.6468}, "like": {"auc": 0.6191}})
+        >>> top = StageRecord(2, ["click"], [], 72, 0, True, {"click": {"auc": 0.6468}},
+        ...                   start_comparison=StartComparison(0.0018, 0.0016, 2.0, True))
+        >>> print("\\n".join(describe_stages([joint, top], "auc")))
+        stage 1, click + like: 80 steps, selected step 48; validation auc click 0.6468, like 0.6191
+        stage 2, click: 72 steps, kept its start (its best +0.0018 auc over its start, \
+1.1 standard errors; 2 needed); validation auc click 0.6468
+    """
+    return [stage.describe(metric) for stage in stages]

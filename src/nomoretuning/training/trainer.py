@@ -195,6 +195,7 @@ class Trainer:
             epochs=round(self.state.epochs_run, 4),
             wall_time_s=round(self.state.wall_time, 3),
             run_dir=str(self.run_dir) if self.run_dir else None,
+            selection_metric=self.objective.selection_metric,
         )
         if self._writes:
             assert self.run_dir is not None

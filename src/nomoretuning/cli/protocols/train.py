@@ -30,6 +30,7 @@ from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
 from nomoretuning.serving.run_files import scoring_files
 from nomoretuning.training import distributed as parallel
+from nomoretuning.training.records import StageRecord, describe_stages
 from nomoretuning.training.trainer import Resume, Trainer
 
 __all__ = ["run_training", "selected_tasks", "train_command"]
@@ -145,6 +146,19 @@ def _single_task_runs(
     )
 
 
+def _stage_lines(run_dir: Path, record: RunRecord) -> list[str]:
+    """What each stage of a staged run did (`describe_stages`), or nothing for a run of one
+    stage or one whose ``metrics.json`` predates ``selection_metric``."""
+    if not record.stages or len(record.stages) < 2:
+        return []
+    written = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    metric = written.get("selection_metric")
+    if metric is None:
+        return []
+    stages = [StageRecord.from_dict(stage) for stage in record.stages]
+    return ["stages:", *(f"  {line}" for line in describe_stages(stages, metric))]
+
+
 def train_command(config: RunConfig, output: Path, *, resume: Resume) -> None:
     """``nomoretuning train``: one run in ``output``, its test metrics printed, its plots drawn."""
     config.model.options = shared_model_options(config)
@@ -155,6 +169,8 @@ def train_command(config: RunConfig, output: Path, *, resume: Resume) -> None:
     for task, values in record.test.items():
         shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if k != "loss")
         print(f"test {task}: {shown}")
+    for line in _stage_lines(output, record):
+        print(line)
     if config.method.name != "single_task":
         for path in plot_run(output):
             print(f"plot: {path}")
