@@ -46,6 +46,19 @@ def test_compare_writes_results_in_the_documented_schema(
     assert "| shared_bottom | single_task |" in table
     assert "Δ income" in table
     assert "±" in table
+    # how many seeds' top stage kept the joint start, from the runs' own stage records
+    header = next(line for line in table.splitlines() if line.startswith("| model |"))
+    assert header.split(" | ")[-2] == "joint start kept"
+    for model in ("mmoe", "shared_bottom"):
+        kept = sum(
+            r["stages"][1]["selected_step"] == 0
+            for r in records
+            if r["model"] == model and r["method"] == "nmt"
+        )
+        row = next(line for line in table.splitlines() if line.startswith(f"| {model} | nmt |"))
+        assert f"| {kept}/2 |" in row
+        row = next(line for line in table.splitlines() if line.startswith(f"| {model} | equal |"))
+        assert row.split(" | ")[-2] == ""
 
     # an interrupted comparison continues: finished runs are reused, not recomputed
     (out_dir / "results.json").unlink()

@@ -11,6 +11,7 @@ __all__ = [
     "KEEP_TOLERANCE",
     "comparison_markdown",
     "grid_markdown",
+    "kept_joint_start",
     "mean_std",
     "table3_markdown",
 ]
@@ -48,25 +49,48 @@ def _delta(value: float, base: float) -> str:
     return f"{100 * (value - base) / base:+.2f}%"
 
 
+def kept_joint_start(record: dict[str, Any]) -> bool | None:
+    """Whether a run's top-task stage kept the joint start (selected its start, step 0), or
+    None for a run without a joint start (one stage, or the paper's schedule, whose first stage
+    records a bound).
+
+    Example:
+        >>> joint = {"stage": 1, "tasks": ["a", "b"], "constrained": [], "selected_step": 40}
+        >>> top = {"stage": 2, "tasks": ["a"], "constrained": [], "selected_step": 0}
+        >>> kept_joint_start({"stages": [joint, top]}), kept_joint_start({"stages": [joint]})
+        (True, None)
+    """
+    stages = record.get("stages") or []
+    if len(stages) < 2 or "bound" in stages[0] or stages[0]["constrained"]:
+        return None
+    return bool(stages[1]["selected_step"] == 0)
+
+
 def comparison_markdown(
     records: Sequence[dict[str, Any]], tasks: Sequence[str], metric: str = "auc"
 ) -> str:
     """Mean ± std of each task's test metric per model and method, with the relative change
-    against joint training with equal weights (the paper's Table 1 convention)."""
+    against joint training with equal weights (the paper's Table 1 convention), and for staged
+    methods the seeds whose top-task stage kept the joint start (`kept_joint_start`)."""
     cells: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     times: dict[tuple[str, str], list[float]] = defaultdict(list)
     seeds: dict[tuple[str, str], set[int]] = defaultdict(set)
+    kept: dict[tuple[str, str], list[bool]] = defaultdict(list)
     for record in records:
         key = (record["model"], record["method"])
         for task in tasks:
             cells[key][task].append(float(record["test"][task][metric]))
         times[key].append(float(record["wall_time_s"]))
         seeds[key].add(int(record["seed"]))
+        joint_start = kept_joint_start(record)
+        if joint_start is not None:
+            kept[key].append(joint_start)
     models = list(dict.fromkeys(r["model"] for r in records if r["model"] != "single_task"))
     methods = list(dict.fromkeys(r["method"] for r in records))
     lines = [
         f"Test {metric.upper()} (mean ± std over seeds); Δ = relative change against "
-        f"joint training with equal weights on the same architecture.",
+        f"joint training with equal weights on the same architecture"
+        + ("; joint start kept: the seeds whose top-task stage kept it." if kept else "."),
         "",
     ]
     header = [
@@ -75,6 +99,7 @@ def comparison_markdown(
         *[f"{t} {metric}" for t in tasks],
         *[f"Δ {t}" for t in tasks],
         "seeds",
+        *(["joint start kept"] if kept else []),
         "time/run (s)",
     ]
     lines.append("| " + " | ".join(header) + " |")
@@ -92,7 +117,10 @@ def comparison_markdown(
             row += [
                 _delta(stats[t][0], base[t]) if (model, BASELINE) in cells else "" for t in tasks
             ]
-            row += [str(len(seeds[key])), f"{sum(times[key]) / len(times[key]):.1f}"]
+            row.append(str(len(seeds[key])))
+            if kept:
+                row.append(f"{sum(kept[key])}/{len(kept[key])}" if kept[key] else "")
+            row.append(f"{sum(times[key]) / len(times[key]):.1f}")
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"
 
