@@ -38,7 +38,7 @@ difference, standard error, threshold, verdict). The report prints the pass coun
 cell with its margin, and draws a heatmap of the margins.
 
     python benchmarks/bench_robustness.py --quick           # the centre cell of every row (~6 min)
-    python benchmarks/bench_robustness.py                   # the design, DESIGN (~88 min, 2 cores)
+    python benchmarks/bench_robustness.py                   # the design, DESIGN (~93 min, 2 cores)
     python benchmarks/bench_robustness.py --rows census --cells centre,epoch_eval --seeds 5
     python benchmarks/bench_robustness.py --report runs/robustness/results.jsonl
     python benchmarks/bench_robustness.py --report \
