@@ -19,6 +19,7 @@ from nomoretuning.core import (
     FixedWeights,
     LossCombiner,
     Plateau,
+    StageSelection,
     StepBudget,
     UncertaintyWeighting,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "FixedWeights",
     "LossCombiner",
     "Plateau",
+    "StageSelection",
     "StepBudget",
     "UncertaintyWeighting",
     "__version__",

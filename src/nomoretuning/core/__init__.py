@@ -6,6 +6,7 @@ from nomoretuning.core.emtl import EMTL
 from nomoretuning.core.famo import FAMO
 from nomoretuning.core.losses import binary_cross_entropy_losses, pairwise_logistic_loss
 from nomoretuning.core.nmt import NMT
+from nomoretuning.core.stage_selection import StageSelection, evaluation_noise
 from nomoretuning.core.switching import Plateau, StageSwitch, StepBudget
 from nomoretuning.core.weighting import EqualWeights, FixedWeights, UncertaintyWeighting
 
@@ -17,12 +18,14 @@ __all__ = [
     "FixedWeights",
     "LossCombiner",
     "Plateau",
+    "StageSelection",
     "StageSwitch",
     "StagedCombiner",
     "StepBudget",
     "UncertaintyWeighting",
     "binary_cross_entropy_losses",
     "check_losses",
+    "evaluation_noise",
     "is_staged",
     "pairwise_logistic_loss",
 ]

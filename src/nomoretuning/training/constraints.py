@@ -18,9 +18,9 @@
 
 Either way, a candidate's feasibility for selection is checked on validation: task j's
 validation loss against its validation loss when its stage ended (the *reference*), with the
-combiner's slack (or ``trainer.feasibility_tolerance``). With ``trainer.metric_guard`` set (off
-by default) its validation selection metric must also stay within that many standard deviations
-of its evaluation-to-evaluation noise (`nomoretuning.training.selection.evaluation_noise`, over
+combiner's slack (or ``trainer.feasibility_tolerance``). With ``trainer.metric_guard`` set (1,
+the default) its validation selection metric must also stay within that many standard deviations
+of its evaluation-to-evaluation noise (`nomoretuning.core.stage_selection.evaluation_noise`, over
 the candidates of the task's own stage) of its value when its stage ended.
 """
 

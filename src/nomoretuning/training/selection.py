@@ -36,35 +36,12 @@ from typing import Any, Literal
 import numpy as np
 from torch import Tensor
 
+from nomoretuning.core.stage_selection import evaluation_noise
 from nomoretuning.training.records import Metrics, StartComparison
 
 __all__ = ["Candidate", "CandidateSelection", "SelectionRule", "evaluation_noise"]
 
 SelectionRule = Literal["feasible_first", "objective"]
-
-
-def evaluation_noise(values: Sequence[float]) -> float:
-    """The standard deviation of a validation figure from one evaluation to the next, robust to
-    a trend: the median absolute successive difference over its expectation for Gaussian noise,
-    ``median(|diff(values)|) / (sqrt(2) * 0.6745)``. The large steps of early learning, which
-    would inflate a root mean square, do not move a median (0 with fewer than three values).
-
-    Example:
-        >>> round(evaluation_noise([0.5, 0.7, 0.5, 0.7]), 4)
-        0.2097
-        >>> round(evaluation_noise([0.0, 0.9, 1.0, 1.1, 1.0, 1.1]), 4)
-        0.1048
-        >>> evaluation_noise([0.5, 0.7])
-        0.0
-    """
-    if len(values) < 3:
-        return 0.0
-    steps = np.abs(np.diff(np.asarray(values, dtype=np.float64)))
-    return float(np.median(steps) / (np.sqrt(2.0) * _GAUSSIAN_MAD))
-
-
-_GAUSSIAN_MAD = 0.6744897501960817
-"""The median of |Z| for a standard normal Z (its third quartile)."""
 
 
 @dataclass(frozen=True)

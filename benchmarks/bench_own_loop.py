@@ -1,0 +1,217 @@
+"""The promise in a user's own training loop: the README's three lines on real data.
+
+Census-Income (real, ``../shared/data``), income > marital, the README's small MMoE, Adam lr 1e-3,
+batch 1024, one optimizer for the whole run (as the README's loop). Each method trains with the
+same early stopping a user writes: validation AUC of the stage's tasks once per epoch, patience
+``--patience`` epochs (at most ``--max-epochs`` an epoch budget per stage), the best epoch
+restored. Methods, paired by seed:
+
+- ``single``: income alone; ``joint``: equal weights (both stop on their tasks' mean AUC);
+- ``nmt``: ``nt.NMT`` with its defaults, each stage stopped on its own tasks' AUC (the user's
+  early stopping knows nothing of the higher tasks);
+- ``nmt+selection``: the same loop with ``nt.StageSelection`` as its early stopping (each stage's
+  start is a candidate; a held task's validation AUC must stay within one noise s.d. of its value
+  when its stage ended).
+
+``--fixed-epochs N`` replaces early stopping by N epochs a stage (the README's "fixed number of
+steps", for ``single``, ``joint`` and ``nmt``). Prints each method's mean test AUC, NMT's stage
+by stage, and the top task's paired difference against the better of single-task and joint
+training with its standard error over seeds.
+
+    python benchmarks/bench_own_loop.py                    # 5 seeds, 2 workers, ~5 minutes
+    python benchmarks/bench_own_loop.py --fixed-epochs 8   # stages of 8 epochs, no validation
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
+from robustness_design import SMALL
+
+TASKS = ("income", "marital")
+METHODS = ("single", "joint", "nmt", "nmt+selection")
+_DATA: dict[str, Any] = {}
+
+
+def _data() -> Any:
+    if "census" not in _DATA:
+        _DATA["census"] = common.census(tasks=TASKS)
+    return _DATA["census"]
+
+
+def run(args: tuple[str, int, int, int, int | None]) -> dict[str, Any]:
+    """One method on one seed: its test AUC at the end and after each stage."""
+    import torch
+
+    import nomoretuning as nt
+    from nomoretuning.models import build_model, model_arguments
+    from nomoretuning.training import metrics
+    from nomoretuning.training.prediction import predict
+
+    method, seed, patience, max_epochs, fixed = args
+    torch.set_num_threads(1)
+    data = _data()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    options = {k: v for k, v in SMALL.items() if k in model_arguments("mmoe")}
+    torch.manual_seed(seed)
+    model = build_model("mmoe", data.features, list(TASKS), **options)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    order = torch.Generator().manual_seed(seed)
+
+    def auc(split: Any) -> dict[str, float]:
+        logits, labels, _ = predict(model, split, 4096, torch.device("cpu"), TASKS)
+        return {t: metrics.auc(labels[t], logits[t]) for t in TASKS}
+
+    def epoch(combine: Callable[[dict[str, Any]], Any], after: Callable[..., Any] | None) -> None:
+        for batch in data.train.batches(1024, shuffle=True, generator=order):
+            out = model(batch.sparse, batch.dense)
+            losses = {t: bce(out[t], batch.labels[t].float()) for t in TASKS}
+            loss = combine(losses)  # 2. the stage's objective
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if after is not None:
+                after(losses)  # 3. nmt.step(losses)
+
+    def early_stopping(combine: Any, tasks: tuple[str, ...], after: Any = None) -> int:
+        """The user's own: best epoch by the tasks' mean validation AUC, restored."""
+        if fixed is not None:
+            for _ in range(fixed):
+                epoch(combine, after)
+            return fixed
+        best, state, stale, epochs = -np.inf, None, 0, 0
+        while epochs < max_epochs and stale < patience:
+            epoch(combine, after)
+            epochs += 1
+            score = float(np.mean([auc(data.valid)[t] for t in tasks]))
+            if score > best:
+                best, stale = score, 0
+                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+        model.load_state_dict(state)
+        return epochs
+
+    def with_selection(nmt: nt.NMT, selection: nt.StageSelection) -> int:
+        after = nmt.step
+        selection.offer(model, auc(data.valid))  # the stage's start
+        epochs = 0
+        while not selection.done and epochs < max_epochs:
+            epoch(nmt, after)
+            epochs += 1
+            selection.offer(model, auc(data.valid))
+        selection.restore(model)
+        return epochs
+
+    start = time.perf_counter()
+    stages: list[dict[str, Any]] = []
+    if method == "single":
+        early_stopping(lambda losses: losses["income"], ("income",))
+    elif method == "joint":
+        early_stopping(lambda losses: (losses["income"] + losses["marital"]) / 2, TASKS)
+    else:
+        nmt = nt.NMT(list(TASKS))  # 1. the priorities
+        selection = nt.StageSelection(nmt)
+        while not nmt.finished:
+            tasks = nmt.stage_tasks
+            if method == "nmt":
+                epochs = early_stopping(nmt, tasks, nmt.step)
+            else:
+                epochs = with_selection(nmt, selection)
+            stages.append({"tasks": list(tasks), "epochs": epochs, "test": auc(data.test)})
+            nmt.next_stage()
+    return {
+        "method": method,
+        "seed": seed,
+        "test": auc(data.test),
+        "stages": stages,
+        "wall_s": round(time.perf_counter() - start, 1),
+    }
+
+
+def summarize(records: list[dict[str, Any]], methods: tuple[str, ...]) -> str:
+    by: dict[str, dict[int, Mapping[str, Any]]] = {m: {} for m in methods}
+    for r in records:
+        by[r["method"]][r["seed"]] = r
+    seeds = sorted(by[methods[0]])
+    lines = ["| method | income AUC | marital AUC | income − max(single, joint) | s.e. |"]
+    lines.append("|---|---|---|---|---|")
+    for m in methods:
+        income = [by[m][s]["test"]["income"] for s in seeds]
+        marital = [by[m][s]["test"]["marital"] for s in seeds]
+        diff = [
+            by[m][s]["test"]["income"]
+            - max(by["single"][s]["test"]["income"], by["joint"][s]["test"]["income"])
+            for s in seeds
+        ]
+        se = float(np.std(diff, ddof=1) / np.sqrt(len(diff))) if len(diff) > 1 else float("nan")
+        lines.append(
+            f"| {m} | {np.mean(income):.4f} | {np.mean(marital):.4f} | "
+            f"{np.mean(diff):+.4f} | {se:.4f} |"
+        )
+    for m in methods:
+        if not m.startswith("nmt"):
+            continue
+        lines.append(f"\n{m}, income's test AUC after each stage (seeds {seeds}):")
+        for index, stage in enumerate(by[m][seeds[0]]["stages"]):
+            values = [by[m][s]["stages"][index]["test"]["income"] for s in seeds]
+            epochs = [by[m][s]["stages"][index]["epochs"] for s in seeds]
+            lines.append(
+                f"  stage {index + 1} ({'+'.join(stage['tasks'])}): "
+                f"{' / '.join(f'{v:.4f}' for v in values)}, epochs {epochs}"
+            )
+    joint = [by["joint"][s]["test"]["marital"] for s in seeds]
+    for m in methods:
+        if m.startswith("nmt"):
+            rel = (np.mean([by[m][s]["test"]["marital"] for s in seeds]) / np.mean(joint)) - 1
+            lines.append(f"{m}: marital {rel:+.3%} against joint training")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--patience", type=int, default=2, help="epochs (user's early stopping)")
+    parser.add_argument("--max-epochs", type=int, default=15, help="epochs a stage at most")
+    parser.add_argument("--fixed-epochs", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=None, help="JSON-lines records")
+    args = parser.parse_args(argv)
+    methods = METHODS if args.fixed_epochs is None else METHODS[:3]
+    jobs = [
+        (m, seed, args.patience, args.max_epochs, args.fixed_epochs)
+        for seed in range(args.seeds)
+        for m in methods
+    ]
+    print(common.machine(1), flush=True)
+    start = time.perf_counter()
+    records = []
+    with multiprocessing.get_context("fork").Pool(args.workers) as pool:
+        for record in pool.imap_unordered(run, jobs):
+            records.append(record)
+            print(
+                f"{record['method']} seed {record['seed']}: {record['test']} "
+                f"({record['wall_s']} s)",
+                flush=True,
+            )
+            if args.output is not None:
+                with args.output.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+    print(summarize(records, methods))
+    print(f"{len(jobs)} runs in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,193 @@
+"""`StageSelection`: early stopping of NMT's stages in a user's own loop, with the metric guard."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import nomoretuning as nt
+from nomoretuning.core.stage_selection import evaluation_noise
+
+
+def _model(value: float) -> torch.nn.Linear:
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(value)
+    return model
+
+
+def _set(model: torch.nn.Linear, value: float) -> torch.nn.Linear:
+    with torch.no_grad():
+        model.weight.fill_(value)
+    return model
+
+
+def _finish_stage(nmt: nt.NMT, selection: nt.StageSelection, model: torch.nn.Module) -> None:
+    selection.restore(model)
+    nmt.next_stage(bound={t: 0.3 for t in nmt.stage_tasks})
+
+
+def test_the_start_is_kept_when_no_evaluation_improves_on_it() -> None:
+    nmt = nt.NMT(["a", "b"], joint_start=False)
+    model = _model(1.0)
+    selection = nt.StageSelection(nmt, patience=2)
+    assert selection.offer(model, {"a": 0.9, "b": 0.5})
+    assert not selection.offer(_set(model, 2.0), {"a": 0.8, "b": 0.6})
+    assert not selection.done
+    assert not selection.offer(_set(model, 3.0), {"a": 0.9, "b": 0.7})  # a tie is not better
+    assert selection.done
+    assert selection.restore(model) == {"a": 0.9, "b": 0.5}
+    assert model.weight.item() == 1.0  # the copy, not the live parameters
+
+
+def test_patience_counts_from_the_last_better_candidate() -> None:
+    nmt = nt.NMT(["a", "b"], joint_start=False)
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=2)
+    scores = [0.5, 0.4, 0.6, 0.55, 0.58]
+    done = []
+    for score in scores:
+        selection.offer(model, {"a": score, "b": 0.0})
+        done.append(selection.done)
+    assert done == [False, False, False, False, True]
+
+
+def test_floors_are_the_selected_metric_less_guard_noise_deviations() -> None:
+    nmt = nt.NMT(["a", "b", "c"], joint_start=False)
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=5, guard=2.0)
+    history = [0.60, 0.70, 0.66, 0.72, 0.69]
+    for value in history:
+        selection.offer(model, {"a": value, "b": 0.0, "c": 0.0})
+    _finish_stage(nmt, selection, model)
+    # |diff| = 0.10, 0.04, 0.06, 0.03: median 0.05
+    noise = 0.05 / (math.sqrt(2.0) * 0.6744897501960817)
+    assert selection.floors == pytest.approx({"a": 0.72 - 2.0 * noise})
+    assert evaluation_noise(history) == pytest.approx(noise)
+
+
+def test_a_joint_start_records_no_floor() -> None:
+    nmt = nt.NMT(["a", "b"])  # a joint start, then a, then b
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt)
+    for value in (0.5, 0.6, 0.7):
+        selection.offer(model, {"a": value, "b": value})
+    _finish_stage(nmt, selection, model)
+    assert selection.floors == {}
+    assert nmt.stage_tasks == ("a",)
+
+
+def test_a_held_task_below_its_floor_makes_a_candidate_inadmissible() -> None:
+    nmt = nt.NMT(["a", "b"], joint_start=False)
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=3, guard=0.0)
+    selection.offer(model, {"a": 0.80, "b": 0.10})
+    _finish_stage(nmt, selection, model)
+    assert selection.floors == {"a": 0.80}  # guard 0: the selected value itself
+    assert selection.offer(_set(model, 1.0), {"a": 0.80, "b": 0.50})  # b's start
+    assert not selection.offer(_set(model, 2.0), {"a": 0.79, "b": 0.99})  # a fell
+    assert selection.offer(_set(model, 3.0), {"a": 0.81, "b": 0.60})  # a kept, b better
+    assert selection.restore(model) == {"a": 0.81, "b": 0.60}
+    assert model.weight.item() == 3.0
+
+
+def test_among_inadmissible_candidates_the_smallest_shortfall_wins() -> None:
+    nmt = nt.NMT(["a", "b"], joint_start=False)
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=3, guard=0.0)
+    selection.offer(model, {"a": 0.80, "b": 0.10})
+    _finish_stage(nmt, selection, model)
+    selection.offer(_set(model, 1.0), {"a": 0.70, "b": 0.90})
+    assert selection.shortfall({"a": 0.70}) == pytest.approx(0.10)
+    assert selection.offer(_set(model, 2.0), {"a": 0.75, "b": 0.20})  # closer to its floor
+    assert not selection.offer(_set(model, 3.0), {"a": 0.72, "b": 0.99})
+    assert selection.offer(_set(model, 4.0), {"a": 0.80, "b": 0.15})  # admissible beats all
+    assert selection.restore(model)["b"] == 0.15
+
+
+def test_a_level_of_several_tasks_scores_their_mean() -> None:
+    nmt = nt.NMT([["a", "b"], "c"], joint_start=False)
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=3)
+    selection.offer(model, {"a": 0.9, "b": 0.1, "c": 0.0})  # mean 0.5
+    assert selection.offer(model, {"a": 0.5, "b": 0.6, "c": 0.0})  # mean 0.55
+    assert not selection.offer(model, {"a": 0.95, "b": 0.05, "c": 0.0})  # mean 0.5
+
+
+def test_state_dict_round_trip_continues_the_same_selection() -> None:
+    nmt = nt.NMT(["a", "b"], joint_start=False)
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=2)
+    for value in (0.6, 0.7, 0.65):
+        selection.offer(_set(model, value), {"a": value, "b": 0.0})
+    _finish_stage(nmt, selection, model)
+    selection.offer(_set(model, 5.0), {"a": 0.7, "b": 0.3})
+    resumed = nt.StageSelection(nmt, patience=2)
+    resumed.load_state_dict(selection.state_dict())
+    for s in (selection, resumed):
+        assert not s.offer(_set(model, 6.0), {"a": 0.7, "b": 0.2})
+        assert s.restore(model) == {"a": 0.7, "b": 0.3}
+        assert model.weight.item() == 5.0
+    assert resumed.floors == selection.floors
+
+
+def test_an_own_loop_keeps_the_top_task_through_a_lower_stage_that_hurts_it() -> None:
+    """A toy own loop where b's stage can only raise b's metric by lowering a's: the selection
+    ends it where a's floor holds."""
+    nmt = nt.NMT(["a", "b"], joint_start=False)
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=2, guard=0.0)
+
+    def validate(m: torch.nn.Linear) -> dict[str, float]:
+        w = m.weight.item()
+        return {"a": -((w - 1.0) ** 2), "b": -((w - 2.0) ** 2)}
+
+    targets = {"a": 1.0, "b": 2.0}
+    while not nmt.finished:
+        selection.offer(model, validate(model))
+        while not selection.done:
+            target = targets[nmt.stage_tasks[0]]
+            _set(model, model.weight.item() + 0.25 * (target - model.weight.item()))
+            selection.offer(model, validate(model))
+        selection.restore(model)
+        nmt.next_stage(bound={t: 0.0 for t in nmt.stage_tasks})
+    assert validate(model)["a"] >= selection.floors["a"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"patience": 0}, "patience must be a positive integer"),
+        ({"patience": 1.5}, "patience must be a positive integer"),
+        ({"patience": True}, "patience must be a positive integer"),
+        ({"guard": -1.0}, "guard must be a number >= 0"),
+        ({"guard": "1"}, "guard must be a number >= 0"),
+    ],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        nt.StageSelection(nt.NMT(["a", "b"]), **kwargs)  # type: ignore[arg-type]
+
+
+def test_misuse_gets_an_actionable_error() -> None:
+    nmt = nt.NMT(["a", "b"], joint_start=False)
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt)
+    with pytest.raises(RuntimeError, match="restore before any offer"):
+        selection.restore(model)
+    with pytest.raises(ValueError, match=r"lack the tasks \['a'\]"):
+        selection.offer(model, {"b": 0.5})
+    selection.offer(model, {"a": 0.5, "b": 0.5})
+    nmt.next_stage(bound=0.3)
+    with pytest.raises(RuntimeError, match=r"call selection.restore\(model\) before"):
+        selection.offer(model, {"a": 0.5, "b": 0.5})
+    selection.restore(model)  # late, but for a's stage: a's floor, not b's
+    assert list(selection.floors) == ["a"]
+    selection.offer(model, {"a": 0.5, "b": 0.5})
+    selection.restore(model)
+    nmt.next_stage(bound=0.3)
+    assert nmt.finished
+    with pytest.raises(RuntimeError, match="training has finished"):
+        selection.offer(model, {"a": 0.5, "b": 0.5})
