@@ -23,6 +23,7 @@ training with its standard error over seeds.
     python benchmarks/bench_own_loop.py --fixed-epochs 8   # stages of 8 epochs, no validation
     python benchmarks/bench_own_loop.py --row "census income>marital>education"
     python benchmarks/bench_own_loop.py --row "synthetic c0.5"
+    python benchmarks/bench_own_loop.py --lr 3e-3              # or --batch-size 256
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -62,7 +63,20 @@ def _data(row: str) -> Any:
     return _DATA[row]
 
 
-def run(args: tuple[str, str, int, int, int, int | None]) -> dict[str, Any]:
+class Job(NamedTuple):
+    """One run: a method on a row and a seed, with the loop's settings."""
+
+    row: str
+    method: str
+    seed: int
+    patience: int = 2
+    max_epochs: int = 15
+    fixed: int | None = None
+    lr: float = 1e-3
+    batch_size: int = 1024
+
+
+def run(job: Job) -> dict[str, Any]:
     """One method on one seed: its test AUC at the end and after each stage."""
     import torch
 
@@ -71,7 +85,7 @@ def run(args: tuple[str, str, int, int, int, int | None]) -> dict[str, Any]:
     from nomoretuning.training import metrics
     from nomoretuning.training.prediction import predict
 
-    row, method, seed, patience, max_epochs, fixed = args
+    row, method, seed, patience, max_epochs, fixed, lr, batch_size = job
     torch.set_num_threads(1)
     data = _data(row)
     tasks_all = tuple(data.tasks)
@@ -80,7 +94,7 @@ def run(args: tuple[str, str, int, int, int, int | None]) -> dict[str, Any]:
     options = {k: v for k, v in SMALL.items() if k in model_arguments("mmoe")}
     torch.manual_seed(seed)
     model = build_model("mmoe", data.features, list(tasks_all), **options)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     order = torch.Generator().manual_seed(seed)
 
     def auc(split: Any) -> dict[str, float]:
@@ -88,7 +102,7 @@ def run(args: tuple[str, str, int, int, int, int | None]) -> dict[str, Any]:
         return {t: metrics.auc(labels[t], logits[t]) for t in tasks_all}
 
     def epoch(combine: Callable[[dict[str, Any]], Any], after: Callable[..., Any] | None) -> None:
-        for batch in data.train.batches(1024, shuffle=True, generator=order):
+        for batch in data.train.batches(batch_size, shuffle=True, generator=order):
             out = model(batch.sparse, batch.dense)
             losses = {t: bce(out[t], batch.labels[t].float()) for t in tasks_all}
             loss = combine(losses)  # 2. the stage's objective
@@ -147,6 +161,8 @@ def run(args: tuple[str, str, int, int, int, int | None]) -> dict[str, Any]:
             nmt.next_stage()
     return {
         "row": row,
+        **({"lr": lr} if lr != 1e-3 else {}),
+        **({"batch_size": batch_size} if batch_size != 1024 else {}),
         "method": method,
         "seed": seed,
         "test": auc(data.test),
@@ -201,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--row", choices=OWN_LOOP_ROWS, default=OWN_LOOP_ROWS[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--patience", type=int, default=2, help="epochs (user's early stopping)")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
+    parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--max-epochs", type=int, default=15, help="epochs a stage at most")
     parser.add_argument("--fixed-epochs", type=int, default=None)
     parser.add_argument("--workers", type=int, default=2)
@@ -208,7 +226,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     methods = METHODS if args.fixed_epochs is None else METHODS[:3]
     jobs = [
-        (args.row, m, seed, args.patience, args.max_epochs, args.fixed_epochs)
+        Job(
+            args.row,
+            m,
+            seed,
+            args.patience,
+            args.max_epochs,
+            args.fixed_epochs,
+            args.lr,
+            args.batch_size,
+        )
         for seed in range(args.seeds)
         for m in methods
     ]

@@ -18,7 +18,7 @@ def small_logs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_each_method_records_its_stages_and_the_summary_pairs_them() -> None:
-    records = [own_loop.run((ROW, m, 0, 1, 3, None)) for m in own_loop.METHODS]
+    records = [own_loop.run(own_loop.Job(ROW, m, 0, 1, 3)) for m in own_loop.METHODS]
     by = {r["method"]: r for r in records}
     assert by["single"]["stages"] == [] and by["joint"]["stages"] == []
     for method in ("nmt", "nmt+selection"):
@@ -36,5 +36,6 @@ def test_each_method_records_its_stages_and_the_summary_pairs_them() -> None:
 
 
 def test_fixed_epochs_train_every_stage_that_long() -> None:
-    record = own_loop.run((ROW, "nmt", 0, 1, 3, 2))
+    record = own_loop.run(own_loop.Job(ROW, "nmt", 0, 1, 3, fixed=2, batch_size=512))
     assert [s["epochs"] for s in record["stages"]] == [2, 2, 2]
+    assert record["batch_size"] == 512 and "lr" not in record  # settings off the default kept
