@@ -4,7 +4,7 @@ Training losses hold a higher task's constraint, not its generalization: in a lo
 shared layers can keep the top task's *training* loss within its bound while its validation metric
 drifts down. Measured on Census-Income (income > marital, small MMoE, 5 seeds;
 ``benchmarks/bench_own_loop.py``): with the README's loop and a user's own early stopping on each
-stage's task, the lower stage cost income 0.0009 of test AUC and NMT ended 0.0008 below joint
+stage's task, the lower stage cost income 0.0008 of test AUC and NMT ended 0.0008 below joint
 training; with `StageSelection` it ended +0.0001 above it, marital −0.002 %.
 
 `StageSelection` is the trainer's selection in a form a loop can call: every evaluation of a stage
