@@ -40,27 +40,14 @@ from typing import Any, NamedTuple
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_robustness as robustness
 import common
 from robustness_design import ROWS, SMALL
 
 METHODS = ("single", "joint", "nmt", "nmt+selection")
 OWN_LOOP_ROWS = tuple(row for row, spec in ROWS.items() if spec["data"] != "search")
-"""The robustness benchmark's rows of binary tasks (its ranking row needs pairwise losses)."""
-SYNTHETIC_ROWS = 200_000
-"""Rows of the synthetic click logs (as the robustness benchmark's)."""
-_DATA: dict[str, Any] = {}
-
-
-def _data(row: str) -> Any:
-    if row not in _DATA:
-        spec = ROWS[row]
-        if spec["data"] == "census":
-            _DATA[row] = common.census(tasks=spec["tasks"])
-        else:
-            from nomoretuning.data import make_synthetic
-
-            _DATA[row] = make_synthetic(SYNTHETIC_ROWS, conflict=spec["conflict"], seed=0)
-    return _DATA[row]
+"""The robustness benchmark's rows of binary tasks (its ranking row needs pairwise losses);
+their data are built as that benchmark builds them (``bench_robustness._dataset``)."""
 
 
 class Job(NamedTuple):
@@ -87,7 +74,7 @@ def run(job: Job) -> dict[str, Any]:
 
     row, method, seed, patience, max_epochs, fixed, lr, batch_size = job
     torch.set_num_threads(1)
-    data = _data(row)
+    data = robustness._dataset(row)
     tasks_all = tuple(data.tasks)
     top = tasks_all[0]
     bce = torch.nn.functional.binary_cross_entropy_with_logits
@@ -122,7 +109,8 @@ def run(job: Job) -> dict[str, Any]:
         while epochs < max_epochs and stale < patience:
             epoch(combine, after)
             epochs += 1
-            score = float(np.mean([auc(data.valid)[t] for t in tasks]))
+            valid = auc(data.valid)
+            score = float(np.mean([valid[t] for t in tasks]))
             if score > best:
                 best, stale = score, 0
                 state = {k: v.detach().clone() for k, v in model.state_dict().items()}

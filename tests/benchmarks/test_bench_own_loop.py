@@ -7,14 +7,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import bench_own_loop as own_loop
+import bench_robustness as robustness
 
 ROW = "synthetic c0.5"
 
 
 @pytest.fixture(autouse=True)
 def small_logs(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(own_loop, "SYNTHETIC_ROWS", 8_000)
-    monkeypatch.setattr(own_loop, "_DATA", {})
+    """Small synthetic click logs, built by the robustness benchmark as the own loop's are."""
+    monkeypatch.setattr(robustness, "SYNTHETIC_ROWS", 8_000)
+    monkeypatch.setattr(robustness, "_DATA", {})
 
 
 def test_each_method_records_its_stages_and_the_summary_pairs_them() -> None:

@@ -11,17 +11,14 @@ import nomoretuning as nt
 from nomoretuning.core.stage_selection import evaluation_noise
 
 
-def _model(value: float) -> torch.nn.Linear:
-    model = torch.nn.Linear(1, 1, bias=False)
-    with torch.no_grad():
-        model.weight.fill_(value)
-    return model
-
-
 def _set(model: torch.nn.Linear, value: float) -> torch.nn.Linear:
     with torch.no_grad():
         model.weight.fill_(value)
     return model
+
+
+def _model(value: float) -> torch.nn.Linear:
+    return _set(torch.nn.Linear(1, 1, bias=False), value)
 
 
 def _finish_stage(nmt: nt.NMT, selection: nt.StageSelection, model: torch.nn.Module) -> None:
@@ -79,12 +76,18 @@ def test_a_joint_start_records_no_floor() -> None:
     assert nmt.stage_tasks == ("a",)
 
 
-def test_a_held_task_below_its_floor_makes_a_candidate_inadmissible() -> None:
+def _in_b_stage_with_a_floor_of_080() -> tuple[torch.nn.Linear, nt.StageSelection]:
+    """a's stage ended at a = 0.80 with guard 0: b's stage holds a at 0.80 exactly."""
     nmt = nt.NMT(["a", "b"], joint_start=False)
     model = _model(0.0)
     selection = nt.StageSelection(nmt, patience=3, guard=0.0)
     selection.offer(model, {"a": 0.80, "b": 0.10})
     _finish_stage(nmt, selection, model)
+    return model, selection
+
+
+def test_a_held_task_below_its_floor_makes_a_candidate_inadmissible() -> None:
+    model, selection = _in_b_stage_with_a_floor_of_080()
     assert selection.floors == {"a": 0.80}  # guard 0: the selected value itself
     assert selection.offer(_set(model, 1.0), {"a": 0.80, "b": 0.50})  # b's start
     assert not selection.offer(_set(model, 2.0), {"a": 0.79, "b": 0.99})  # a fell
@@ -94,11 +97,7 @@ def test_a_held_task_below_its_floor_makes_a_candidate_inadmissible() -> None:
 
 
 def test_among_inadmissible_candidates_the_smallest_shortfall_wins() -> None:
-    nmt = nt.NMT(["a", "b"], joint_start=False)
-    model = _model(0.0)
-    selection = nt.StageSelection(nmt, patience=3, guard=0.0)
-    selection.offer(model, {"a": 0.80, "b": 0.10})
-    _finish_stage(nmt, selection, model)
+    model, selection = _in_b_stage_with_a_floor_of_080()
     selection.offer(_set(model, 1.0), {"a": 0.70, "b": 0.90})
     assert selection.shortfall({"a": 0.70}) == pytest.approx(0.10)
     assert selection.offer(_set(model, 2.0), {"a": 0.75, "b": 0.20})  # closer to its floor
