@@ -76,6 +76,55 @@ def test_a_joint_start_records_no_floor() -> None:
     assert nmt.stage_tasks == ("a",)
 
 
+_NOISE_002 = 0.02 / (math.sqrt(2.0) * 0.6744897501960817)
+"""`evaluation_noise` of a history whose successive steps have median 0.02."""
+
+
+def test_the_top_stage_keeps_its_start_unless_its_gain_beats_its_noise() -> None:
+    history = [0.70, 0.72, 0.69, 0.71]  # |diff| 0.02, 0.03, 0.02: noise 0.02 / 0.954
+    assert evaluation_noise(history) == pytest.approx(_NOISE_002)
+    for margin, kept in ((1.0, True), (0.9, False), (None, False)):
+        nmt = nt.NMT(["a", "b"], joint_start=False)
+        model = _model(0.0)
+        selection = nt.StageSelection(nmt, patience=5, guard=0.0, start_margin=margin)
+        for step, value in enumerate(history):
+            selection.offer(_set(model, float(step)), {"a": value, "b": 0.0})
+        # the best (0.72) gains 0.02 over the start: within 1 noise s.d. (0.021), not 0.9
+        restored = selection.restore(model)
+        assert selection.kept_start is kept
+        assert restored == ({"a": 0.70, "b": 0.0} if kept else {"a": 0.72, "b": 0.0})
+        assert model.weight.item() == (0.0 if kept else 1.0)
+        assert selection.floors == {"a": restored["a"]}  # guard 0
+
+
+def test_a_gain_beyond_the_noise_leaves_the_start() -> None:
+    nmt = nt.NMT(["a", "b"], joint_start=False)
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=5)
+    for step, value in enumerate([0.70, 0.80, 0.78, 0.79]):  # noise 0.021, gain 0.10
+        selection.offer(_set(model, float(step)), {"a": value, "b": 0.0})
+    assert selection.restore(model) == {"a": 0.80, "b": 0.0}
+    assert not selection.kept_start
+    assert model.weight.item() == 1.0
+
+
+@pytest.mark.parametrize("stage", ["joint start", "held"])
+def test_only_the_top_stage_tests_its_start(stage: str) -> None:
+    """A joint start bounds nothing and a lower stage has the floors: neither keeps its start
+    over a small gain."""
+    nmt = nt.NMT(["a", "b"], joint_start=stage == "joint start")
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=5, guard=0.0)
+    if stage == "held":  # a's stage, ended at its start
+        selection.offer(model, {"a": 0.70, "b": 0.0})
+        _finish_stage(nmt, selection, model)
+    task = nmt.stage_tasks[-1]
+    for step, value in enumerate([0.70, 0.72, 0.69, 0.71]):  # a gain of 1 noise s.d.
+        selection.offer(_set(model, float(step)), {"a": 0.70, "b": 0.0, task: value})
+    assert selection.restore(model)[task] == 0.72
+    assert not selection.kept_start
+
+
 def _in_b_stage_with_a_floor_of_080() -> tuple[torch.nn.Linear, nt.StageSelection]:
     """a's stage ended at a = 0.80 with guard 0: b's stage holds a at 0.80 exactly."""
     nmt = nt.NMT(["a", "b"], joint_start=False)
@@ -132,6 +181,20 @@ def test_state_dict_round_trip_continues_the_same_selection() -> None:
     assert resumed.floors == selection.floors
 
 
+def test_state_dict_round_trip_keeps_a_tested_start() -> None:
+    nmt = nt.NMT(["a", "b"], joint_start=False)
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=5)
+    for step, value in enumerate([0.70, 0.72, 0.69]):
+        selection.offer(_set(model, float(step)), {"a": value, "b": 0.0})
+    resumed = nt.StageSelection(nmt, patience=5)
+    resumed.load_state_dict(selection.state_dict())
+    for s in (selection, resumed):
+        s.offer(_set(model, 3.0), {"a": 0.71, "b": 0.0})
+        assert s.restore(model) == {"a": 0.70, "b": 0.0}
+        assert s.kept_start and model.weight.item() == 0.0
+
+
 def test_an_own_loop_keeps_the_top_task_through_a_lower_stage_that_hurts_it() -> None:
     """A toy own loop where b's stage can only raise b's metric by lowering a's: the selection
     ends it where a's floor holds."""
@@ -163,6 +226,8 @@ def test_an_own_loop_keeps_the_top_task_through_a_lower_stage_that_hurts_it() ->
         ({"patience": True}, "patience must be a positive integer"),
         ({"guard": -1.0}, "guard must be a number >= 0"),
         ({"guard": "1"}, "guard must be a number >= 0"),
+        ({"start_margin": -0.5}, "start_margin must be a number >= 0 or None"),
+        ({"start_margin": "1"}, "start_margin must be a number >= 0 or None"),
     ],
 )
 def test_bad_settings_are_refused(kwargs: dict[str, object], message: str) -> None:
