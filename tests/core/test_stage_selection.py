@@ -235,6 +235,11 @@ def test_bad_settings_are_refused(kwargs: dict[str, object], message: str) -> No
         nt.StageSelection(nt.NMT(["a", "b"]), **kwargs)  # type: ignore[arg-type]
 
 
+def test_an_nmt_that_ends_its_own_stages_is_refused() -> None:
+    with pytest.raises(ValueError, match="build NMT without switch="):
+        nt.StageSelection(nt.NMT(["a", "b"], switch=nt.Plateau()))
+
+
 def test_misuse_gets_an_actionable_error() -> None:
     nmt = nt.NMT(["a", "b"], joint_start=False)
     model = _model(0.0)

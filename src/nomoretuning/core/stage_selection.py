@@ -124,6 +124,11 @@ class StageSelection:
             raise ValueError(
                 f"StageSelection: start_margin must be a number >= 0 or None, got {start_margin!r}"
             )
+        if nmt.switch is not None:
+            raise ValueError(
+                "StageSelection ends the stages itself (restore, then nmt.next_stage()); build "
+                "NMT without switch="
+            )
         self.nmt = nmt
         self.patience = patience
         self.guard = float(guard)
