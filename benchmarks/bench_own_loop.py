@@ -12,7 +12,7 @@ restored. Methods, paired by seed:
   early stopping knows nothing of the higher tasks);
 - ``nmt+selection``: the same loop with ``nt.StageSelection`` as its early stopping (each stage's
   start is a candidate; a held task's validation AUC must stay within one noise s.d. of its value
-  when its stage ended; the top stage leaves the joint start only for a gain above one noise s.d.).
+  when its stage ended; a stage leaves its start only for a gain above one noise s.d.).
 
 ``--fixed-epochs N`` replaces early stopping by N epochs a stage (the README's "fixed number of
 steps", for ``single``, ``joint`` and ``nmt``). Prints each method's mean test AUC, NMT's stage

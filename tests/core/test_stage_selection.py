@@ -108,28 +108,37 @@ def test_a_gain_beyond_the_noise_leaves_the_start() -> None:
     assert model.weight.item() == 1.0
 
 
-@pytest.mark.parametrize("stage", ["joint start", "held"])
-def test_only_the_top_stage_tests_its_start(stage: str) -> None:
-    """A joint start bounds nothing and a lower stage has the floors: neither keeps its start
-    over a small gain."""
-    nmt = nt.NMT(["a", "b"], joint_start=stage == "joint start")
-    model = _model(0.0)
-    selection = nt.StageSelection(nmt, patience=5, guard=0.0)
-    if stage == "held":  # a's stage, ended at its start
-        selection.offer(model, {"a": 0.70, "b": 0.0})
-        _finish_stage(nmt, selection, model)
-    task = nmt.stage_tasks[-1]
-    for step, value in enumerate([0.70, 0.72, 0.69, 0.71]):  # a gain of 1 noise s.d.
-        selection.offer(_set(model, float(step)), {"a": 0.70, "b": 0.0, task: value})
-    assert selection.restore(model)[task] == 0.72
-    assert not selection.kept_start
-
-
-def _in_b_stage_with_a_floor_of_080() -> tuple[torch.nn.Linear, nt.StageSelection]:
-    """a's stage ended at a = 0.80 with guard 0: b's stage holds a at 0.80 exactly."""
+def test_a_lower_stage_keeps_its_start_unless_its_gain_beats_its_noise() -> None:
     nmt = nt.NMT(["a", "b"], joint_start=False)
     model = _model(0.0)
-    selection = nt.StageSelection(nmt, patience=3, guard=0.0)
+    selection = nt.StageSelection(nmt, patience=5, guard=0.0)
+    selection.offer(model, {"a": 0.70, "b": 0.0})  # a's stage, ended at its start
+    _finish_stage(nmt, selection, model)
+    for step, value in enumerate([0.70, 0.72, 0.69, 0.71]):  # b gains 1 noise s.d.
+        selection.offer(_set(model, float(step)), {"a": 0.70, "b": value})
+    assert selection.restore(model) == {"a": 0.70, "b": 0.70}
+    assert selection.kept_start and model.weight.item() == 0.0
+
+
+def test_a_joint_start_does_not_test_its_start() -> None:
+    """A joint start starts from the untrained model: its best is kept, however small its gain."""
+    nmt = nt.NMT(["a", "b"])
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=5)
+    for step, value in enumerate([0.70, 0.72, 0.69, 0.71]):
+        selection.offer(_set(model, float(step)), {"a": value, "b": value})
+    assert selection.restore(model) == {"a": 0.72, "b": 0.72}
+    assert not selection.kept_start and model.weight.item() == 1.0
+
+
+def _in_b_stage_with_a_floor_of_080(
+    start_margin: float | None = None,
+) -> tuple[torch.nn.Linear, nt.StageSelection]:
+    """a's stage ended at a = 0.80 with guard 0: b's stage holds a at 0.80 exactly (no start
+    margin unless given: these tests are of the floors)."""
+    nmt = nt.NMT(["a", "b"], joint_start=False)
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=3, guard=0.0, start_margin=start_margin)
     selection.offer(model, {"a": 0.80, "b": 0.10})
     _finish_stage(nmt, selection, model)
     return model, selection
@@ -153,6 +162,15 @@ def test_among_inadmissible_candidates_the_smallest_shortfall_wins() -> None:
     assert not selection.offer(_set(model, 3.0), {"a": 0.72, "b": 0.99})
     assert selection.offer(_set(model, 4.0), {"a": 0.80, "b": 0.15})  # admissible beats all
     assert selection.restore(model)["b"] == 0.15
+
+
+def test_an_inadmissible_start_is_not_kept_over_an_admissible_best() -> None:
+    model, selection = _in_b_stage_with_a_floor_of_080(start_margin=1.0)
+    selection.offer(_set(model, 1.0), {"a": 0.70, "b": 0.50})  # b's start, below a's floor
+    selection.offer(_set(model, 2.0), {"a": 0.80, "b": 0.49})  # admissible, a lower b
+    selection.offer(_set(model, 3.0), {"a": 0.80, "b": 0.48})
+    assert selection.restore(model) == {"a": 0.80, "b": 0.49}
+    assert not selection.kept_start and model.weight.item() == 2.0
 
 
 def test_a_level_of_several_tasks_scores_their_mean() -> None:

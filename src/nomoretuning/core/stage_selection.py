@@ -13,12 +13,13 @@ given); a candidate is admissible while every held task's validation metric stay
 ``guard`` standard deviations of its evaluation-to-evaluation noise (`evaluation_noise`, over the
 candidates of that task's own stage) of its value when its stage ended; the best admissible
 candidate by the stage tasks' mean metric is kept, and the stage is done after ``patience``
-evaluations without a better one. The top level's stage keeps its start (after a joint start, the
-joint model) unless its best candidate beats it by more than ``start_margin`` standard deviations
-of the stage's evaluation noise: the trainer's start test for a loop that sees one figure per
-task. Measured with the same benchmark (25 runs, five settings): without that margin three top
-stages left the joint start on a noise-sized validation gain and lost 0.0008-0.0011 of test AUC;
-with it those three kept it, and the two that still left it gained 0.0005 and lost 0.0001.
+evaluations without a better one. Each stage keeps its start (for the top level's, after a joint
+start, the joint model) unless its best candidate beats it by more than ``start_margin`` standard
+deviations of the stage's evaluation noise: the trainer's start test for a loop that sees one
+figure per task. Measured with the same benchmark (25 runs, five settings): without that margin
+three top stages left the joint start on a noise-sized validation gain and lost 0.0008-0.0011 of
+test AUC, and one lower stage a noise-sized pick that cost the top task 0.0020; with it those
+four kept their start, and the two top stages that still left it gained 0.0005 and lost 0.0001.
 """
 
 from __future__ import annotations
@@ -67,9 +68,10 @@ class StageSelection:
         patience: evaluations without a better admissible candidate after which `done` is True.
         guard: how many standard deviations of its evaluation-to-evaluation noise a held task's
             metric may fall below its value when its stage ended (the trainer's ``metric_guard``).
-        start_margin: how many standard deviations of the stage's evaluation noise the top
-            level's stage must gain over its start to leave it (the trainer's ``start_test``, in
-            the units a loop has); None: the best candidate, however small its gain.
+        start_margin: how many standard deviations of the stage's evaluation noise a stage must
+            gain over its start to leave it (the trainer's ``start_test``, in the units a loop
+            has; not a joint start's, whose start is untrained); None: the best candidate,
+            however small its gain.
 
     The metric is any per-task validation figure where higher is better (AUC, NDCG; for a loss
     pass its negative). In the loop::
@@ -146,7 +148,7 @@ class StageSelection:
         self._records = False
         self._best: tuple[tuple[int, float], dict[str, float], dict[str, Any]] | None = None
         self._best_index = 0
-        self._start_state: dict[str, Any] | None = None  # a tested stage's start
+        self._start_state: dict[str, Any] | None = None  # a tested stage's admissible start
         self._stale = 0
 
     @property
@@ -191,7 +193,7 @@ class StageSelection:
         if self._best is None or rank > self._best[0]:
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             self._best, self._best_index = (rank, values, state), len(self.history) - 1
-            if self._best_index == 0 and self._tests_start:
+            if self._best_index == 0 and self._tests_start and shortfall <= 0:
                 self._start_state = state
             self._stale = 0
             return True
@@ -224,13 +226,14 @@ class StageSelection:
 
     @property
     def _tests_start(self) -> bool:
-        """Whether the running stage's start is tested: the top level's stage (it records a
-        bound and holds no task), as the trainer's ``start_test`` tests it."""
-        return self.start_margin is not None and self._records and not self.nmt.constrained_tasks
+        """Whether the running stage's start is tested: every stage after a joint start (whose
+        start is the untrained model)."""
+        return self.start_margin is not None and self._records
 
     def _keeps_start(self) -> bool:
-        """A tested stage keeps its start unless its best candidate's score beats the start's
-        by more than ``start_margin`` standard deviations of the stage's evaluation noise."""
+        """A tested stage keeps its (admissible) start unless its best candidate's score beats
+        the start's by more than ``start_margin`` standard deviations of the stage's evaluation
+        noise."""
         if self._start_state is None or self._best_index == 0 or self.start_margin is None:
             return False
         scores = [float(np.mean([h[t] for t in self._tasks])) for h in self.history]
