@@ -146,8 +146,8 @@ class StageSelection:
         self._stage: int | None = None
         self._tasks: tuple[str, ...] = ()
         self._records = False
-        self._best: tuple[tuple[int, float], dict[str, float], dict[str, Any]] | None = None
-        self._best_index = 0
+        self._best: tuple[tuple[int, float], dict[str, Any]] | None = None  # rank, parameters
+        self._best_index = 0  # its metrics: history[_best_index]
         self._start_state: dict[str, Any] | None = None  # a tested stage's admissible start
         self._stale = 0
 
@@ -192,7 +192,7 @@ class StageSelection:
         rank = (1, score) if shortfall <= 0 else (0, -shortfall)
         if self._best is None or rank > self._best[0]:
             state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            self._best, self._best_index = (rank, values, state), len(self.history) - 1
+            self._best, self._best_index = (rank, state), len(self.history) - 1
             if self._best_index == 0 and self._tests_start and shortfall <= 0:
                 self._start_state = state
             self._stale = 0
@@ -210,11 +210,12 @@ class StageSelection:
         """
         if self._best is None:
             raise RuntimeError("StageSelection: restore before any offer; offer a candidate first")
-        _, values, state = self._best
         self.kept_start = self._keeps_start()
         if self.kept_start:
             assert self._start_state is not None
             values, state = self.history[0], self._start_state
+        else:
+            values, state = self.history[self._best_index], self._best[1]
         model.load_state_dict(state)
         if self._records:
             for task in self._tasks:
