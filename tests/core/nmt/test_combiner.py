@@ -167,6 +167,33 @@ def test_state_dict_round_trip_mid_stage_continues_identically() -> None:
         assert torch.equal(p, q)
 
 
+def test_a_combiner_with_parameters_trains_in_every_stage_with_one_optimizer() -> None:
+    """UncertaintyWeighting inside NMT: each stage has its own log-variances, and one optimizer
+    over model.parameters() and nmt.parameters(), built once, trains and resumes them all."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 1).double()
+    nmt = nt.NMT(["top", "low"], combiner=lambda terms: nt.UncertaintyWeighting(terms))
+    nmt.double()
+    opt = torch.optim.Adam([*model.parameters(), *nmt.parameters()], lr=0.05)
+    _run(nmt, model, opt, 10, seed=1)
+    nmt.next_stage()  # the joint start ends (it records no bound)
+    _run(nmt, model, opt, 10, seed=2)
+    nmt.next_stage(bound=0.5)
+    stage_3 = nmt.inner
+    assert isinstance(stage_3, nt.UncertaintyWeighting) and stage_3 is nmt.stage_combiners[2]
+    before = stage_3.log_vars.detach().clone()
+    _run(nmt, model, opt, 5, seed=3)
+    assert not torch.equal(stage_3.log_vars, before)  # in the optimizer from the start
+    saved = _roundtrip_bytes({"nmt": nmt.state_dict(), "opt": opt.state_dict()})
+    saved = torch.load(saved, weights_only=True)  # type: ignore[arg-type]
+    fresh = nt.NMT(["top", "low"], combiner=lambda terms: nt.UncertaintyWeighting(terms))
+    fresh.double()
+    fresh_opt = torch.optim.Adam([*model.parameters(), *fresh.parameters()], lr=0.05)
+    fresh.load_state_dict(saved["nmt"])
+    fresh_opt.load_state_dict(saved["opt"])  # the same parameters, in the same shapes
+    assert fresh.stage == 3 and torch.equal(fresh.inner.log_vars, stage_3.log_vars)
+
+
 def _roundtrip_bytes(obj: object) -> object:
     import io
 

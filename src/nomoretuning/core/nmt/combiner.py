@@ -29,6 +29,7 @@ from nomoretuning.core.base import Closure, LossCombiner, check_losses
 from nomoretuning.core.nmt import constraint
 from nomoretuning.core.nmt.dual import DualRule, build_rule, describe_rule
 from nomoretuning.core.nmt.levels import (
+    Stage,
     parse_level_weights,
     parse_priorities,
     parse_tolerances,
@@ -36,7 +37,7 @@ from nomoretuning.core.nmt.levels import (
     slack_share,
     stage_schedule,
 )
-from nomoretuning.core.nmt.state import NMTSettings, NMTState
+from nomoretuning.core.nmt.state import NMTSettings, NMTState, upgrade_inner_keys
 from nomoretuning.core.switching import StageSwitch
 from nomoretuning.core.weighting import EqualWeights
 from nomoretuning.errors import ConfigError
@@ -95,7 +96,8 @@ class NMT(LossCombiner):
     ``step(losses)`` updates the multipliers from the training losses it is given (the per-step
     regime of a user's own loop); ``step(losses, update_dual=False)`` leaves them alone, and
     ``update_multipliers(losses)`` takes one dual step from losses measured elsewhere, e.g. on
-    held-out data (what the trainer does by default).
+    held-out data (what the trainer does with ``constraints="valid"``; by default it takes the
+    per-step dual steps from the training losses, as a user's own loop does).
 
     Example:
         >>> import torch
@@ -166,7 +168,9 @@ class NMT(LossCombiner):
         self.target = checks.fraction(target, "NMT: target", allow_zero=False, allow_one=True)
         # Everything that changes while training; all of it goes into state_dict().
         self._state = NMTState(history=max(bound_window, switch.history_needed if switch else 1))
-        self.inner: LossCombiner = self._build_inner()
+        # Every stage's combiner, built now: one optimizer over nmt.parameters() holds them all.
+        self.stage_combiners = torch.nn.ModuleList(self._build_inner(s) for s in self.schedule)
+        self._register_load_state_dict_pre_hook(upgrade_inner_keys, with_module=True)
         self._start_stage()
 
     # ----------------------------------------------------------------------------- properties
@@ -195,6 +199,13 @@ class NMT(LossCombiner):
     def _joint_stage(self) -> bool:
         """Whether the running stage is the joint start."""
         return self.joint_start and self._state.stage_index == 0 and len(self.levels) > 1
+
+    @property
+    def inner(self) -> LossCombiner:
+        """The running stage's combiner of its terms (``combiner``'s, one per stage)."""
+        inner = self.stage_combiners[self._state.stage_index]
+        assert isinstance(inner, LossCombiner)
+        return inner
 
     @property
     def stage_tasks(self) -> tuple[str, ...]:
@@ -292,9 +303,10 @@ class NMT(LossCombiner):
     def forward(
         self, losses: Mapping[str, Tensor], prior: Mapping[str, float] | None = None
     ) -> Tensor:
-        """The running stage's re-scaled Lagrangian (any extra task losses are ignored).
+        """The running stage's re-scaled Lagrangian.
 
-        ``losses`` must hold every task named in the priorities.
+        ``losses`` must hold every task named in the priorities, and no other (a loss of an
+        unknown task is refused, so that a misspelt name is not silently left out).
         """
         if prior is not None:
             raise ConfigError("NMT does not take a prior: it is the outer method")
@@ -413,7 +425,6 @@ class NMT(LossCombiner):
             return
         state.stage_index += 1
         self._start_stage()
-        self.inner = self._build_inner()
 
     # ------------------------------------------------------------------------------ state
     def get_extra_state(self) -> dict[str, Any]:
@@ -425,8 +436,6 @@ class NMT(LossCombiner):
     def set_extra_state(self, state: Any) -> None:
         self._settings().check(state)
         self._state = NMTState.from_dict(state, history=self._state.history)
-        # Rebuild the stage combiner so that its own tensors (loaded next by torch) fit.
-        self.inner = self._build_inner()
 
     def extra_repr(self) -> str:
         levels = [list(level) if len(level) > 1 else level[0] for level in self.levels]
@@ -476,8 +485,8 @@ class NMT(LossCombiner):
         duals = {t: self.rule.start(self.initial_multiplier) for t in self.constrained_tasks}
         self._state.new_stage(self.stage_tasks, duals)
 
-    def _build_inner(self) -> LossCombiner:
-        terms = tuple(self.stage_tasks) + self.constrained_tasks
+    def _build_inner(self, stage: Stage) -> LossCombiner:
+        terms = tuple(stage.tasks) + stage.constrained
         inner = self._combiner_factory(terms)
         if not isinstance(inner, LossCombiner):
             raise ConfigError(

@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch import nn
+
 from nomoretuning.core.nmt.dual import MultiplierState
 from nomoretuning.errors import ConfigError
 
-__all__ = ["NMTSettings", "NMTState"]
+__all__ = ["NMTSettings", "NMTState", "upgrade_inner_keys"]
 
 
 @dataclass(frozen=True)
@@ -139,3 +141,40 @@ class NMTState:
             },
             objective_history=deque((float(x) for x in data["objective_history"]), maxlen=history),
         )
+
+
+def upgrade_inner_keys(module: nn.Module, state_dict: dict[str, Any], prefix: str, *_: Any) -> None:
+    """A load-state pre-hook of NMT: reads a state saved when NMT held one combiner, the running
+    stage's (keys ``inner.*``, version 0.1), into that stage's entry of ``stage_combiners``;
+    the other stages' combiners keep their own state.
+
+    Example:
+        >>> import nomoretuning as nt
+        >>> nmt = nt.NMT(["a", "b"], combiner=lambda terms: nt.FAMO(terms))
+        >>> nmt.next_stage()
+        >>> saved = {  # as 0.1 saved it: the running stage's combiner under "inner."
+        ...     k.replace("stage_combiners.1.", "inner."): v
+        ...     for k, v in nmt.state_dict().items()
+        ...     if not k.startswith("stage_combiners.") or k.startswith("stage_combiners.1.")
+        ... }
+        >>> "inner.logits" in saved
+        True
+        >>> fresh = nt.NMT(["a", "b"], combiner=lambda terms: nt.FAMO(terms))
+        >>> fresh.load_state_dict(saved)
+        <All keys matched successfully>
+        >>> fresh.stage
+        2
+    """
+    old = prefix + "inner."
+    keys = [key for key in state_dict if key.startswith(old)]
+    combiners = getattr(module, "stage_combiners", None)
+    if not keys or not isinstance(combiners, nn.ModuleList):
+        return
+    extra = state_dict.get(prefix + "_extra_state")
+    stage = int(extra["stage_index"]) if isinstance(extra, Mapping) else 0
+    for key in keys:
+        state_dict[f"{prefix}stage_combiners.{stage}.{key[len(old) :]}"] = state_dict.pop(key)
+    for index, combiner in enumerate(combiners):
+        if index != stage:
+            for name, value in combiner.state_dict().items():
+                state_dict.setdefault(f"{prefix}stage_combiners.{index}.{name}", value)
