@@ -258,6 +258,20 @@ def test_an_nmt_that_ends_its_own_stages_is_refused() -> None:
         nt.StageSelection(nt.NMT(["a", "b"], switch=nt.Plateau()))
 
 
+def test_a_combiner_without_stages_is_refused() -> None:
+    with pytest.raises(ValueError, match="got EqualWeights, which trains in one stage"):
+        nt.StageSelection(nt.EqualWeights(["a", "b"]))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_metric_that_is_not_finite_is_refused_before_it_is_recorded(bad: float) -> None:
+    selection = nt.StageSelection(nt.NMT(["a", "b"], joint_start=False))
+    with pytest.raises(ValueError, match=f"the metric of task 'a' is {bad}"):
+        selection.offer(_model(0.0), {"a": bad, "b": 0.5})
+    assert selection.history == []  # the next finite candidate is the stage's first
+    assert selection.offer(_model(0.0), {"a": 0.6, "b": 0.5})
+
+
 def test_misuse_gets_an_actionable_error() -> None:
     nmt = nt.NMT(["a", "b"], joint_start=False)
     model = _model(0.0)

@@ -44,6 +44,30 @@ def test_feasible_candidates_beat_infeasible_ones() -> None:
     assert (selection.best.step, selection.best.feasible) == (12, True)
 
 
+def test_a_task_without_a_defined_metric_is_left_out_of_the_score() -> None:
+    def score(income: float, marital: float, tasks: tuple[str, ...]) -> float:
+        metrics = {
+            "income": {"auc": income, "loss": 0.25},
+            "marital": {"auc": marital, "loss": 0.5},
+        }
+        return Candidate.evaluate(1, metrics, tasks, "auc", {}).score
+
+    assert score(0.9, math.nan, ("income", "marital")) == pytest.approx(0.9)
+    assert score(0.9, 0.7, ("income", "marital")) == pytest.approx(0.8)
+    # no stage task has one (one class on validation): minus the mean validation loss
+    assert score(math.nan, math.nan, ("income", "marital")) == pytest.approx(-0.375)
+    # so a later, better candidate still beats the first
+    first = _select([_candidate(0, math.nan, 0.0)]).best
+    assert first is not None and first.score == -math.inf  # no loss given either
+    selection = _select(
+        [
+            Candidate.evaluate(0, {"m": {"auc": math.nan, "loss": 0.6}}, ("m",), "auc", {}),
+            Candidate.evaluate(5, {"m": {"auc": math.nan, "loss": 0.4}}, ("m",), "auc", {}),
+        ]
+    )
+    assert selection.best is not None and selection.best.step == 5
+
+
 def test_without_a_feasible_candidate_the_smallest_excess_wins() -> None:
     selection = _select([_candidate(1, 0.99, 0.20), _candidate(2, 0.60, 0.10)])
     assert selection.best is not None

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from nomoretuning.core.base import StagedCombiner
+from nomoretuning.core.base import StagedCombiner, is_staged
 
 __all__ = ["StageSelection", "evaluation_noise"]
 
@@ -126,6 +126,11 @@ class StageSelection:
             raise ValueError(
                 f"StageSelection: start_margin must be a number >= 0 or None, got {start_margin!r}"
             )
+        if not is_staged(nmt):
+            raise ValueError(
+                f"StageSelection selects within NMT's stages; got {type(nmt).__name__}, which "
+                "trains in one stage: keep its best validation model with your own early stopping"
+            )
         if nmt.switch is not None:
             raise ValueError(
                 "StageSelection ends the stages itself (restore, then nmt.next_stage()); build "
@@ -168,7 +173,7 @@ class StageSelection:
         of the running stage; returns whether it is the best so far (its parameters are copied).
 
         Raises:
-            ValueError: a task of the stage, or a held one, has no metric.
+            ValueError: a task of the stage, or a held one, has no metric, or a NaN or infinite one.
             RuntimeError: the stage changed without `restore`, or training has finished.
         """
         nmt = self.nmt
@@ -186,6 +191,12 @@ class StageSelection:
         if missing:
             raise ValueError(f"StageSelection: metrics lack the tasks {missing}; give every task's")
         values = {t: float(metrics[t]) for t in metrics}
+        bad = [t for t in needed if not np.isfinite(values[t])]
+        if bad:
+            raise ValueError(
+                f"StageSelection: the metric of task {bad[0]!r} is {values[bad[0]]}; a candidate "
+                "needs a finite figure per task (an AUC on a split with one class is undefined)"
+            )
         self.history.append(values)
         shortfall = self.shortfall(values)
         score = float(np.mean([values[t] for t in nmt.stage_tasks]))

@@ -50,7 +50,7 @@ class Candidate:
 
     Attributes:
         step: the stage step it was taken at (0: the stage's starting point).
-        score: the stage tasks' mean selection metric (higher is better).
+        score: the stage tasks' mean selection metric (higher is better; see `evaluate`).
         worst_excess: the largest relative excess of a constraint (<= 0 when all are met; 0
             without constraints).
         feasible: whether it counts as feasible under the selection rule.
@@ -79,8 +79,19 @@ class Candidate:
         excess: Mapping[str, float],
         rule: SelectionRule = "feasible_first",
     ) -> Candidate:
-        """The candidate of ``metrics``, with ``excess`` the relative excess of each constraint."""
-        score = float(np.mean([metrics[t][metric] for t in stage_tasks]))
+        """The candidate of ``metrics``, with ``excess`` the relative excess of each constraint.
+
+        A task whose metric is undefined on the validation split (NaN: an AUC where the split
+        holds one class, kept with ``allow_single_class``) is left out of the score; where no
+        stage task has one, the score is minus their mean validation loss.
+        """
+        values = [float(metrics[t][metric]) for t in stage_tasks]
+        defined = [v for v in values if np.isfinite(v)]
+        if defined:
+            score = float(np.mean(defined))
+        else:
+            losses = [float(metrics[t].get("loss", np.nan)) for t in stage_tasks]
+            score = -float(np.mean(losses)) if np.all(np.isfinite(losses)) else -np.inf
         worst = max(excess.values(), default=0.0)
         feasible = worst <= 0 or rule == "objective"
         return cls(step, score, worst, feasible, metrics)
