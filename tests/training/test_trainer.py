@@ -15,6 +15,7 @@ from trainer_helpers import toy_config, toy_model
 import nomoretuning as nt
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
+from nomoretuning.models import build_model
 from nomoretuning.training.records import FitResult, StageRecord
 from nomoretuning.training.trainer import Trainer, TrainerConfig, TrainingError
 
@@ -364,6 +365,15 @@ def test_bad_trainer_setup(dataset: PreparedDataset) -> None:
         Trainer(toy_model(dataset), NMT(["like", "finish"], switch=nt.StepBudget(3)), dataset)
     with pytest.raises(TrainingError, match="resume needs a run directory"):
         Trainer(toy_model(dataset), nt.EqualWeights(["like"]), dataset).fit(resume=True)
+    with pytest.raises(ConfigError, match="resume must be True, 'last' or 'previous', got 'best'"):
+        Trainer(toy_model(dataset), nt.EqualWeights(["like"]), dataset).fit(resume="best")  # type: ignore[arg-type]
+    one_output = build_model("shared_bottom", dataset.features, ["like"], bottom_dims=(4,))
+    with pytest.raises(ConfigError, match=r"task 'finish' is not an output of the model"):
+        Trainer(one_output, NMT(["like", "finish"]), dataset)
+    advanced = nt.NMT(["like", "finish"])
+    advanced.next_stage()
+    with pytest.raises(ConfigError, match="is at stage 2 of 3; a new run starts at stage 1"):
+        Trainer(toy_model(dataset), advanced, dataset, toy_config()).fit()
     if not torch.cuda.is_available():
         config = TrainerConfig(device="cuda")
         with pytest.raises(ConfigError, match="CUDA is not available"):

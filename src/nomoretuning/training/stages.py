@@ -37,6 +37,27 @@ class StagePlan:
                 "the trainer ends stages by early stopping; build NMT without switch="
             )
 
+    def check_fresh(self) -> None:
+        """Refuses a staged combiner that has left its first stage: a new run starts at stage 1
+        (a run continues from its checkpoint with ``fit(resume=True)``).
+
+        Example:
+            >>> import nomoretuning as nt
+            >>> nmt = nt.NMT(["a", "b"])
+            >>> nmt.next_stage()
+            >>> StagePlan(nmt).check_fresh()
+            Traceback (most recent call last):
+            ...
+            nomoretuning.errors.ConfigError: the NMT given to the trainer is at stage 2 of 3...
+        """
+        staged = self.staged
+        if staged is not None and (staged.stage != 1 or staged.finished):
+            where = "finished" if staged.finished else f"at stage {staged.stage}"
+            raise ConfigError(
+                f"the NMT given to the trainer is {where} of {staged.num_stages}; a new run "
+                "starts at stage 1: pass a new NMT (or fit(resume=True) to continue a run)"
+            )
+
     @property
     def num_stages(self) -> int:
         return self.staged.num_stages if self.staged is not None else 1

@@ -50,6 +50,7 @@ from nomoretuning.training.devices import resolve_device
 from nomoretuning.training.errors import TrainingError
 from nomoretuning.training.evaluation import compare_parameters, evaluate_split
 from nomoretuning.training.held_out import ConstantModel, HeldOutLosses
+from nomoretuning.training.inputs import check_tasks
 from nomoretuning.training.logs import RunLogs, prepare_run_directory, progress_bar
 from nomoretuning.training.objectives import Objective, objective_for
 from nomoretuning.training.optimizer import stage_optimizer
@@ -111,13 +112,7 @@ class Trainer:
         self.model = model
         self.combiner = combiner
         self.dataset = dataset
-        missing = [t for t in combiner.tasks if t not in dataset.tasks]
-        if missing:
-            raise ConfigError(
-                f"task {missing[0]!r} is not in dataset {dataset.name!r} (tasks: "
-                f"{list(dataset.tasks)})"
-            )
-        self.tasks = tuple(combiner.tasks)
+        self.tasks = check_tasks(model, combiner, dataset.tasks, dataset.name)
         self.objective: Objective = objective or objective_for(dataset, self.tasks)
         self.plan = StagePlan(combiner)
         self.world_size = parallel.world_size()
@@ -166,6 +161,10 @@ class Trainer:
         written; ``resume="previous"`` from the checkpoint before it (``previous.pt``).
         """
         which = "last" if resume is True else (resume or None)
+        if which not in (None, "last", "previous"):
+            raise ConfigError(f"resume must be True, 'last' or 'previous', got {resume!r}")
+        if which is None:
+            self.plan.check_fresh()
         self._open_run_dir(which)
         start = time.perf_counter()
         if which is not None:
