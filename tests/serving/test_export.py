@@ -174,8 +174,13 @@ def test_torchscript_round_trip_keeps_task_order_and_model_state(tmp_path: Path)
     files = {"nomoretuning.json": ""}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.load(str(path), _extra_files=files)
+        plain = torch.jit.load(str(path), _extra_files=files)
     assert json.loads(files["nomoretuning.json"])["tasks"] == order
+    # a plain TorchScript server builds no autograd graph: its outputs convert to numpy
+    outputs = plain(*(torch.as_tensor(x) for x in _batch(model.features, 2, seed=4)))
+    assert not any(out.requires_grad for out in outputs)
+    assert outputs[0].numpy().shape == (2,)
+    assert all(p.requires_grad for p in model.parameters())  # the model still trains
     sparse, dense = _batch(model.features, 3, seed=5)
     assert list(exported(sparse, dense)) == order
     assert parity(model, order, path, "torchscript", sparse, dense) < 1e-6

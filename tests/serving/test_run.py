@@ -104,6 +104,18 @@ def test_a_table_run_predicts_evaluates_with_gauc_and_reads_parquet(
     )
 
 
+def test_scores_keep_the_input_index_so_a_filtered_frame_lines_up(
+    table_run: tuple[Path, Path],
+) -> None:
+    run = load_run(table_run[0])
+    frame = pd.read_csv(table_run[1])
+    whole = run.predict(frame)
+    part = frame[frame["price"] > 0.5].copy()
+    part["p_click"] = run.predict(part, keep=["row_id"])["click"]
+    assert part["p_click"].notna().all()
+    np.testing.assert_allclose(part["p_click"], whole["click"][part.index], atol=1e-6)
+
+
 def test_unseen_ids_score_as_the_oov_bucket(table_run: tuple[Path, Path]) -> None:
     run = load_run(table_run[0])
     frame = pd.DataFrame(

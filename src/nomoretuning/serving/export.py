@@ -326,10 +326,19 @@ def _write_torchscript(serving: ServingModule, inputs: tuple[Tensor, ...], path:
     # ``shared_representation``/``gate_weights`` raise RuntimeError before a first forward, so
     # run one eagerly first (the cached tensors are dropped by export_model afterwards).
     serving(*inputs)
-    traced = torch.jit.trace(serving, inputs)
     widths = {"sparse": serving.num_sparse, "dense": serving.num_dense}
     meta = {
         "tasks": list(serving.tasks),
         "inputs": [[name, widths[name]] for name in serving.input_names],
     }
-    torch.jit.save(traced, str(path), _extra_files={TORCHSCRIPT_META: json.dumps(meta)})
+    # Saved without requires_grad, so a server's forward builds no autograd graph and its
+    # outputs convert with .numpy(); the model's own flags are restored afterwards.
+    trained = [p for p in serving.parameters() if p.requires_grad]
+    try:
+        for parameter in trained:
+            parameter.requires_grad_(False)
+        traced = torch.jit.trace(serving, inputs)
+        torch.jit.save(traced, str(path), _extra_files={TORCHSCRIPT_META: json.dumps(meta)})
+    finally:
+        for parameter in trained:
+            parameter.requires_grad_(True)

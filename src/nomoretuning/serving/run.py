@@ -136,13 +136,17 @@ class TrainedRun:
         self, data: pd.DataFrame, *, keep: Sequence[str] = (), batch_size: int = 8192
     ) -> pd.DataFrame:
         """Scores a table with the run's named columns (features, and the group column if any):
-        one row per input row, in order, with the ``keep`` columns first.
+        one row per input row, in order and under the input's index (so that
+        ``frame["p"] = run.predict(frame)["task"]`` lines up on a filtered frame too), with the
+        ``keep`` columns first.
 
         Raises:
             DataError: a missing column (named) or a bad value.
         """
         rows = self.preprocessing.encode(data, "data", keep=keep)
-        return self._frame(rows, batch_size)
+        scores = self._frame(rows, batch_size)
+        scores.index = data.index
+        return scores
 
     def predict_file(
         self,
