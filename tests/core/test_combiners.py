@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,11 +43,19 @@ def test_fixed_weights_are_a_weighted_sum() -> None:
         ({"a": 0.0, "b": 0.0}, "at least one weight must be > 0"),
         ({}, "at least one task"),
         ([0.5, 0.5], "dict task -> weight"),
+        ({"a": "0.5"}, "weight of task 'a' must be a number, got '0.5'"),
+        ({"a": True}, "weight of task 'a' must be a number"),
     ],
 )
 def test_fixed_weights_bad_input(weights: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         nt.FixedWeights(weights)  # type: ignore[arg-type]
+
+
+def test_fixed_weights_read_numpy_and_one_element_tensor_weights_as_numbers() -> None:
+    fw = nt.FixedWeights({"a": np.float32(0.25), "b": torch.tensor(0.75)})
+    assert fw.weights == {"a": 0.25, "b": 0.75}
+    assert float(fw({"a": _t(1.0), "b": _t(2.0)})) == pytest.approx(1.75)
 
 
 def test_uncertainty_weighting_value_and_gradients() -> None:
@@ -204,3 +213,9 @@ def test_emtl_bad_usage() -> None:
         emtl({"a": (x * 2).sum(), "b": x.sum()})
     with pytest.raises(ValueError, match="gave no tensor"):
         nt.EMTL(["a", "b"], shared=list)({"a": (x * 2).sum(), "b": x.sum()})
+    with pytest.raises(ValueError, match=r"shared must be a callable .* got None"):
+        nt.EMTL(["a", "b"], shared=None)  # type: ignore[arg-type]
+    # a shared tensor of an earlier forward: no loss of this one reaches it
+    stale = (x * 3).detach().requires_grad_()
+    with pytest.raises(ValueError, match="loss of task 'a' does not depend on any shared"):
+        nt.EMTL(["a", "b"], shared=stale)({"a": (x * 2).sum(), "b": x.sum()})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from models_helpers import FEATURES, SMALL, TASKS, batch, small_model
@@ -13,6 +14,7 @@ from nomoretuning.errors import ConfigError
 from nomoretuning.models import (
     MODEL_NAMES,
     FeatureConfig,
+    SparseField,
     build_model,
     model_arguments,
 )
@@ -50,6 +52,30 @@ def test_bad_tasks(name: str, tasks: Any, match: str) -> None:
 def test_bad_features(name: str) -> None:
     with _raises("features must be a nomoretuning.models.FeatureConfig, got dict"):
         build_model(name, {"sparse": ()}, TASKS)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: SparseField("user", 2.5), "'user': vocab_size must be an integer, got 2.5"),
+        (lambda: SparseField("user", True), "vocab_size must be an integer, got True"),
+        (lambda: SparseField("", 3), "name must be a non-empty string, got ''"),
+        (lambda: FeatureConfig((), "age"), "dense must be a sequence, got the single 'age'"),
+        (lambda: FeatureConfig(SparseField("u", 3)), "sparse must be a sequence"),
+        (lambda: FeatureConfig(("u",)), "sparse holds SparseField, got 'u'"),
+        (lambda: FeatureConfig((), ("age", 3)), "dense column names are strings, got 3"),
+    ],
+)
+def test_bad_feature_descriptions(build: Any, match: str) -> None:
+    with _raises(match) as error:
+        build()
+    _one_line(error)
+
+
+def test_feature_descriptions_take_lists_and_numpy_sizes() -> None:
+    features = FeatureConfig([SparseField("u", np.int64(3))], ["age"])
+    assert features.sparse == (SparseField("u", 3),) and features.dense == ("age",)
+    assert type(features.sparse[0].vocab_size) is int
 
 
 COMMON_BAD = [

@@ -209,6 +209,10 @@ def test_ndcg_bad_gain_and_negative_relevance() -> None:
         ndcg_at_k([-1, 0], [0.1, 0.2], None)
     with pytest.raises(ValueError, match="no_relevant"):
         ndcg_at_k([1, 0], [0.1, 0.2], None, no_relevant="nan")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="relevance 2000 overflows the exponential gain"):
+        ndcg_at_k([2000, 0], [0.1, 0.2], None)
+    assert ndcg_at_k([2000, 0], [0.1, 0.2], None, gain="linear") == pytest.approx(1 / math.log2(3))
+    assert math.isfinite(ndcg_at_k([512, 511, 0], [0.1, 0.2, 0.3], None))  # the largest taken
 
 
 # --------------------------------------------------------------------------- pairwise accuracy

@@ -70,6 +70,11 @@ class EMTL(LossCombiner):
             raise ValueError(f"EMTL: eps must be > 0, got {eps!r}")
         self.alpha = float(alpha)
         self.eps = float(eps)
+        if not (callable(shared) or isinstance(shared, Tensor | list | tuple)):
+            raise ValueError(
+                "EMTL: shared must be a callable returning the shared tensors (e.g. lambda: "
+                f"model.shared_representation), a tensor or a list of them, got {shared!r}"
+            )
         self._shared = shared
         self.last_contributions: dict[str, float] = {}
         self.last_grad_norms: dict[str, float] = {}
@@ -106,7 +111,13 @@ class EMTL(LossCombiner):
                 raise ValueError(f"EMTL: loss of task {task!r} does not require grad")
             grads = torch.autograd.grad(losses[task], shared, retain_graph=True, allow_unused=True)
             sq = [g.pow(2).sum() for g in grads if g is not None]
-            norm = torch.sqrt(torch.stack(sq).sum()) if sq else losses[task].new_zeros(())
+            if not sq:
+                raise ValueError(
+                    f"EMTL: the loss of task {task!r} does not depend on any shared tensor; pass "
+                    "the shared representation of this forward (shared=lambda: "
+                    "model.shared_representation) or the shared parameters"
+                )
+            norm = torch.sqrt(torch.stack(sq).sum())
             self.last_grad_norms[task] = float(norm)
             ratios[task] = losses[task] / (norm.detach() + self.eps)
         mean = sum(p[t] * ratios[t] for t in active)

@@ -8,6 +8,7 @@ learning rate's business.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -53,12 +54,19 @@ class FixedWeights(LossCombiner):
         if not isinstance(weights, Mapping):
             raise ValueError(f"FixedWeights needs a dict task -> weight, got {type(weights)}")
         super().__init__(checks.task_names(weights.keys(), "FixedWeights"))
+        self.weights: dict[str, float] = {}
         for task, w in weights.items():
-            if not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+            if isinstance(w, Tensor) and w.numel() == 1:
+                w = w.item()  # a one-element tensor reads as its number
+            if not isinstance(w, numbers.Real) or isinstance(w, bool):
+                raise ValueError(
+                    f"FixedWeights: weight of task {task!r} must be a number, got {w!r}"
+                )
+            if not math.isfinite(w) or w < 0:
                 raise ValueError(f"FixedWeights: weight of task {task!r} must be >= 0, got {w!r}")
-        if sum(weights.values()) <= 0:
+            self.weights[task] = float(w)
+        if sum(self.weights.values()) <= 0:
             raise ValueError("FixedWeights: at least one weight must be > 0")
-        self.weights: dict[str, float] = {t: float(w) for t, w in weights.items()}
 
     def forward(
         self, losses: Mapping[str, Tensor], prior: Mapping[str, float] | None = None

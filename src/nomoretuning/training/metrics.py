@@ -341,6 +341,11 @@ def ndcg_difference(
     return float(differences.mean()), spread / math.sqrt(differences.size)
 
 
+_MAX_EXPONENTIAL_RELEVANCE = 512
+"""The largest relevance the exponential gain takes: 2**512 leaves a group of up to 2**511
+items' DCG finite in float64."""
+
+
 def _ndcg_per_group(
     where: str,
     relevance: ArrayLike,
@@ -358,6 +363,11 @@ def _ndcg_per_group(
     if k is not None and (isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1):
         raise ValueError(f"{where}: k must be a positive integer or None, got {k!r}")
     if gain == "exponential":
+        if y.max() > _MAX_EXPONENTIAL_RELEVANCE:
+            raise ValueError(
+                f"{where}: relevance {float(y.max()):g} overflows the exponential gain 2**rel - 1 "
+                f"(at most {_MAX_EXPONENTIAL_RELEVANCE}); use gain='linear' for labels this large"
+            )
         g = np.exp2(y) - 1.0
     elif gain == "linear":
         g = y
