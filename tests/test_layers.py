@@ -1,6 +1,6 @@
 """The layering of ``docs/architecture.md``: imports go one way only, and nothing is circular.
 
-Layers, lowest first: errors/checks < core < models < data < training < serving < cli. Every
+Layers, lowest first: errors/checks/files < core < models < data < training < serving < cli. Every
 import of every module under ``src/nomoretuning`` counts (at module level, inside functions, or
 under ``TYPE_CHECKING``): a module may import its own layer or a lower one, never a higher one,
 and no set of modules may import each other in a cycle.
@@ -18,6 +18,7 @@ PACKAGE = "nomoretuning"
 LAYERS = {
     "errors": 0,
     "checks": 0,
+    "files": 0,
     "core": 1,
     "models": 2,
     "data": 3,

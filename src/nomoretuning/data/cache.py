@@ -15,12 +15,12 @@ import contextlib
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from nomoretuning.errors import DataError
+from nomoretuning.files import temporary_beside
 
 __all__ = [
     "CACHE_ENV",
@@ -101,9 +101,7 @@ def download(
             actual hash); the temporary file is removed and `dest` is left untouched.
     """
     target = Path(dest)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = temporary_beside(target, suffix=".part")
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:

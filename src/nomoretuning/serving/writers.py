@@ -16,12 +16,12 @@ Example:
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 from nomoretuning.errors import DataError
+from nomoretuning.files import temporary_beside
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -66,12 +66,8 @@ class TableWriter:
         self._tmp: Path | None = None
 
     def __enter__(self) -> TableWriter:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp"
-        )
+        fd, self._tmp = temporary_beside(self.path)
         os.close(fd)
-        self._tmp = Path(tmp)
         return self
 
     def write(self, frame: pd.DataFrame) -> None:

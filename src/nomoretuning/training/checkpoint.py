@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 
+from nomoretuning.files import temporary_beside
 from nomoretuning.training.errors import TrainingError
 
 __all__ = [
@@ -36,8 +36,7 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
         3
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
@@ -60,8 +59,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Writes text to ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temporary_beside(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -125,8 +123,7 @@ class CheckpointFiles:
     def save(self, state: Mapping[str, Any]) -> None:
         record = {"format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint, **state}
         last, previous = self.path("last"), self.path("previous")
-        self.directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".last.pt.", suffix=".tmp")
+        fd, tmp = temporary_beside(last)
         try:
             with os.fdopen(fd, "wb") as handle:
                 torch.save(record, handle)

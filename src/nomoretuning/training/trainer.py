@@ -21,7 +21,6 @@ every ``checkpoint_every`` steps (`nomoretuning.training.checkpoint`). Logs:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +32,7 @@ from torch import Tensor, nn
 from nomoretuning.core.base import LossCombiner
 from nomoretuning.data.batching import Batch, PreparedDataset
 from nomoretuning.errors import ConfigError
+from nomoretuning.files import json_text
 from nomoretuning.training import distributed as parallel
 from nomoretuning.training.checkpoint import (
     CheckpointFiles,
@@ -202,7 +202,7 @@ class Trainer:
                 {"model": self.model.state_dict(), "tasks": list(self.tasks)},
                 self.run_dir / "best.pt",
             )
-            atomic_write_text(self.run_dir / "metrics.json", json.dumps(result.to_dict(), indent=2))
+            atomic_write_text(self.run_dir / "metrics.json", json_text(result.to_dict()))
         parallel.barrier()  # metrics.json exists on rank 0 before any rank returns
         return result
 
