@@ -31,3 +31,21 @@ def test_only_the_main_process_writes(tmp_path: Path, monkeypatch: pytest.Monkey
     outputs.write_json_on_main(tmp_path / "results.json", [])
     outputs.write_text_on_main(tmp_path / "results.md", "")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_removes_only_what_an_earlier_output_wrote(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run = out / "mmoe" / "nmt" / "seed0"
+    (run / "plots").mkdir(parents=True)
+    (run / "tensorboard").mkdir()
+    ours = ["results.json", "results.md", "mmoe/nmt/seed0/metrics.json", "mmoe/nmt/seed0/last.pt"]
+    ours += ["mmoe/nmt/seed0/config.yaml", "mmoe/nmt/seed0/plots/training.png"]
+    ours += ["mmoe/nmt/seed0/tensorboard/events.out.tfevents.1.host"]
+    theirs = ["train.parquet", "notes/thesis.txt", "mmoe/nmt/seed0/scores.csv"]
+    for name in [*ours, *theirs]:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("x")
+    outputs.prepare_output(out, overwrite=True)
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert left == sorted(theirs)
+    assert not (run / "plots").exists() and not (run / "tensorboard").exists()

@@ -298,3 +298,61 @@ def test_bad_data_and_outputs_get_one_line_and_keep_results(
         ["predict", run, "--data", str(bad), "--out", str(out), "--overwrite"], capsys
     )
     assert code == 2 and out.read_text() == "precious\n"  # a failed scoring keeps the old file
+
+
+def test_outputs_that_would_replace_the_input_or_the_run_are_refused(
+    census_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = str(census_run)
+    data = tmp_path / "held_out.csv"
+    data.write_text(_raw_lines(np.arange(40)))
+    before = data.read_bytes()
+    for command in (["evaluate"], ["predict"]):
+        out = data if command == ["predict"] else data.with_suffix(".json")
+        if command == ["evaluate"]:  # the JSON beside it is fine; the input itself is not
+            target = tmp_path / "same.json"
+            target.write_text("{}")
+            _fails(
+                ["evaluate", run, "--data", str(target), "--out", str(target), "--overwrite"],
+                capsys,
+                "is the input file",
+            )
+            assert target.read_text() == "{}"
+        else:
+            _fails([*command, run, "--data", str(data), "--out", str(out)], capsys, "input")
+    assert data.read_bytes() == before
+    _fails(
+        ["evaluate", run, "--data", str(data), "--out", str(tmp_path / "m.txt")],
+        capsys,
+        "name a .json file",
+    )
+    best = (census_run / "best.pt").read_bytes()
+    _fails(
+        ["export", run, "--format", "torchscript", "--out", f"{run}/best.pt", "--overwrite"],
+        capsys,
+        "is a file of the run",
+    )
+    _fails(
+        ["evaluate", run, "--data", str(data), "--out", f"{run}/metrics.json", "--overwrite"],
+        capsys,
+        "is a file of the run",
+    )
+    assert (census_run / "best.pt").read_bytes() == best
+
+
+def test_evaluate_writes_an_undefined_metric_as_null(
+    census_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = _raw_lines(np.arange(200)).splitlines()
+    below = [line for line in lines if line.rstrip().endswith("- 50000.")][:20]
+    data = tmp_path / "one_class.csv"  # every row's income below 50,000: AUC is undefined
+    data.write_text("\n".join(below) + "\n")
+    out = tmp_path / "metrics.json"
+    code, _, err = run_cli(
+        ["evaluate", str(census_run), "--data", str(data), "--out", str(out)], capsys
+    )
+    assert code == 0, err
+    text = out.read_text()
+    assert "NaN" not in text
+    written = json.loads(text)
+    assert written["income"]["auc"] is None and written["income"]["logloss"] > 0

@@ -22,6 +22,7 @@ from cli_helpers import (
     write_config,
 )
 
+from nomoretuning.cli import main as cli
 from nomoretuning.cli.config import validate_config
 from nomoretuning.cli.protocols.train import run_training
 from nomoretuning.training import metrics
@@ -211,6 +212,61 @@ def test_a_corrupt_checkpoint_on_resume_is_one_line_and_the_previous_one_finishe
     assert finished[0] == finished[1]
     for log in ("history.csv", "evaluations.csv"):
         assert (run / log).read_text() == (reference / log).read_text()
+
+
+@needs_census
+def test_a_bad_config_with_overwrite_costs_no_earlier_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, census_config())
+    run = tmp_path / "run"
+    assert run_cli(["train", str(config), "--output", str(run)], capsys)[0] == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for override in ("model.name=mmoee", f"data.path={tmp_path / 'nope.csv'}"):
+        code, _, err = run_cli(
+            ["train", str(config), "--output", str(run), "--overwrite", "--set", override],
+            capsys,
+        )
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    # a folder of other things: --overwrite writes the run beside them, deleting none
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("important")
+    assert run_cli(["train", str(config), "--output", str(mine), "--overwrite"], capsys)[0] == 0
+    assert (mine / "thesis.txt").read_text() == "important" and (mine / "metrics.json").exists()
+
+
+@needs_census
+def test_resume_refuses_other_settings_and_a_damaged_metrics_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, census_config())
+    run = tmp_path / "run"
+    assert run_cli(["train", str(config), "--output", str(run)], capsys)[0] == 0
+    for override, key in (("trainer.lr=0.05", "trainer.lr=0.001"), ("seed=1", "seed=0")):
+        code, _, err = run_cli(
+            ["train", str(config), "--output", str(run), "--resume", "--set", override], capsys
+        )
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"was started with {key}" in err and "config.yaml" in err
+    # where it writes and whether it shows progress may change
+    args = [
+        "train",
+        str(config),
+        "--output",
+        str(run),
+        "--resume",
+        "--set",
+        "trainer.progress=true",
+    ]
+    assert run_cli(args, capsys)[0] == 0
+    (run / "metrics.json").write_text("[1, 2]")
+    code, _, err = run_cli(["train", str(config), "--output", str(run), "--resume"], capsys)
+    assert code == 2 and f"{run / 'metrics.json'} is not the metrics of a finished run" in err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", str(config), "--output", str(run), "--resume", "--overwrite"])
+    assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
 def test_train_runs_the_packaged_demo_config_whose_options_serve_several_models(

@@ -13,20 +13,23 @@ Example:
 
 from __future__ import annotations
 
-import json
-import shutil
+import os
 from collections.abc import Callable
 from pathlib import Path
 
 from nomoretuning.errors import ConfigError
+from nomoretuning.files import json_text
+from nomoretuning.serving.run_files import MODEL_FILE, PREPROCESSING_FILE
 from nomoretuning.training import distributed as parallel
 from nomoretuning.training.checkpoint import atomic_write_text
+from nomoretuning.training.logs import RUN_FILES
 from nomoretuning.training.trainer import Resume
 
 __all__ = [
     "Progress",
     "is_main_process",
     "prepare_output",
+    "remove_earlier_output",
     "say",
     "write_json_on_main",
     "write_text_on_main",
@@ -65,8 +68,52 @@ def _prepare_output(path: Path, overwrite: bool, resume: Resume) -> None:
             f"pass --overwrite, or --resume to finish it"
         )
     if path.exists() and overwrite and not resume:
-        shutil.rmtree(path)
+        remove_earlier_output(path)
     path.mkdir(parents=True, exist_ok=True)
+
+
+OUTPUT_FILES = frozenset(
+    {
+        *RUN_FILES,
+        MODEL_FILE,
+        PREPROCESSING_FILE,
+        "config.yaml",
+        "results.json",
+        "results.md",
+        "grid.json",
+        "grid.md",
+        "training.png",
+        "validation.png",
+        "tradeoff.png",
+    }
+)
+"""The files a command writes into its output (and into the run directories under it)."""
+
+
+def remove_earlier_output(path: Path) -> list[Path]:
+    """What ``--overwrite`` removes: the `OUTPUT_FILES` and TensorBoard event files under
+    ``path``, and the folders that leaves empty; nothing else (a data file, a note, a folder of
+    something else all stay). Returns the removed files.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> (out / "seed0" / "plots").mkdir(parents=True)
+        >>> for name in ("seed0/metrics.json", "seed0/plots/training.png", "notes.txt"):
+        ...     _ = (out / name).write_text("")
+        >>> [p.name for p in remove_earlier_output(out)], sorted(p.name for p in out.iterdir())
+        (['training.png', 'metrics.json'], ['notes.txt'])
+    """
+    removed: list[Path] = []
+    for folder, _, files in os.walk(path, topdown=False):
+        here = Path(folder)
+        for name in sorted(files):
+            if name in OUTPUT_FILES or name.startswith("events.out.tfevents."):
+                (here / name).unlink()
+                removed.append(here / name)
+        if here != path and not any(here.iterdir()):
+            here.rmdir()
+    return removed
 
 
 def write_text_on_main(path: Path, text: str) -> None:
@@ -76,5 +123,6 @@ def write_text_on_main(path: Path, text: str) -> None:
 
 
 def write_json_on_main(path: Path, value: object) -> None:
-    """Writes ``value`` as indented JSON, in the main process only."""
-    write_text_on_main(path, json.dumps(value, indent=2))
+    """Writes ``value`` as indented JSON (an undefined metric as null), in the main process
+    only."""
+    write_text_on_main(path, json_text(value))

@@ -3,19 +3,26 @@ a serving artifact (`nomoretuning.serving`)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from nomoretuning.cli.outputs import OUTPUT_FILES
 from nomoretuning.errors import DataError
+from nomoretuning.files import json_text
 from nomoretuning.serving.run import Checkpoint, Progress, load_run
 from nomoretuning.serving.run_files import PREPROCESSING_FILE
 from nomoretuning.training.checkpoint import atomic_write_text
 from nomoretuning.training.records import Metrics
 
-__all__ = ["evaluate_command", "export_command", "format_metrics", "predict_command"]
+__all__ = [
+    "check_out",
+    "evaluate_command",
+    "export_command",
+    "format_metrics",
+    "predict_command",
+]
 
 
 @contextmanager
@@ -57,6 +64,7 @@ def predict_command(
     progress: bool = True,
 ) -> int:
     """Scores ``data`` with the run's model into ``out``; prints where and how many rows."""
+    check_out(out, run_dir, data)
     run = load_run(run_dir, checkpoint)
     with _bar(f"scoring {data.name}", progress) as bar:
         rows = run.predict_file(
@@ -103,18 +111,36 @@ def evaluate_command(
     overwrite: bool = False,
     progress: bool = True,
 ) -> Metrics:
-    """The run's metrics on a labelled file, printed as a table (and written as JSON to ``out``)."""
-    if out is not None and out.exists() and not overwrite:
-        raise DataError(f"{out} already exists; pick another --out or pass --overwrite")
+    """The run's metrics on a labelled file, printed as a table (and written as JSON to ``out``,
+    an undefined metric as null)."""
+    if out is not None:
+        if out.suffix.lower() != ".json":
+            raise DataError(f"--out {out}: the metrics are written as JSON; name a .json file")
+        check_out(out, run_dir, data)
+        if out.exists() and not overwrite:
+            raise DataError(f"{out} already exists; pick another --out or pass --overwrite")
     run = load_run(run_dir, checkpoint)
     with _bar(f"evaluating {data.name}", progress) as bar:
         metrics = run.evaluate(data, chunk_rows=chunk_rows, batch_size=batch_size, progress=bar)
     print(f"{data} with {run_dir} ({checkpoint}):")
     print(format_metrics(metrics))
     if out is not None:
-        atomic_write_text(out, json.dumps(metrics, indent=2))
+        atomic_write_text(out, json_text(metrics))
         print(f"metrics: {out}")
     return metrics
+
+
+def check_out(out: Path, run_dir: Path, data: Path | None = None) -> None:
+    """Refuses an ``--out`` that would replace the input ``data`` or a file of the run.
+
+    Raises:
+        DataError: naming the clash.
+    """
+    target = out.resolve()
+    if data is not None and target == data.resolve():
+        raise DataError(f"--out {out} is the input file; write elsewhere")
+    if target.parent == run_dir.resolve() and out.name in OUTPUT_FILES:
+        raise DataError(f"--out {out} is a file of the run {run_dir}; write elsewhere")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -135,6 +161,7 @@ def export_command(
     beside = out.with_name(f"{out.stem}.{PREPROCESSING_FILE}")
     source = run_dir / PREPROCESSING_FILE
     for target in (out, beside):
+        check_out(target, run_dir)
         if target.exists() and not overwrite:
             same = target == beside and source.is_file() and _same_file(source, beside)
             if not same:

@@ -9,10 +9,12 @@ for scoring ``model.json`` and ``preprocessing.json``).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, cast
 
 import torch
+import yaml
 
 from nomoretuning.cli import outputs
 from nomoretuning.cli.builders import (
@@ -75,9 +77,9 @@ def run_training(
     metrics_file = run_dir / "metrics.json"
 
     def finished() -> dict[str, Any] | None:
-        if resume and metrics_file.exists():
-            return cast(dict[str, Any], json.loads(metrics_file.read_text(encoding="utf-8")))
-        return None
+        if resume:
+            check_resumed_config(config, run_dir)
+        return read_metrics(metrics_file) if resume and metrics_file.exists() else None
 
     # Under torchrun rank 0 reads the output directory and tells the other ranks.
     result = parallel.run_on_main(finished, ConfigError)
@@ -97,12 +99,15 @@ def run_training(
             objective=build_objective(dataset, tasks),
             overwrite=config.overwrite or (resume and not can_resume),
             # What scoring needs besides the weights: the model's spec and the preprocessing.
-            run_files=scoring_files(dataset, tasks, config.model.name, config.model.options),
+            # and the settings, from the start, so that a resume can be checked against them.
+            run_files={
+                **scoring_files(dataset, tasks, config.model.name, config.model.options),
+                "config.yaml": dump_config(config),
+            },
         )
         if outputs.is_main_process():
             run_dir.mkdir(parents=True, exist_ok=True)
         result = trainer.fit(resume=resume if can_resume else False).to_dict()
-        outputs.write_text_on_main(run_dir / "config.yaml", dump_config(config))
     return RunRecord(
         model=config.model.name,
         method=config.method.label,
@@ -115,6 +120,74 @@ def run_training(
         stages=result.get("stages", []),
         run_dir=str(run_dir),
     )
+
+
+IGNORED_ON_RESUME = ("output", "overwrite", "compare", "grid", "trainer.progress")
+"""Config keys a resumed run may change: where it writes and how it reports, not what it does."""
+
+
+def check_resumed_config(config: RunConfig, run_dir: Path) -> None:
+    """Refuses to resume ``run_dir`` with other settings than it started with (its
+    ``config.yaml``): a run continued at another learning rate, or with another model or data,
+    is neither run. Keys that only one of the two configs has (other versions) are skipped.
+
+    Raises:
+        ConfigError: the first setting that differs, both values named.
+    """
+    saved_file = run_dir / "config.yaml"
+    if not saved_file.exists():
+        return
+    try:
+        saved = yaml.safe_load(saved_file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            f"{saved_file}: unreadable ({error}); resume needs the run's config"
+        ) from None
+    now = _flat(config.model_dump(mode="json"))
+    for key, value in _flat(saved if isinstance(saved, dict) else {}).items():
+        ignored = any(key == k or key.startswith(k + ".") for k in IGNORED_ON_RESUME)
+        if not ignored and key in now and now[key] != value:
+            raise ConfigError(
+                f"--resume: {run_dir} was started with {key}={value!r}, this config has "
+                f"{key}={now[key]!r}; resume with the run's settings ({saved_file}) or start "
+                "a new run"
+            )
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys (lists stay whole)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def read_metrics(path: Path) -> dict[str, Any]:
+    """A finished run's ``metrics.json``.
+
+    Raises:
+        ConfigError: the file is not one (unreadable JSON, or not a run's metrics), named.
+    """
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(
+            f"{path}: unreadable ({error}); remove it to train the run again"
+        ) from None
+    needed = ("test", "valid", "wall_time_s", "epochs", "steps")
+    if not isinstance(metrics, dict) or any(key not in metrics for key in needed):
+        raise ConfigError(
+            f"{path} is not the metrics of a finished run; remove it to train the run again"
+        )
+    # an undefined metric is written as null (standard JSON): NaN again
+    for split in (metrics, *metrics.get("stages", [])):
+        for part in ("test", "valid"):
+            for values in (split.get(part) or {}).values():
+                values.update({k: math.nan for k, v in values.items() if v is None})
+    return cast(dict[str, Any], metrics)
 
 
 def _single_task_runs(
@@ -151,7 +224,7 @@ def _stage_lines(run_dir: Path, record: RunRecord) -> list[str]:
     stage or one whose ``metrics.json`` predates ``selection_metric``."""
     if not record.stages or len(record.stages) < 2:
         return []
-    written = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    written = read_metrics(run_dir / "metrics.json")
     metric = written.get("selection_metric")
     if metric is None:
         return []
@@ -160,10 +233,15 @@ def _stage_lines(run_dir: Path, record: RunRecord) -> list[str]:
 
 
 def train_command(config: RunConfig, output: Path, *, resume: Resume) -> None:
-    """``nomoretuning train``: one run in ``output``, its test metrics printed, its plots drawn."""
+    """``nomoretuning train``: one run in ``output``, its test metrics printed, its plots drawn.
+    The data, the model and the method are built before ``output`` is touched, so a bad config
+    never costs an earlier output (``--overwrite``)."""
     config.model.options = shared_model_options(config)
+    dataset = build_dataset(config.data, config.seed)
+    tasks = selected_tasks(config, dataset)
+    build_combiner(config.method, tasks, build_model(config.model, dataset, tasks))
     outputs.prepare_output(output, config.overwrite, resume)
-    record = run_training(config, output, resume=resume)
+    record = run_training(config, output, dataset, resume=resume)
     if not outputs.is_main_process():
         return
     for task, values in record.test.items():
