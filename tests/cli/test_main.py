@@ -91,6 +91,8 @@ def test_bad_configs_exit_2_with_one_line(
         ("compare", _set("compare.weights", {"pay": 0}), "must be > 0"),
         ("compare", _set("compare.models", ["mmoe"]), "compare.models: not used by protocol"),
         ("compare", _set("compare.methods", ["pcgrad"]), "compare.methods: unknown method"),
+        ("compare", _set("compare.seeds", [0, 0]), "compare.seeds: 0 is listed twice"),
+        ("compare", _set("compare.methods", ["nmt", "nmt"]), "'nmt' is listed twice"),
         ("train", _set("data.options.max_pairs_per_group", 0), "max_pairs_per_group"),
         ("train", _set("data.options.ndcg_k", 0), "ndcg_k must be a positive integer"),
         ("grid", _set("data.tasks", ["pay"]), "grid: needs 2 or 3 tasks"),
@@ -130,6 +132,18 @@ def test_bad_files_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[s
     _assert_one_line_exit_2(code, err, "expected key=value")
     code, _, err = run_cli(["plot", str(tmp_path)], capsys)
     _assert_one_line_exit_2(code, err, "no history.csv")
+    # an output under a file: the operating system's error, in one line
+    code, _, err = run_cli(["train", str(config), "--output", str(config / "run")], capsys)
+    _assert_one_line_exit_2(code, err, "Not a directory")
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"nomoretuning {version('nomoretuning')}"
 
 
 def test_python_dash_m_entry_point() -> None:

@@ -204,6 +204,14 @@ class CompareSection(_Section):
             raise ValueError("needs at least one seed")
         return seeds
 
+    @field_validator("models", "methods", "seeds")
+    @classmethod
+    def _each_once(cls, values: list[Any]) -> list[Any]:
+        twice = [v for i, v in enumerate(values) if v in values[:i]]
+        if twice:  # two runs would share one run directory
+            raise ValueError(f"{twice[0]!r} is listed twice in {values}")
+        return values
+
     @field_validator("methods")
     @classmethod
     def _known_methods(cls, methods: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Prioritized multi-task learning: train, compare, grid-search, plot, and "
         "score, evaluate or export a trained run.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -43,8 +44,13 @@ def _parser() -> argparse.ArgumentParser:
             help="override a config key, e.g. trainer.lr=0.01",
         )
         p.add_argument("--output", type=Path, help="run directory (default: the config's output)")
-        p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-        p.add_argument(
+        either = p.add_mutually_exclusive_group()
+        either.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="replace an existing output (only the files an earlier output wrote)",
+        )
+        either.add_argument(
             "--resume",
             nargs="?",
             const="last",
@@ -107,8 +113,6 @@ def _output(args: argparse.Namespace, configured: str | None, default: str) -> P
 
 def _set_cache(args: argparse.Namespace) -> None:
     if getattr(args, "cache_dir", None) is not None:
-        import os
-
         os.environ["NOMORETUNING_CACHE"] = str(args.cache_dir)
 
 
@@ -221,8 +225,6 @@ def _demo(args: argparse.Namespace) -> int:
 def _process_group() -> Iterator[None]:
     """Under torchrun (``WORLD_SIZE`` > 1): joins the process group for the command, and silences
     the standard output of every rank but 0. A single process: nothing."""
-    import os
-
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         yield
         return
@@ -260,14 +262,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nomoretuning: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("nomoretuning: interrupted; continue with --resume", file=sys.stderr)
+        resumable = args.command in ("train", "compare", "grid")
+        print(
+            "nomoretuning: interrupted" + ("; continue with --resume" if resumable else ""),
+            file=sys.stderr,
+        )
         return 130
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as error:
+    except BrokenPipeError:  # the reader of the output went away (`| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as error:  # a path that cannot be read or written, named by the error
         print(f"nomoretuning: error: {error}", file=sys.stderr)
         return 2
-    except json.JSONDecodeError as error:
-        print(f"nomoretuning: error: unreadable results file: {error}", file=sys.stderr)
-        return 2
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nomoretuning")
+    except PackageNotFoundError:  # pragma: no cover - a checkout not installed
+        return "unknown"
 
 
 if __name__ == "__main__":  # pragma: no cover
