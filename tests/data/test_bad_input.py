@@ -140,7 +140,7 @@ def test_a_split_that_leaves_a_task_with_one_class(tmp_path: Path) -> None:
         lambda: load_table(path, **COLUMNS),  # type: ignore[arg-type]
         path,
         "buy",
-        r"is all 0 in the (train|valid|test) split .*pass allow_single_class=True",
+        r"is all 0 in the (train|valid|test) split .*pass allow_single_class=True \(data.options",
     )
     with pytest.warns(UserWarning, match="'buy' is all 0") as caught:
         load_table(path, allow_single_class=True, **COLUMNS)  # type: ignore[arg-type]

@@ -137,7 +137,8 @@ def test_lookup_in_the_cache_directory(
     ds = load_census_income(tasks=["marital"], cache=tmp_path / "nested")
     assert "nested" in ds.description
     with pytest.raises(
-        DataError, match=r"no census-income\.test\.gz found; pass path=, set NOMORETUNING_CACHE"
+        DataError,
+        match=r"no census-income\.test\.gz found; pass path= \(data\.path\), set NOMORETUNING",
     ):
         load_census_income(cache=tmp_path / "empty")
 

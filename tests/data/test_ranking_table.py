@@ -103,3 +103,12 @@ def test_bad_tables_get_one_line(tmp_path: Path) -> None:
     fails(table, "gains['pay']", gains={"pay": "quadratic"})
     with pytest.raises(DataError, match="no file given for valid, test"):
         load_ranking_table(train=tmp_path / "ok.csv", **options)  # type: ignore[arg-type]
+    nothing = table.assign(pay=0.0)  # no purchase anywhere: nothing to rank by pay
+    fails(nothing, "task 'pay' has no query with two different labels in the train split")
+    one_amount = table.assign(amount=np.where(table["amount"] > 0, 5.0, 0.0))
+    fails(
+        one_amount,
+        "task 'amount' has no query with two different positive labels",
+        labels=["pay", "amount"],
+        pair_masks={"amount": "positive"},
+    )

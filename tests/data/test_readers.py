@@ -47,7 +47,7 @@ def test_format_detection() -> None:
     assert detect_format("x.tsv.gz") == ("csv", "\t")
     assert detect_format("x.txt") == ("csv", "\t")
     assert detect_format("x.pq") == ("parquet", None)
-    with pytest.raises(DataError, match=r"x\.xlsx: unreadable format .*use \.csv"):
+    with pytest.raises(DataError, match=r"x\.xlsx: unreadable format .*name the file \.csv"):
         detect_format("x.xlsx")
 
 

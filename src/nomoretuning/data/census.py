@@ -218,8 +218,9 @@ def load_census_income(
             found = download_census_income(cache)
         if found is None:
             raise DataError(
-                f"{_cache_dir(cache)}: no {CENSUS_INCOME_FILE} found; pass path=, set "
-                "NOMORETUNING_CACHE to the folder holding it, or pass download=True"
+                f"{_cache_dir(cache)}: no {CENSUS_INCOME_FILE} found; pass path= (data.path), "
+                "set NOMORETUNING_CACHE to the folder holding it, or pass download=True "
+                "(data.options.download: true)"
             )
         path = found
     schema = census_schema(chosen)

@@ -179,8 +179,8 @@ def check_split_classes(
             found += f" ({rows} rows)"
             if not allow_single_class:
                 raise DataError(
-                    f"{found}; use more data, another seed or split, drop the task, "
-                    "or pass allow_single_class=True"
+                    f"{found}; use more data, another seed or split, drop the task, or pass "
+                    "allow_single_class=True (data.options.allow_single_class: true in a config)"
                 )
             warnings.warn(
                 f"{found}; kept (allow_single_class=True): its AUC there is NaN",

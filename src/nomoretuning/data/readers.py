@@ -49,8 +49,8 @@ def detect_format(path: str | os.PathLike[str]) -> tuple[Format, str | None]:
             if name.endswith(suffix + comp):
                 return "csv", sep
     raise DataError(
-        f"{path}: unreadable format (unknown file extension); use .csv, .tsv or .txt "
-        "(optionally .gz) or .parquet, or pass format='csv' / format='parquet'"
+        f"{path}: unreadable format (unknown file extension); name the file .csv, .tsv or "
+        ".txt (optionally .gz) or .parquet (read_table also takes format='csv' / 'parquet')"
     )
 
 

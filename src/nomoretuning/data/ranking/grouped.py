@@ -19,7 +19,7 @@ from nomoretuning.checks import positive_int
 from nomoretuning.data.batching import Batch, TensorSplit
 from nomoretuning.errors import DataError
 
-__all__ = ["GroupedSplit", "split_groups"]
+__all__ = ["GroupedSplit", "check_ranked_pairs", "split_groups"]
 
 
 class GroupedSplit(TensorSplit):
@@ -154,3 +154,44 @@ def split_groups(groups: np.ndarray, fractions: Sequence[float], seed: int) -> l
     counts = [round(ids.size * f) for f in fractions[1:]]
     cuts = np.cumsum([ids.size - sum(counts), *counts])[:-1]
     return [np.flatnonzero(np.isin(groups, part)) for part in np.split(perm, cuts)]
+
+
+def check_ranked_pairs(
+    splits: Mapping[str, GroupedSplit],
+    tasks: Sequence[str],
+    source: str,
+    positive_only: Sequence[str] = (),
+) -> None:
+    """Refuses a ranking task that some split gives nothing to rank: no query with two items of
+    different labels (for a task of ``positive_only``, two different positive labels, the pairs
+    its ``"positive"`` mask keeps). Its pairwise loss would have nothing to learn (train), its
+    selection nothing to choose by (valid), its NDCG and pair accuracy be undefined (test).
+
+    Example:
+        >>> split = GroupedSplit(torch.zeros(4, 0, dtype=torch.long), torch.zeros(4, 1),
+        ...                      {"click": torch.tensor([1.0, 0.0, 0.0, 0.0])},
+        ...                      torch.tensor([0, 0, 1, 1]))
+        >>> check_ranked_pairs({"train": split}, ["click"], "logs.csv")
+        >>> check_ranked_pairs({"train": split}, ["click"], "logs.csv", positive_only=["click"])
+        Traceback (most recent call last):
+        ...
+        nomoretuning.errors.DataError: logs.csv: task 'click' has no query with two different positive labels in the train split (2 queries); ...
+
+    Raises:
+        DataError: the task, the split and its number of queries named.
+    """  # noqa: E501
+    for part, split in splits.items():
+        assert split.groups is not None
+        groups = split.groups.cpu().numpy()
+        for task in tasks:
+            labels = split.labels[task].cpu().numpy()
+            keep = labels > 0 if task in positive_only else np.ones(labels.size, dtype=bool)
+            distinct = np.unique(np.stack([groups[keep], labels[keep]]), axis=1)
+            _, per_query = np.unique(distinct[0], return_counts=True)
+            if not (per_query >= 2).any():
+                which = "different positive labels" if task in positive_only else "different labels"
+                raise DataError(
+                    f"{source}: task {task!r} has no query with two {which} in the {part} "
+                    f"split ({split.num_groups} queries); nothing to rank: use more queries, "
+                    "another split, or drop the task (data.tasks)"
+                )

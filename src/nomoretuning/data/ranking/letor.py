@@ -15,7 +15,7 @@ from nomoretuning.checks import fraction, task_names
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.encoders import DenseScaler, DenseTransform, FeatureEncoder
 from nomoretuning.data.formats import InputFormat
-from nomoretuning.data.ranking.grouped import GroupedSplit, split_groups
+from nomoretuning.data.ranking.grouped import GroupedSplit, check_ranked_pairs, split_groups
 from nomoretuning.data.ranking.spec import PairwiseSpec, RankingLoss
 from nomoretuning.data.ranking.svmlight import RankingArrays, load_svmlight_ranking
 from nomoretuning.data.schema import Schema
@@ -144,6 +144,7 @@ def load_letor(
         "valid": split(valid_arrays, slice(None)),
         "test": split(parsed["test"], slice(None)),
     }
+    check_ranked_pairs(splits, names, str(files["train"]))
     how = (
         f"valid {files['valid']}"
         if "valid" in files

@@ -20,7 +20,7 @@ from nomoretuning.data.encoders import (
 )
 from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.prepare import ranking_label
-from nomoretuning.data.ranking.grouped import GroupedSplit, split_groups
+from nomoretuning.data.ranking.grouped import GroupedSplit, check_ranked_pairs, split_groups
 from nomoretuning.data.ranking.spec import GAINS, Gain, PairMaskRule, PairwiseSpec, RankingLoss
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
@@ -141,6 +141,7 @@ def load_ranking_table(
         )
         for part, rows in parts.items()
     }
+    check_ranked_pairs(splits, schema.labels, src, positive_only=list(masks))
     spec = PairwiseSpec(
         masks, chosen_gains, max_pairs_per_group=max_pairs_per_group, k=ndcg_k, loss=loss
     )
