@@ -60,7 +60,7 @@ def _assert_one_line_exit_2(code: int, err: str, message: str) -> None:
         (_set("model.options.experts", 3), "model.options"),
         (_set("method.name", "pcgrad"), "method.name: must be one of single_task, equal"),
         (_set("method.inner", "nmt"), "method.inner: must be one of equal, famo, emtl"),
-        (_set("method.options", {"tolerance": -1}), "tolerance of task 'income'"),
+        (_set("method.options", {"tolerance": -1}), "method.options: NMT: tolerance of task"),
         (_set("method.options", {"speed": 1}), "method.options.speed: unknown option"),
         (_set("method.priorities", ["income", "age"]), "method.priorities"),
         (_set("data.tasks", ["income", "age"]), "unknown task"),
@@ -119,6 +119,8 @@ def test_bad_ranking_configs_exit_2_with_one_line(
 def test_bad_files_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(["train", str(tmp_path / "missing.yaml")], capsys)
     _assert_one_line_exit_2(code, err, "config file not found")
+    code, _, err = run_cli(["train", str(tmp_path)], capsys)
+    _assert_one_line_exit_2(code, err, "is a folder; give a YAML config file")
     broken = tmp_path / "broken.yaml"
     broken.write_text("data: [unclosed\n")
     code, _, err = run_cli(["train", str(broken)], capsys)

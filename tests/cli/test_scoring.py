@@ -220,8 +220,13 @@ def test_bad_runs_get_one_line(
     _fails(["predict", str(tmp_path / "empty"), *data], capsys, "no model.json")
     single = tmp_path / "single"
     (single / "income").mkdir(parents=True)
-    (single / "income" / "model.json").write_text((census_run / "model.json").read_text())
+    spec = json.loads((census_run / "model.json").read_text())
+    (single / "income" / "model.json").write_text(json.dumps({**spec, "tasks": ["income"]}))
     _fails(["predict", str(single), *data], capsys, "one single-task run per task", "income")
+    runs = tmp_path / "runs"  # a folder of unrelated runs (two tasks each)
+    (runs / "census_nmt").mkdir(parents=True)
+    (runs / "census_nmt" / "model.json").write_text(json.dumps(spec))
+    _fails(["predict", str(runs), *data], capsys, "is not a run directory", "census_nmt")
     unfinished = tmp_path / "unfinished"
     unfinished.mkdir()
     for name in ("model.json", "preprocessing.json", "last.pt"):

@@ -51,6 +51,11 @@ def test_format_detection() -> None:
         detect_format("x.xlsx")
 
 
+def test_a_folder_where_one_file_is_read_is_named(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="is a folder; this reads one file"):
+        read_table(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [

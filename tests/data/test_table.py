@@ -98,3 +98,5 @@ def test_argument_errors(tmp_path: Path) -> None:
         load_table(train=path, **COLUMNS)  # type: ignore[arg-type]
     with pytest.raises(DataError, match="label column 'click' is also a feature"):
         load_table(path, sparse=["user", "click"], labels=["click"])
+    with pytest.raises(DataError, match="schema: sparse must be a list of column names, got 5"):
+        load_table(path, sparse=5, labels=["click"])  # type: ignore[arg-type]

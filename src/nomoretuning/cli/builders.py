@@ -46,7 +46,11 @@ def _call(factory: Callable[..., Any], where: str, *args: Any, **kwargs: Any) ->
                 raise ConfigError(f"{where}.{key}: unknown option; allowed: {allowed}")
     try:
         return factory(*args, **kwargs)
-    except NomoretuningError:
+    except ConfigError as error:  # a bad option value: say which config key holds it
+        if str(error).startswith(where):
+            raise
+        raise ConfigError(f"{where}: {error}") from None
+    except NomoretuningError:  # bad data: the message names the file
         raise
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where}: {error}") from None
@@ -55,10 +59,10 @@ def _call(factory: Callable[..., Any], where: str, *args: Any, **kwargs: Any) ->
 def build_dataset(section: DataSection, seed: int) -> PreparedDataset:
     """Loads the dataset a config names (by path, or from the dataset cache)."""
     options = dict(section.options)
-    if section.tasks is not None:
-        options["tasks"] = section.tasks
     builder = DATASETS[section.dataset].builder
     params = inspect.signature(builder).parameters
+    if section.tasks is not None and "tasks" in params:  # else chosen from the loaded tasks
+        options["tasks"] = section.tasks
     if "seed" in params and "seed" not in options:
         options["seed"] = seed
     if section.path is not None:

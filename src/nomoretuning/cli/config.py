@@ -282,6 +282,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
         ConfigError: unreadable file, invalid YAML, unknown key, wrong type or value.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(
+            f"{path} is a folder; give a YAML config file (a run's: {path}/config.yaml)"
+        )
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:

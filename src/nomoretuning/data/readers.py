@@ -184,6 +184,8 @@ def _csv_arguments(
 
 def _resolve_format(file: Path, src: str, format: Format | None) -> tuple[Format, str | None]:
     """The file's format and default separator; a missing, empty or unknown file raises."""
+    if file.is_dir():
+        raise DataError(f"{src} is a folder; this reads one file: point to a file in it")
     if not file.is_file():
         raise DataError(f"{src}: file not found; check the path (or the cache directory)")
     if file.stat().st_size == 0:

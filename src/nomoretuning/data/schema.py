@@ -17,6 +17,8 @@ __all__ = ["Schema", "missing_column"]
 def _names(value: Sequence[str] | str, what: str) -> tuple[str, ...]:
     if isinstance(value, str):
         value = (value,)
+    if not isinstance(value, Iterable):
+        raise DataError(f"schema: {what} must be a list of column names, got {value!r}")
     names = tuple(value)
     for name in names:
         if not isinstance(name, str) or not name:

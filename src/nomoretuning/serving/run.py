@@ -254,11 +254,16 @@ def load_run(
     if checkpoint not in CHECKPOINTS:
         raise DataError(f"checkpoint {checkpoint!r} is unknown; use one of {list(CHECKPOINTS)}")
     if not (folder / MODEL_FILE).is_file():
-        per_task = sorted(p.name for p in folder.iterdir() if (p / MODEL_FILE).is_file())
-        if per_task:
+        runs = sorted(p.name for p in folder.iterdir() if (p / MODEL_FILE).is_file())
+        if runs and all(ModelSpec.load(folder / r / MODEL_FILE).tasks == (r,) for r in runs):
             raise DataError(
-                f"{folder} holds one single-task run per task ({', '.join(per_task)}); score "
-                f"each of them, e.g. {folder / per_task[0]}"
+                f"{folder} holds one single-task run per task ({', '.join(runs)}); score "
+                f"each of them, e.g. {folder / runs[0]}"
+            )
+        if runs:
+            raise DataError(
+                f"{folder} is not a run directory (no {MODEL_FILE}); it holds the runs "
+                f"{', '.join(runs)}: pass one of them, e.g. {folder / runs[0]}"
             )
     spec = ModelSpec.load(folder / MODEL_FILE)
     preprocessing_file = folder / PREPROCESSING_FILE
