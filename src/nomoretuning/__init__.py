@@ -37,6 +37,11 @@ def __getattr__(name: str) -> object:
     raise AttributeError(f"module 'nomoretuning' has no attribute {name!r}")
 
 
+def __dir__() -> list[str]:
+    """The module's names and ``load_run`` (so that tab completion offers it)."""
+    return sorted({*globals(), *__all__})
+
+
 __all__ = [
     "EMTL",
     "FAMO",

@@ -50,6 +50,7 @@ def _assert_one_line_exit_2(code: int, err: str, message: str) -> None:
     ("mutate", "message"),
     [
         (lambda c: c.update(extra=1), "extra: unknown key"),
+        (_set("data.train", "a.csv"), "data.train: unknown key; a dataset's own options go under"),
         (lambda c: c.pop("data"), "data: required key is missing"),
         (_set("data.dataset", "imagenet"), f"data.dataset: must be one of {', '.join(DATASETS)}"),
         (_set("trainer.lr", "fast"), "trainer.lr: Input should be a valid number"),

@@ -289,7 +289,8 @@ def test_bad_data_and_outputs_get_one_line_and_keep_results(
     _fails(
         ["predict", run, "--data", str(CENSUS), "--out", str(out), "--keep", "nope"],
         capsys,
-        "'nope'",
+        "'nope' is missing",
+        "fix the column name given to keep",
     )
     _fails(
         ["predict", run, "--data", str(CENSUS), "--out", str(out), "--chunk-rows", "0"],

@@ -35,3 +35,10 @@ def test_public_api_is_exported() -> None:
 
     for name in data.__all__:
         assert hasattr(data, name), name
+
+
+def test_the_package_lists_every_public_name_load_run_included() -> None:
+    import nomoretuning as nt
+
+    assert set(nt.__all__) <= set(dir(nt))  # load_run comes from __getattr__, on first use
+    assert callable(nt.load_run)

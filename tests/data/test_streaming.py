@@ -167,13 +167,15 @@ def test_memory_holds_a_window_of_rows(census_csv: Path, monkeypatch: pytest.Mon
 
 
 def test_a_key_column_keeps_each_value_in_one_split(census_csv: Path) -> None:
-    data = load_table(
-        census_csv,
-        **table_columns(census_schema()),  # type: ignore[arg-type]
-        streaming=True,
-        split_key="race",  # also the group column: its ids are hashes of the raw values
-        split=(0.6, 0.2, 0.2),
-    )
+    # five races, one of them most rows: the splits come out far from their fractions, said
+    with pytest.warns(UserWarning, match="split_key='race' gave train .* a few 'race' values"):
+        data = load_table(
+            census_csv,
+            **table_columns(census_schema()),  # type: ignore[arg-type]
+            streaming=True,
+            split_key="race",  # also the group column: its ids are hashes of the raw values
+            split=(0.6, 0.2, 0.2),
+        )
     values = [
         {int(g) for b in getattr(data, s).batches(50_000, shuffle=False) for g in b.groups}
         for s in SPLITS

@@ -134,6 +134,10 @@ def test_bad_table_inputs_are_named(table_run: tuple[Path, Path], tmp_path: Path
     frame = pd.read_csv(table_run[1])
     with pytest.raises(DataError, match="column 'price' is missing"):
         run.predict(frame.drop(columns=["price"]))
+    with pytest.raises(DataError, match=r"column 'nosuch' is missing .* name given to keep"):
+        run.predict_file(table_run[1], tmp_path / "kept.csv", keep=["nosuch"])
+    with pytest.raises(DataError, match=r"column 'nosuch' is missing .* name given to keep"):
+        run.predict(frame, keep=["nosuch"])
     no_labels = tmp_path / "unlabelled.csv"
     frame.drop(columns=["like"]).to_csv(no_labels, index=False)
     assert run.predict_file(no_labels, tmp_path / "s.csv") == 600  # scoring needs no label

@@ -328,6 +328,8 @@ def _describe(error: ValidationError, within: str = "") -> str:
     parts = [str(part) for part in first["loc"]]
     key = ".".join([within, *parts] if within else parts) or "(top level)"
     if first["type"] == "extra_forbidden":
+        if len(parts) == 2 and parts[0] == "data":  # a builder's option one level too high
+            return f"{key}: unknown key; a dataset's own options go under data.options.{parts[1]}"
         return f"{key}: unknown key"
     if first["type"] == "missing":
         return f"{key}: required key is missing"

@@ -49,6 +49,7 @@ class EMTL(LossCombiner):
 
     Example:
         >>> import torch
+        >>> from nomoretuning import EMTL
         >>> x = torch.tensor([1.0, 2.0], requires_grad=True)
         >>> emtl = EMTL(["a", "b"], shared=[x], alpha=0.1)
         >>> loss = emtl({"a": (x**2).sum(), "b": x.sum()})

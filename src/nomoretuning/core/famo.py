@@ -44,6 +44,7 @@ class FAMO(LossCombiner):
 
     Example:
         >>> import torch
+        >>> from nomoretuning import FAMO
         >>> famo = FAMO(["a", "b"])
         >>> w = torch.tensor([1.0], requires_grad=True)
         >>> losses = lambda: {"a": ((w - 2) ** 2).sum(), "b": ((w + 1) ** 2).sum()}

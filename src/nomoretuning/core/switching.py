@@ -32,6 +32,7 @@ class StepBudget:
     """Switches after a fixed number of steps in each stage.
 
     Example:
+        >>> from nomoretuning import StepBudget
         >>> StepBudget(3).should_switch([1.0, 0.9, 0.8], steps_in_stage=3)
         True
     """
@@ -59,6 +60,7 @@ class Plateau:
     ``(mean_old - mean_new) / |mean_new| <= threshold``. ``max_steps`` caps the stage length.
 
     Example:
+        >>> from nomoretuning import Plateau
         >>> rule = Plateau(window=2, threshold=0.01)
         >>> rule.should_switch([1.0, 1.0, 1.0, 1.0], steps_in_stage=4)
         True

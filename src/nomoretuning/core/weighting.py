@@ -25,6 +25,7 @@ class EqualWeights(LossCombiner):
 
     Example:
         >>> import torch
+        >>> from nomoretuning import EqualWeights
         >>> EqualWeights(["a", "b"])({"a": torch.tensor(1.0), "b": torch.tensor(2.0)})
         tensor(1.5000)
     """
@@ -45,6 +46,7 @@ class FixedWeights(LossCombiner):
 
     Example:
         >>> import torch
+        >>> from nomoretuning import FixedWeights
         >>> fw = FixedWeights({"a": 0.9, "b": 0.1})
         >>> fw({"a": torch.tensor(1.0), "b": torch.tensor(2.0)})
         tensor(1.1000)
@@ -89,6 +91,7 @@ class UncertaintyWeighting(LossCombiner):
 
     Example:
         >>> import torch
+        >>> from nomoretuning import UncertaintyWeighting
         >>> uw = UncertaintyWeighting(["a", "b"], init=0.0)
         >>> uw({"a": torch.tensor(1.0), "b": torch.tensor(3.0)})
         tensor(2., grad_fn=<AddBackward0>)

@@ -50,7 +50,7 @@ from nomoretuning.data.prepare import binary_label, ranking_label, shift_rows
 from nomoretuning.data.ranking.spec import PairwiseSpec
 from nomoretuning.data.ranking.svmlight import load_svmlight_ranking
 from nomoretuning.data.readers import read_json, read_table_chunks
-from nomoretuning.data.schema import Schema, missing_column
+from nomoretuning.data.schema import MissingColumnError, Schema, missing_column
 from nomoretuning.data.tiktok import TIKTOK_COLUMNS, TIKTOK_READ_OPTIONS, tiktok_frame
 from nomoretuning.errors import DataError
 
@@ -245,6 +245,10 @@ class Preprocessing:
                 rows = self.encode(frame, src, labels=labels, keep=keep)
                 yield rows
                 offset += len(rows)
+        except MissingColumnError as error:
+            if error.column in keep:  # a --keep column, not one the run needs
+                raise missing_column(src, error.column, error.present, "given to keep") from None
+            raise
         except DataError as error:
             raise shift_rows(error, offset) from None
 
@@ -316,7 +320,8 @@ class Preprocessing:
                 targets[task] = self._label(frame[task], task, source)
         for column in keep:
             if column not in frame.columns:
-                raise missing_column(source, column, [str(c) for c in frame.columns])
+                present = [str(c) for c in frame.columns]
+                raise missing_column(source, column, present, "given to keep")
         kept = frame[list(keep)].reset_index(drop=True) if keep else None
         return EncodedRows(sparse, dense, targets, self._groups(frame, sparse, source), kept)
 

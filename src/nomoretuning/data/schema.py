@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from nomoretuning.errors import DataError
 
-__all__ = ["Schema", "missing_column"]
+__all__ = ["MissingColumnError", "Schema", "missing_column"]
 
 
 def _names(value: Sequence[str] | str, what: str) -> tuple[str, ...]:
@@ -118,11 +118,29 @@ class Schema:
                 raise missing_column(source, name, present)
 
 
-def missing_column(source: str, name: str, present: Sequence[str]) -> DataError:
-    """The `DataError` for a column that a file lacks (lists the columns it has)."""
+class MissingColumnError(DataError):
+    """A column a file or table lacks; ``column`` names it, ``present`` lists what it has."""
+
+    def __init__(self, message: str, column: str, present: Sequence[str]) -> None:
+        super().__init__(message)
+        self.column = column
+        self.present = tuple(present)
+
+
+def missing_column(
+    source: str, name: str, present: Sequence[str], fix: str = "in the file or in the schema"
+) -> MissingColumnError:
+    """The error for a column that a file lacks (lists the columns it has).
+
+    Example:
+        >>> str(missing_column("a.csv", "price", ["user", "click"]))
+        "a.csv: column 'price' is missing (columns found: 'user', 'click'); fix the column name in the file or in the schema"
+    """  # noqa: E501
     shown = ", ".join(repr(str(c)) for c in present[:12])
     more = f" and {len(present) - 12} more" if len(present) > 12 else ""
-    return DataError(
+    return MissingColumnError(
         f"{source}: column {name!r} is missing (columns found: {shown or 'none'}{more}); "
-        "fix the column name in the file or in the schema"
+        f"fix the column name {fix}",
+        name,
+        [str(c) for c in present],
     )

@@ -29,12 +29,12 @@ from nomoretuning.core.base import Closure, LossCombiner, check_losses
 from nomoretuning.core.nmt import constraint
 from nomoretuning.core.nmt.dual import DualRule, build_rule, describe_rule
 from nomoretuning.core.nmt.levels import (
-    Stage,
     parse_level_weights,
     parse_priorities,
     parse_tolerances,
     resolve_values,
     slack_share,
+    stage_combiner,
     stage_schedule,
 )
 from nomoretuning.core.nmt.state import NMTSettings, NMTState, upgrade_inner_keys
@@ -56,8 +56,9 @@ class NMT(LossCombiner):
         tolerance: slack ``rho`` of each constraint, one float or a dict per task.
         tolerance_mode: how ``rho`` becomes the slack ``eps_j`` (`constraint.slack`):
             ``"reducible"`` (default): ``rho * min(|L_j*|, B_j - L_j*)`` when the baseline loss
-            ``B_j`` of a constant prediction is given to ``next_stage`` (the trainer does),
-            ``rho * |L_j*|`` otherwise; ``"relative"``: ``rho * |L_j*|``; ``"absolute"``: ``rho``.
+            ``B_j`` of a constant prediction is given to ``next_stage`` (the trainer does) and
+            is above the bound; ``rho * |L_j*|`` otherwise (so a task that learned nothing
+            gets the relative slack); ``"relative"``: ``rho * |L_j*|``; ``"absolute"``: ``rho``.
         dual: the multiplier update rule (`nomoretuning.core.nmt.dual`): ``"multiplicative"``
             (default: log-domain ascent on the violation in units of the slack, in multiplier
             units of the stage objective's loss over the bound, integrated over primal steps;
@@ -169,11 +170,12 @@ class NMT(LossCombiner):
         # Everything that changes while training; all of it goes into state_dict().
         self._state = NMTState(history=max(bound_window, switch.history_needed if switch else 1))
         # Every stage's combiner, built now: one optimizer over nmt.parameters() holds them all.
-        self.stage_combiners = torch.nn.ModuleList(self._build_inner(s) for s in self.schedule)
-        self._register_load_state_dict_pre_hook(upgrade_inner_keys, with_module=True)
+        self.stage_combiners = torch.nn.ModuleList(
+            stage_combiner(self._combiner_factory, s) for s in self.schedule
+        )
+        self._register_load_state_dict_pre_hook(upgrade_inner_keys, with_module=True)  # 0.1's
         self._start_stage()
 
-    # ----------------------------------------------------------------------------- properties
     @property
     def stage(self) -> int:
         """The running stage, 1-based (stays at the last stage once ``finished``)."""
@@ -189,6 +191,7 @@ class NMT(LossCombiner):
         (its bound and baseline arguments are ignored, so callers need not measure them).
 
         Example:
+            >>> from nomoretuning import NMT
             >>> nmt = NMT(["a", "b"])
             >>> nmt.records_bound, nmt.next_stage(), nmt.records_bound
             (False, None, True)
@@ -283,6 +286,7 @@ class NMT(LossCombiner):
         with ``spread_slack`` the running stage's share of it.
 
         Example:
+            >>> from nomoretuning import NMT
             >>> nmt = NMT(["a", "b"], tolerance=0.05)
             >>> nmt.slack("a", bound=2.0)
             0.1
@@ -377,6 +381,7 @@ class NMT(LossCombiner):
         steps this observation stands for (default: those since the previous dual step).
 
         Example:
+            >>> from nomoretuning import NMT
             >>> nmt = NMT(["a", "b"], dual="ascent", dual_lr=1.0, joint_start=False)
             >>> nmt.next_stage(bound=1.0)
             >>> nmt.update_multipliers({"a": 1.5})
@@ -484,17 +489,3 @@ class NMT(LossCombiner):
     def _start_stage(self) -> None:
         duals = {t: self.rule.start(self.initial_multiplier) for t in self.constrained_tasks}
         self._state.new_stage(self.stage_tasks, duals)
-
-    def _build_inner(self, stage: Stage) -> LossCombiner:
-        terms = tuple(stage.tasks) + stage.constrained
-        inner = self._combiner_factory(terms)
-        if not isinstance(inner, LossCombiner):
-            raise ConfigError(
-                f"NMT: combiner factory must return a LossCombiner, got {type(inner).__name__}"
-            )
-        if set(inner.tasks) != set(terms):
-            raise ConfigError(
-                f"NMT: combiner factory returned a combiner over {list(inner.tasks)}, "
-                f"expected {list(terms)}"
-            )
-        return inner

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
 from nomoretuning import checks
+from nomoretuning.core.base import LossCombiner
 from nomoretuning.errors import ConfigError
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "parse_tolerances",
     "resolve_values",
     "slack_share",
+    "stage_combiner",
     "stage_schedule",
 ]
 
@@ -187,3 +189,28 @@ def resolve_values(
         if not math.isfinite(value):
             raise ConfigError(f"NMT.next_stage(): {what} of task {task!r} is not finite: {value}")
     return resolved
+
+
+def stage_combiner(factory: Callable[[Sequence[str]], LossCombiner], stage: Stage) -> LossCombiner:
+    """The inner combiner of ``stage``'s terms (its tasks, then the tasks it holds), checked.
+
+    Example:
+        >>> from nomoretuning import EqualWeights
+        >>> stage_combiner(EqualWeights, Stage(("b",), ("a",))).tasks
+        ('b', 'a')
+
+    Raises:
+        ConfigError: ``factory`` returned something else than a combiner of exactly those terms.
+    """
+    terms = tuple(stage.tasks) + tuple(stage.constrained)
+    inner = factory(terms)
+    if not isinstance(inner, LossCombiner):
+        raise ConfigError(
+            f"NMT: combiner factory must return a LossCombiner, got {type(inner).__name__}"
+        )
+    if set(inner.tasks) != set(terms):
+        raise ConfigError(
+            f"NMT: combiner factory returned a combiner over {list(inner.tasks)}, "
+            f"expected {list(terms)}"
+        )
+    return inner

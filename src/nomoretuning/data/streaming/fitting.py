@@ -13,6 +13,7 @@ pieces are read during training.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from nomoretuning.data.columnar import (
 from nomoretuning.data.encoders import CategoricalEncoder, DenseScaler, FeatureEncoder
 from nomoretuning.data.pieces import Piece, release_memory
 from nomoretuning.data.prepare import SPLITS, check_split_classes
-from nomoretuning.data.streaming.encoding import PieceEncoder
+from nomoretuning.data.streaming.encoding import PieceEncoder, RowSplit
 from nomoretuning.data.tokens import arrow_tokens
 
 __all__ = ["StreamFit", "fit_stream", "needs_fitting"]
@@ -93,9 +94,9 @@ def fit_stream(
         for column, counter in counts.items():
             counter.add(arrow_tokens(table.column(column)).take(train))
     release_memory()
-    _class_check(
-        fit, schema.labels, " + ".join(str(f.path) for f in encoder.files), allow_single_class
-    )
+    source = " + ".join(str(f.path) for f in encoder.files)
+    _class_check(fit, schema.labels, source, allow_single_class)
+    _key_split_check(fit, encoder.split, source)
     features.scaler = moments.scaler(features.scaler.transform_name)
     kept = {c: counts.pop(c).kept(features.categorical[c].min_count) for c in list(counts)}
     _collect_text(encoder, pieces, fit, kept, progress)
@@ -145,6 +146,32 @@ def _class_check(fit: StreamFit, tasks: Sequence[str], source: str, allow: bool)
         for code, split in enumerate(SPLITS)
     }
     check_split_classes(counts, source, allow, stacklevel=5)
+
+
+def _key_split_check(fit: StreamFit, split: RowSplit, source: str) -> None:
+    """Warns when a split by key came out far from its fractions (under half or over twice a
+    split's share): a few keys hold most rows (every row of a key stays in one split)."""
+    if split.by != "key":
+        return
+    rows = [sum(fit.rows[code]) for code in range(3)]
+    total = sum(rows) or 1
+    shares = [r / total for r in rows]
+    off = [
+        name
+        for name, share, wanted in zip(SPLITS, shares, split.fractions, strict=True)
+        if wanted > 0 and not 0.5 * wanted <= share <= 2 * wanted
+    ]
+    if off:
+        got = ", ".join(
+            f"{n} {r:,} rows ({s:.1%})" for n, r, s in zip(SPLITS, rows, shares, strict=True)
+        )
+        warnings.warn(
+            f"{source}: split_key={split.key!r} gave {got} for the fractions {split.fractions}: "
+            f"a few {split.key!r} values hold most rows; split by a key with more values, or "
+            "leave split_key unset",
+            UserWarning,
+            stacklevel=5,
+        )
 
 
 def _bar(pieces: Sequence[Piece], enabled: bool, description: str) -> Any:
