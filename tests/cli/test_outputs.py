@@ -42,6 +42,8 @@ def test_overwrite_removes_only_what_an_earlier_output_wrote(tmp_path: Path) -> 
     ours += ["mmoe/nmt/seed0/config.yaml", "mmoe/nmt/seed0/plots/training.png"]
     ours += ["mmoe/nmt/seed0/tensorboard/events.out.tfevents.1.host"]
     theirs = ["train.parquet", "notes/thesis.txt", "mmoe/nmt/seed0/scores.csv"]
+    # files named as ours, in folders that are no run: theirs too
+    theirs += ["notes/results.json", "sub/deploy/config.yaml", "sub/model.json"]
     for name in [*ours, *theirs]:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_text("x")

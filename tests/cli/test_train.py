@@ -130,6 +130,17 @@ def test_single_task_trains_each_task_alone_and_merges_the_record(tmp_path: Path
     assert record.test["marital"] == runs[1]["test"]["marital"]
 
 
+@needs_census
+def test_the_command_trains_single_task_on_several_tasks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, census_config(method={"name": "single_task"}))
+    code, out, err = run_cli(["train", str(config), "--output", str(tmp_path / "st")], capsys)
+    assert code == 0, err
+    assert "test income" in out and "test marital" in out
+    assert (tmp_path / "st" / "income" / "metrics.json").is_file()
+
+
 @pytest.mark.skipif(not TIKTOK.exists(), reason="../shared/data is not beside the checkout")
 def test_tiktok_sample_trains_end_to_end(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -250,17 +261,14 @@ def test_resume_refuses_other_settings_and_a_damaged_metrics_file(
         )
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert f"was started with {key}" in err and "config.yaml" in err
-    # where it writes and whether it shows progress may change
-    args = [
-        "train",
-        str(config),
-        "--output",
-        str(run),
-        "--resume",
-        "--set",
-        "trainer.progress=true",
-    ]
-    assert run_cli(args, capsys)[0] == 0
+    # where it writes, whether it shows progress, on what device it runs may change
+    args = ["train", str(config), "--output", str(run), "--resume"]
+    harmless = ["--set", "trainer.progress=true", "--set", "trainer.device=cpu"]
+    assert run_cli([*args, *harmless], capsys)[0] == 0
+    code, out, _ = run_cli(
+        ["train", str(config), "--output", str(tmp_path / "new"), "--resume"], capsys
+    )
+    assert code == 0 and "nothing to resume in" in out
     (run / "metrics.json").write_text("[1, 2]")
     code, _, err = run_cli(["train", str(config), "--output", str(run), "--resume"], capsys)
     assert code == 2 and f"{run / 'metrics.json'} is not the metrics of a finished run" in err

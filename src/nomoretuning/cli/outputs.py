@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,48 +71,59 @@ def _prepare_output(path: Path, overwrite: bool, resume: Resume) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-OUTPUT_FILES = frozenset(
-    {
-        *RUN_FILES,
-        MODEL_FILE,
-        PREPROCESSING_FILE,
-        "config.yaml",
-        "results.json",
-        "results.md",
-        "grid.json",
-        "grid.md",
-        "training.png",
-        "validation.png",
-        "tradeoff.png",
-    }
-)
-"""The files a command writes into its output (and into the run directories under it)."""
+RESULT_FILES = frozenset({"results.json", "results.md", "grid.json", "grid.md", "tradeoff.png"})
+"""The files a protocol (compare, grid) writes at the top of its output."""
+
+RUN_MARKERS = frozenset({"history.csv", "evaluations.csv", "last.pt", "previous.pt", "best.pt"})
+"""Files only a run writes: a folder holding one is a run directory."""
+
+OUTPUT_FILES = frozenset({*RUN_FILES, MODEL_FILE, PREPROCESSING_FILE, "config.yaml", *RESULT_FILES})
+"""The files a command writes into its output and the run directories under it."""
+
+PLOT_FILES = frozenset({"training.png", "validation.png"})
+"""The files of a run's ``plots`` folder."""
 
 
 def remove_earlier_output(path: Path) -> list[Path]:
-    """What ``--overwrite`` removes: the `OUTPUT_FILES` and TensorBoard event files under
-    ``path``, and the folders that leaves empty; nothing else (a data file, a note, a folder of
-    something else all stay). Returns the removed files.
+    """What ``--overwrite`` removes: the `RESULT_FILES` at the top of ``path``, and in every run
+    directory under it (a folder holding one of `RUN_MARKERS`, ``path`` itself included) the
+    `OUTPUT_FILES`, its plots and TensorBoard events; then the folders that leaves empty on the
+    way to them. Nothing else: a file of the same name in a folder that is no run stays, as do
+    data and notes. Returns the removed files.
 
     Example:
         >>> import tempfile
         >>> out = Path(tempfile.mkdtemp())
-        >>> (out / "seed0" / "plots").mkdir(parents=True)
-        >>> for name in ("seed0/metrics.json", "seed0/plots/training.png", "notes.txt"):
+        >>> for name in ("mmoe/seed0/history.csv", "mmoe/seed0/plots/training.png",
+        ...              "results.json", "notes/config.yaml"):
+        ...     (out / name).parent.mkdir(parents=True, exist_ok=True)
         ...     _ = (out / name).write_text("")
-        >>> [p.name for p in remove_earlier_output(out)], sorted(p.name for p in out.iterdir())
-        (['training.png', 'metrics.json'], ['notes.txt'])
+        >>> sorted(str(p.relative_to(out)) for p in remove_earlier_output(out))
+        ['mmoe/seed0/history.csv', 'mmoe/seed0/plots/training.png', 'results.json']
+        >>> sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+        ['notes', 'notes/config.yaml']
     """
-    removed: list[Path] = []
-    for folder, _, files in os.walk(path, topdown=False):
-        here = Path(folder)
-        for name in sorted(files):
-            if name in OUTPUT_FILES or name.startswith("events.out.tfevents."):
-                (here / name).unlink()
-                removed.append(here / name)
-        if here != path and not any(here.iterdir()):
-            here.rmdir()
+    removed = [path / name for name in sorted(RESULT_FILES) if (path / name).is_file()]
+    runs = [d for d in (path, *path.rglob("*")) if d.is_dir() and _is_run(d)]
+    for run in runs:
+        removed += [run / name for name in sorted(OUTPUT_FILES) if (run / name).is_file()]
+        removed += [run / "plots" / name for name in sorted(PLOT_FILES)]
+        board = run / "tensorboard"
+        removed += sorted(board.glob("events.out.tfevents.*")) if board.is_dir() else []
+    removed = [file for file in dict.fromkeys(removed) if file.is_file()]
+    for file in removed:
+        file.unlink()
+    for run in runs:  # the folders emptied, from the deepest up to the output
+        for folder in (run / "plots", run / "tensorboard", run, *run.parents):
+            if folder == path or path not in folder.parents:
+                break
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return removed
+
+
+def _is_run(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in RUN_MARKERS)
 
 
 def write_text_on_main(path: Path, text: str) -> None:

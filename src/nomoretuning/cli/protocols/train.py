@@ -122,8 +122,19 @@ def run_training(
     )
 
 
-IGNORED_ON_RESUME = ("output", "overwrite", "compare", "grid", "trainer.progress")
-"""Config keys a resumed run may change: where it writes and how it reports, not what it does."""
+IGNORED_ON_RESUME = (
+    "output",
+    "overwrite",
+    "compare",
+    "grid",
+    "trainer.progress",
+    "trainer.tensorboard",
+    "trainer.checkpoint_every",
+    "trainer.device",
+    "trainer.eval_batch_size",
+)
+"""Config keys a resumed run may change: where it writes, how it reports and checkpoints, and on
+what hardware it runs, not what it computes."""
 
 
 def check_resumed_config(config: RunConfig, run_dir: Path) -> None:
@@ -239,7 +250,11 @@ def train_command(config: RunConfig, output: Path, *, resume: Resume) -> None:
     config.model.options = shared_model_options(config)
     dataset = build_dataset(config.data, config.seed)
     tasks = selected_tasks(config, dataset)
+    if config.method.name == "single_task":  # one run per task: check the first one's
+        tasks = tasks[:1]
     build_combiner(config.method, tasks, build_model(config.model, dataset, tasks))
+    if resume and outputs.is_main_process() and not (output.is_dir() and any(output.iterdir())):
+        print(f"nothing to resume in {output}: a new run starts there")
     outputs.prepare_output(output, config.overwrite, resume)
     record = run_training(config, output, dataset, resume=resume)
     if not outputs.is_main_process():
