@@ -3,6 +3,7 @@ line naming the file and what to do, and nothing is deleted."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,28 @@ def test_saving_keeps_the_previous_checkpoint(tmp_path: Path) -> None:
         files.save({"step": step})
     assert files.load("last")["step"] == 2
     assert files.load("previous")["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "previous.pt"]
+
+
+def test_an_interrupt_between_the_renames_still_leaves_a_last_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = CheckpointFiles(tmp_path, {"tasks": ["a"]})
+    files.save({"step": 1})
+    real = os.replace
+    calls = []
+
+    def interrupted(source: object, target: object) -> None:
+        real(source, target)  # type: ignore[arg-type]
+        calls.append(target)
+        if len(calls) == 1:  # last.pt has just become previous.pt
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        files.save({"step": 2})
+    monkeypatch.setattr(os, "replace", real)
+    assert files.load("last")["step"] == 2 and files.load("previous")["step"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "previous.pt"]
 
 

@@ -124,15 +124,19 @@ class CheckpointFiles:
         record = {"format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint, **state}
         last, previous = self.path("last"), self.path("previous")
         fd, tmp = temporary_beside(last)
+        written = False
         try:
             with os.fdopen(fd, "wb") as handle:
                 torch.save(record, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
+            written = True
             if last.exists():
                 os.replace(last, previous)
             os.replace(tmp, last)
         except BaseException:
+            if written and not last.exists():  # interrupted between the renames: finish them
+                os.replace(tmp, last)
             Path(tmp).unlink(missing_ok=True)
             raise
 

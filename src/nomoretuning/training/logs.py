@@ -155,7 +155,15 @@ def prepare_run_directory(
     then writes ``files`` (name -> text, the run's own description) into it atomically."""
     if resume is not None:
         if not checkpoints.exists(resume):
-            raise TrainingError(f"{run_dir}: no {checkpoints.path(resume).name} to resume from")
+            other = "previous" if resume == "last" else None
+            hint = (
+                f" (it has {checkpoints.path(other).name}: resume from it, --resume previous)"
+                if other is not None and checkpoints.exists(other)
+                else ""
+            )
+            raise TrainingError(
+                f"{run_dir}: no {checkpoints.path(resume).name} to resume from{hint}"
+            )
     elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise TrainingError(
             f"{run_dir} already exists and is not empty; choose another run directory, "
