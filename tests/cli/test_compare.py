@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from cli_helpers import SMALL_MODEL, census_config, needs_census, run_cli, write_config
 
 from nomoretuning.cli.record import RunRecord
@@ -59,6 +60,17 @@ def test_compare_writes_results_in_the_documented_schema(
         assert f"| {kept}/2 |" in row
         row = next(line for line in table.splitlines() if line.startswith(f"| {model} | equal |"))
         assert row.split(" | ")[-2] == ""
+
+    # a run's config.yaml reproduces it: the data split by the comparison's seed, kept there
+    saved = out_dir / "mmoe" / "equal" / "seed1" / "config.yaml"
+    assert yaml.safe_load(saved.read_text())["data"]["options"]["seed"] == 0
+    code, _, err = run_cli(["train", str(saved), "--output", str(tmp_path / "again")], capsys)
+    assert code == 0, err
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())["test"]
+    record = next(
+        r for r in records if (r["model"], r["method"], r["seed"]) == ("mmoe", "equal", 1)
+    )
+    assert again == record["test"]
 
     # an interrupted comparison continues: finished runs are reused, not recomputed
     (out_dir / "results.json").unlink()

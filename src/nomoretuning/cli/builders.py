@@ -25,6 +25,7 @@ __all__ = [
     "build_objective",
     "check_shared_options",
     "options_for",
+    "pin_data_seed",
     "shared_model_options",
     "trainer_config",
 ]
@@ -81,6 +82,23 @@ def build_dataset(section: DataSection, seed: int) -> PreparedDataset:
             )
         options["streaming"] = section.streaming
     return _call(builder, "data.options", **options)
+
+
+def pin_data_seed(config: RunConfig) -> None:
+    """Writes the seed that splits the data into ``data.options.seed`` (where the dataset's builder
+    takes one and the config leaves it unset), so that a protocol's runs, which train under
+    seeds of their own on the one split, each record a config that reproduces them.
+
+    Example:
+        >>> from nomoretuning.cli.config import validate_config
+        >>> config = validate_config({"seed": 3, "data": {"dataset": "synthetic"}})
+        >>> pin_data_seed(config)
+        >>> config.data.options["seed"]
+        3
+    """
+    builder = DATASETS[config.data.dataset].builder
+    if "seed" in inspect.signature(builder).parameters:
+        config.data.options.setdefault("seed", config.seed)
 
 
 def build_model(section: ModelSection, dataset: PreparedDataset, tasks: Sequence[str]) -> nn.Module:

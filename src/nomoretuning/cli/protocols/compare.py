@@ -14,7 +14,12 @@ import time
 from pathlib import Path
 
 from nomoretuning.cli import outputs
-from nomoretuning.cli.builders import build_dataset, check_shared_options, options_for
+from nomoretuning.cli.builders import (
+    build_dataset,
+    check_shared_options,
+    options_for,
+    pin_data_seed,
+)
 from nomoretuning.cli.config import RunConfig
 from nomoretuning.cli.outputs import Progress
 from nomoretuning.cli.plots import plot_run
@@ -35,6 +40,7 @@ def run_comparison(
     for model in config.compare.models:
         options_for(model, {})
     check_shared_options(config.compare.models, config.model.options)
+    pin_data_seed(config)  # each run's config.yaml splits the data as this split is
     dataset = build_dataset(config.data, config.seed)
     tasks = selected_tasks(config, dataset)
     plan: list[tuple[str, str, int]] = []

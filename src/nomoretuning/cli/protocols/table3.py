@@ -31,7 +31,13 @@ import torch
 from torch import Tensor, nn
 
 from nomoretuning.cli import outputs
-from nomoretuning.cli.builders import build_dataset, build_model, build_objective, trainer_config
+from nomoretuning.cli.builders import (
+    build_dataset,
+    build_model,
+    build_objective,
+    pin_data_seed,
+    trainer_config,
+)
 from nomoretuning.cli.config import MethodSection, RunConfig
 from nomoretuning.cli.outputs import Progress
 from nomoretuning.cli.plots import plot_run
@@ -217,6 +223,7 @@ def run_table3(
     protocol, ``valid`` the trained tasks.
     """
     _check_config(config)
+    pin_data_seed(config)  # each run's config.yaml splits the data as this split is
     dataset = build_dataset(config.data, config.seed)
     tasks = selected_tasks(config, dataset)
     plan = table3_plan(tasks, config.method, config.compare.weights)
