@@ -93,6 +93,7 @@ def test_bad_configs_exit_2_with_one_line(
         ("compare", _set("compare.models", ["mmoe"]), "compare.models: not used by protocol"),
         ("compare", _set("compare.methods", ["pcgrad"]), "compare.methods: unknown method"),
         ("compare", _set("compare.seeds", [0, 0]), "compare.seeds: 0 is listed twice"),
+        ("compare", _set("compare.seeds", [-3]), "seeds must be in [0, 2**63), got -3"),
         ("compare", _set("compare.methods", ["nmt", "nmt"]), "'nmt' is listed twice"),
         ("train", _set("data.options.max_pairs_per_group", 0), "max_pairs_per_group"),
         ("train", _set("data.options.ndcg_k", 0), "ndcg_k must be a positive integer"),
@@ -126,6 +127,14 @@ def test_bad_files_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[s
     broken.write_text("data: [unclosed\n")
     code, _, err = run_cli(["train", str(broken)], capsys)
     _assert_one_line_exit_2(code, err, "invalid YAML at line")
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("trainer: {lr: 0.5}\ndata: {dataset: synthetic}\ntrainer: {max_steps: 3}\n")
+    code, _, err = run_cli(["train", str(twice)], capsys)
+    _assert_one_line_exit_2(code, err, "invalid YAML at line 3: key 'trainer' given twice")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe bad")
+    code, _, err = run_cli(["train", str(binary)], capsys)
+    _assert_one_line_exit_2(code, err, "not UTF-8 text")
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     code, _, err = run_cli(["train", str(empty)], capsys)
@@ -133,8 +142,17 @@ def test_bad_files_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[s
     config = write_config(tmp_path, census_config())
     code, _, err = run_cli(["train", str(config), "--set", "trainer.lr"], capsys)
     _assert_one_line_exit_2(code, err, "expected key=value")
+    code, _, err = run_cli(["train", str(config), "--set", "trainer.lr=[1"], capsys)
+    _assert_one_line_exit_2(code, err, "value is not valid YAML (expected ',' or ']'")
+    for seed, message in (("-1", "greater than or equal to 0"), (str(2**64), "less than")):
+        code, _, err = run_cli(["train", str(config), "--set", f"seed={seed}"], capsys)
+        _assert_one_line_exit_2(code, err, f"seed: Input should be {message}")
     code, _, err = run_cli(["plot", str(tmp_path)], capsys)
     _assert_one_line_exit_2(code, err, "no history.csv")
+    (tmp_path / "cmp" / "mmoe" / "seed0").mkdir(parents=True)
+    (tmp_path / "cmp" / "mmoe" / "seed0" / "history.csv").write_text("")
+    code, _, err = run_cli(["plot", str(tmp_path / "cmp")], capsys)
+    _assert_one_line_exit_2(code, err, "is no run but holds 1")
     # an output under a file: the operating system's error, in one line
     code, _, err = run_cli(["train", str(config), "--output", str(config / "run")], capsys)
     _assert_one_line_exit_2(code, err, "Not a directory")

@@ -100,3 +100,15 @@ def test_argument_errors(tmp_path: Path) -> None:
         load_table(path, sparse=["user", "click"], labels=["click"])
     with pytest.raises(DataError, match="schema: sparse must be a list of column names, got 5"):
         load_table(path, sparse=5, labels=["click"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_dense_column_too_large_to_standardize_is_refused(
+    tmp_path: Path, streaming: bool
+) -> None:
+    frame = _frame(100, 0)
+    frame["price"] = frame["price"] * 1e306  # finite, but its squares overflow float64
+    path = tmp_path / "huge.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match="dense column 'price' is too large to standardize"):
+        load_table(path, streaming=streaming, **COLUMNS)  # type: ignore[arg-type]

@@ -138,6 +138,8 @@ def test_bad_table_inputs_are_named(table_run: tuple[Path, Path], tmp_path: Path
         run.predict_file(table_run[1], tmp_path / "kept.csv", keep=["nosuch"])
     with pytest.raises(DataError, match=r"column 'nosuch' is missing .* name given to keep"):
         run.predict(frame, keep=["nosuch"])
+    with pytest.raises(DataError, match="keep lists the column 'user' twice"):
+        run.predict_file(table_run[1], tmp_path / "kept.csv", keep=["user", "user"])
     no_labels = tmp_path / "unlabelled.csv"
     frame.drop(columns=["like"]).to_csv(no_labels, index=False)
     assert run.predict_file(no_labels, tmp_path / "s.csv") == 600  # scoring needs no label

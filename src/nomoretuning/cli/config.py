@@ -202,6 +202,9 @@ class CompareSection(_Section):
     def _some_seeds(cls, seeds: list[int]) -> list[int]:
         if not seeds:
             raise ValueError("needs at least one seed")
+        bad = [seed for seed in seeds if not 0 <= seed < 2**63]
+        if bad:
+            raise ValueError(f"seeds must be in [0, 2**63), got {bad[0]}")
         return seeds
 
     @field_validator("models", "methods", "seeds")
@@ -231,7 +234,7 @@ class GridSection(_Section):
 class RunConfig(_Section):
     output: str | None = None
     overwrite: bool = False
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**63)
     data: DataSection
     model: ModelSection = Field(default_factory=ModelSection)
     method: MethodSection = Field(default_factory=MethodSection)
@@ -264,7 +267,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError as error:
-            raise ConfigError(f"--set {item!r}: value is not valid YAML ({error})") from None
+            problem = getattr(error, "problem", None) or "unreadable"
+            raise ConfigError(f"--set {item!r}: value is not valid YAML ({problem})") from None
         node = result
         for part in parts[:-1]:
             child = node.setdefault(part, {})
@@ -273,6 +277,21 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = child
         node[parts[-1]] = value
     return result
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (the last would win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
@@ -289,11 +308,15 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConf
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; a config is a YAML file") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: invalid YAML{where}") from None
+        problem = getattr(error, "problem", None)
+        detail = f": {problem}" if problem and "twice" in problem else ""
+        raise ConfigError(f"{path}: invalid YAML{where}{detail}") from None
     if raw is None:
         raise ConfigError(f"{path}: the config is empty; it needs at least data.dataset")
     if not isinstance(raw, dict):

@@ -43,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
             metavar="KEY=VALUE",
             help="override a config key, e.g. trainer.lr=0.01",
         )
-        p.add_argument("--output", type=Path, help="run directory (default: the config's output)")
+        where = "run directory" if name == "train" else "output folder (its runs inside)"
+        p.add_argument("--output", type=Path, help=f"{where} (default: the config's output)")
         either = p.add_mutually_exclusive_group()
         either.add_argument(
             "--overwrite",
@@ -66,8 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     with_config("train", "train one config (one model, one method, one seed)")
     with_config("compare", "compare methods x architectures x seeds (the paper's Table 1)")
     with_config("grid", "the loss-weight grid search that NMT replaces, NMT beside it")
-    plot = sub.add_parser("plot", help="draw a run's multipliers, bounds and losses (PNG)")
-    plot.add_argument("run", type=Path, help="a run directory written by `train`")
+    plot_help = "draw a run's multipliers, bounds and losses (PNG)"
+    plot = sub.add_parser("plot", help=plot_help, description=plot_help)
+    plot.add_argument("run", type=Path, help="a run directory (of train, or one run of compare)")
     checkpoint_help = "best (the selected model, default) or last (the latest training state)"
     predict = sub.add_parser(
         "predict",
@@ -81,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--keep", nargs="+", default=[], metavar="COLUMN", help="input columns to carry through"
     )
-    evaluate = sub.add_parser("evaluate", help="a trained run's metrics on a labelled file")
+    evaluate_help = "a trained run's metrics on a labelled file"
+    evaluate = sub.add_parser("evaluate", help=evaluate_help, description=evaluate_help)
     evaluate.add_argument("run", type=Path, help="a run directory written by `train`")
     evaluate.add_argument("--data", type=Path, required=True, help="a labelled file")
     evaluate.add_argument("--out", type=Path, help="also write the metrics as JSON here")
@@ -90,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
             "--chunk-rows", type=int, default=100_000, help="rows read at a time (memory bound)"
         )
         scoring.add_argument("--batch-size", type=int, default=8192, help="rows per forward pass")
-    export = sub.add_parser("export", help="write a serving artifact (ONNX or TorchScript)")
+    export_help = "write a serving artifact (ONNX or TorchScript)"
+    export = sub.add_parser("export", help=export_help, description=export_help)
     export.add_argument("run", type=Path, help="a run directory written by `train`")
     export.add_argument("--format", choices=["onnx", "torchscript"], required=True)
     export.add_argument("--out", type=Path, required=True, help="the artifact to write")
@@ -99,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
             "--checkpoint", choices=["best", "last"], default="best", help=checkpoint_help
         )
         scoring.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    demo = sub.add_parser("demo", help="a few-minute comparison on Census-Income (or synthetic)")
+    demo_help = "a few-minute comparison on Census-Income (or synthetic)"
+    demo = sub.add_parser("demo", help=demo_help, description=demo_help)
     demo.add_argument("--output", type=Path, help="where to write (default: runs/demo-<time>)")
     demo.add_argument("--cache-dir", type=Path, help="dataset cache (default: $NOMORETUNING_CACHE)")
     return parser

@@ -34,6 +34,12 @@ def _pyplot() -> Any:
 def _read_history(run_dir: Path) -> dict[str, list[float]]:
     path = run_dir / "history.csv"
     if not path.is_file():
+        runs = sorted(p.parent for p in run_dir.rglob("history.csv")) if run_dir.is_dir() else []
+        if runs:
+            raise ConfigError(
+                f"{run_dir} is no run but holds {len(runs)} (a comparison, grid or per-task "
+                f"single-task output): plot one of them, e.g. {runs[0]}"
+            )
         raise ConfigError(f"{run_dir}: no history.csv; is this a run directory made by `train`?")
     columns: dict[str, list[float]] = {}
     with path.open(newline="", encoding="utf-8") as handle:

@@ -214,18 +214,19 @@ class DenseMoments:
         count = (~np.isnan(x)).sum(axis=0).astype(np.float64)
         seen = count > 0
         mean = np.zeros_like(self.mean)
-        mean[seen] = np.nansum(x[:, seen], axis=0) / count[seen]
-        m2 = np.nansum((x - mean) ** 2, axis=0)
-        total = self.count + count
-        delta = mean - self.mean
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # `check` reports it
+            mean[seen] = np.nansum(x[:, seen], axis=0) / count[seen]
+            m2 = np.nansum((x - mean) ** 2, axis=0)
+            total = self.count + count
+            delta = mean - self.mean
             self.mean = np.where(total > 0, self.mean + delta * count / total, 0.0)
             self.m2 = np.where(total > 0, self.m2 + m2 + delta**2 * self.count * count / total, 0.0)
         self.count = total
 
     def scaler(self, transform: DenseTransform) -> DenseScaler:
         """The fitted `DenseScaler` (std 1 for a constant or never-seen column)."""
-        std = np.sqrt(self.m2 / np.maximum(self.count, 1))
+        with np.errstate(invalid="ignore"):
+            std = np.sqrt(self.m2 / np.maximum(self.count, 1))
         return DenseScaler.from_dict(
             {
                 "mean": np.where(self.count > 0, self.mean, 0.0).tolist(),

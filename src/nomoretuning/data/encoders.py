@@ -23,7 +23,7 @@ only torch and numpy installed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -271,13 +271,32 @@ class DenseScaler:
             raise ValueError(f"DenseScaler.fit expects a 2-D array, got shape {x.shape}")
         x = np.where(np.isfinite(x), x, np.nan)
         seen = (~np.isnan(x)).sum(axis=0)
-        total = np.where(seen > 0, np.nansum(x, axis=0), 0.0)
-        mean = np.where(seen > 0, total / np.maximum(seen, 1), 0.0)
-        var = np.nansum((x - mean) ** 2, axis=0) / np.maximum(seen, 1)
-        std = np.sqrt(var)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is `check`'s to report
+            total = np.where(seen > 0, np.nansum(x, axis=0), 0.0)
+            mean = np.where(seen > 0, total / np.maximum(seen, 1), 0.0)
+            var = np.nansum((x - mean) ** 2, axis=0) / np.maximum(seen, 1)
+            std = np.sqrt(var)
         self.mean = mean
         self.std = np.where((seen > 0) & (std > 0), std, 1.0)
         self._fitted = True
+        return self
+
+    def check(self, columns: Sequence[str], source: str) -> DenseScaler:
+        """Refuses statistics that overflowed (values near float64's limit): every standardized
+        value of such a column would be 0, the feature silently lost.
+
+        Example:
+            >>> DenseScaler().fit(np.array([[1e308], [-1e308]])).check(["price"], "a.csv")
+            Traceback (most recent call last):
+            ...
+            nomoretuning.errors.DataError: a.csv: dense column 'price' is too large to standardize (its mean or std overflows float64); rescale it (e.g. transform log1p)
+        """  # noqa: E501
+        for j, column in enumerate(columns):
+            if not (np.isfinite(self.mean[j]) and np.isfinite(self.std[j])):
+                raise DataError(
+                    f"{source}: dense column {column!r} is too large to standardize (its mean "
+                    "or std overflows float64); rescale it (e.g. transform log1p)"
+                )
         return self
 
     def transform(self, values: np.ndarray) -> np.ndarray:
@@ -384,7 +403,7 @@ class FeatureEncoder:
         for column, enc in self.categorical.items():
             if isinstance(enc, CategoricalEncoder):
                 enc.fit(frame[column])
-        self.scaler.fit(self._dense(frame, source))
+        self.scaler.fit(self._dense(frame, source)).check(self.schema.dense, source)
         return self
 
     def transform(self, frame: pd.DataFrame, source: str = "data") -> tuple[np.ndarray, np.ndarray]:

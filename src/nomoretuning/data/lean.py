@@ -115,7 +115,7 @@ def load_in_memory(
     check_split_classes(counts_by_split, source, allow_single_class)
     kept = {c: n.kept(encoder.categorical[c].min_count) for c, n in counts.items()}
     del counts
-    encoder.scaler.fit(dense["train"])
+    encoder.scaler.fit(dense["train"]).check(schema.dense, source)
     split_dense = {s: encoder.scaler.transform(dense.pop(s)) for s in SPLITS}
 
     sparse = {s: np.zeros((len(index[s]), len(schema.sparse)), np.int32) for s in SPLITS}

@@ -318,6 +318,9 @@ class Preprocessing:
                 if task not in frame.columns:
                     raise missing_column(source, task, [str(c) for c in frame.columns])
                 targets[task] = self._label(frame[task], task, source)
+        twice = [c for i, c in enumerate(keep) if c in keep[:i]]
+        if twice:
+            raise DataError(f"keep lists the column {twice[0]!r} twice; list it once")
         for column in keep:
             if column not in frame.columns:
                 present = [str(c) for c in frame.columns]

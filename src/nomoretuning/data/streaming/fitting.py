@@ -97,7 +97,7 @@ def fit_stream(
     source = " + ".join(str(f.path) for f in encoder.files)
     _class_check(fit, schema.labels, source, allow_single_class)
     _key_split_check(fit, encoder.split, source)
-    features.scaler = moments.scaler(features.scaler.transform_name)
+    features.scaler = moments.scaler(features.scaler.transform_name).check(schema.dense, source)
     kept = {c: counts.pop(c).kept(features.categorical[c].min_count) for c in list(counts)}
     _collect_text(encoder, pieces, fit, kept, progress)
     for column, tokens in kept.items():
