@@ -225,13 +225,19 @@ def test_a_corrupt_checkpoint_on_resume_is_one_line_and_the_previous_one_finishe
         assert (run / log).read_text() == (reference / log).read_text()
 
 
+def _a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
+    """A short Census-Income NMT run: its config file and its run directory."""
+    config = write_config(tmp_path, census_config())
+    run = tmp_path / "run"
+    assert run_cli(["train", str(config), "--output", str(run)], capsys)[0] == 0
+    return config, run
+
+
 @needs_census
 def test_a_bad_config_with_overwrite_costs_no_earlier_output(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config(tmp_path, census_config())
-    run = tmp_path / "run"
-    assert run_cli(["train", str(config), "--output", str(run)], capsys)[0] == 0
+    config, run = _a_finished_run(tmp_path, capsys)
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     for override in ("model.name=mmoee", f"data.path={tmp_path / 'nope.csv'}"):
         code, _, err = run_cli(
@@ -252,9 +258,7 @@ def test_a_bad_config_with_overwrite_costs_no_earlier_output(
 def test_resume_refuses_other_settings_and_a_damaged_metrics_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config(tmp_path, census_config())
-    run = tmp_path / "run"
-    assert run_cli(["train", str(config), "--output", str(run)], capsys)[0] == 0
+    config, run = _a_finished_run(tmp_path, capsys)
     for override, key in (("trainer.lr=0.05", "trainer.lr=0.001"), ("seed=1", "seed=0")):
         code, _, err = run_cli(
             ["train", str(config), "--output", str(run), "--resume", "--set", override], capsys
