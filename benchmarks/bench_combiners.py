@@ -3,8 +3,9 @@
 One training step is what the trainer does: forward, per-task BCE, the combiner's loss, backward,
 gradient clipping, Adam, then ``combiner.step(losses, closure)`` (FAMO's closure is one extra
 forward without gradient). Every combiner trains a copy of the same MMoE on the same batch of the
-real Census-Income data; NMT runs in its second stage with an active constraint (bound set below
-the current loss, so its multiplier grows every step), i.e. the most expensive path. The steps are
+real Census-Income data; NMT runs in its last stage (marital under income, after the joint start
+and income's stage) with an active constraint (bound set below the current loss, so its
+multiplier grows every step), i.e. the most expensive path. The steps are
 timed round-robin (each turn runs every combiner) so that a change in the machine's load hits all
 of them alike; the figure is the median over turns.
 
@@ -63,11 +64,15 @@ def make_step(
         combiner.step({t: v.detach() for t, v in values.items()}, closure=closure)
 
     if isinstance(combiner, nt.NMT):
-        # Stage 2 with an active constraint: a bound of "income" far below its loss now.
+        # Past the joint start and income's stage, into marital's under an active constraint: a
+        # bound of "income" far below its loss now, so its multiplier grows every step.
+        step()
+        combiner.next_stage()  # the joint start records no bound
         step()
         with torch.no_grad():
             now = float(losses()[tasks[0]])
         combiner.next_stage(bound=now * 0.01)
+        assert combiner.constrained_tasks == (tasks[0],), combiner.constrained_tasks
     for _ in range(3):  # warm-up (allocator, Adam state)
         step()
     return step, combiner
