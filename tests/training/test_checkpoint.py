@@ -112,3 +112,13 @@ def test_resuming_with_another_setup_is_refused(dataset: PreparedDataset, tmp_pa
     with pytest.raises(TrainingError, match="written by another run"):
         other.fit(resume=True)
     assert _files(run) == before
+    # the same run at another batch size is another run; on another device it is the same
+    nmt = nt.NMT(["like", "finish"])
+    larger = Trainer(toy_model(dataset), nmt, dataset, toy_config(batch_size=200), run)
+    with pytest.raises(TrainingError, match="trainer setting batch_size=64, this run has 200"):
+        larger.fit(resume=True)
+    assert _files(run) == before
+    elsewhere = toy_config(device="cpu", eval_batch_size=7, progress=True)
+    Trainer(toy_model(dataset), nt.NMT(["like", "finish"]), dataset, elsewhere, run).fit(
+        resume=True
+    )

@@ -74,9 +74,13 @@ CHECKPOINT_FORMAT = 2
 
 
 def run_fingerprint(
-    model: torch.nn.Module, combiner: torch.nn.Module, tasks: Sequence[str]
+    model: torch.nn.Module,
+    combiner: torch.nn.Module,
+    tasks: Sequence[str],
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What identifies the run a checkpoint belongs to: its tasks, combiner and parameter shapes.
+    """What identifies the run a checkpoint belongs to: its tasks, combiner and parameter shapes,
+    and the trainer ``settings`` it must keep (`TrainerConfig.resumable`).
 
     Example:
         >>> import nomoretuning as nt
@@ -88,6 +92,7 @@ def run_fingerprint(
         "tasks": list(tasks),
         "combiner": type(combiner).__name__,
         "parameters": {name: list(p.shape) for name, p in model.state_dict().items()},
+        "settings": dict(settings or {}),
     }
 
 
@@ -164,8 +169,16 @@ class CheckpointFiles:
                 f"(found {found}); {fallback}"
             )
         written = state.get("fingerprint", {})
+        saved = written.get("settings", {})  # none in a checkpoint of 0.1: nothing to compare
+        for name, value in self.fingerprint.get("settings", {}).items():
+            if name in saved and saved[name] != value:
+                raise TrainingError(
+                    f"{path} was written with the trainer setting {name}={saved[name]!r}, this "
+                    f"run has {value!r}; resume with the run's settings, or start over with "
+                    "--overwrite"
+                )
         for key, value in self.fingerprint.items():
-            if written.get(key) != value:
+            if key != "settings" and written.get(key) != value:
                 raise TrainingError(
                     f"{path} was written by another run (its {key} differ from this run's); "
                     f"resume the run that wrote it, or start over with --overwrite"

@@ -24,6 +24,11 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 """Forward-pass precision: full, bfloat16 autocast, float16 autocast with loss scaling (CUDA)."""
 
 
+CHANGEABLE_ON_RESUME = ("progress", "tensorboard", "checkpoint_every", "device", "eval_batch_size")
+"""The `TrainerConfig` fields a resumed run may change: how it reports and checkpoints, and on
+what hardware it runs, not what it computes (`TrainerConfig.resumable`)."""
+
+
 @dataclass
 class TrainerConfig:
     """Settings of one training run. Every field has a default.
@@ -131,6 +136,19 @@ class TrainerConfig:
     tensorboard: bool = False
     stage_test: bool = False
 
+    def resumable(self) -> dict[str, object]:
+        """The settings a run must keep to be resumed: every field but `CHANGEABLE_ON_RESUME`.
+
+        Example:
+            >>> "lr" in TrainerConfig().resumable(), "device" in TrainerConfig().resumable()
+            (True, False)
+        """
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in CHANGEABLE_ON_RESUME
+        }
+
     def __post_init__(self) -> None:
         for name in (
             "batch_size",
@@ -142,8 +160,8 @@ class TrainerConfig:
             checks.positive_int(getattr(self, name), f"trainer.{name}")
         for name in ("max_steps", "eval_every", "checkpoint_every", "constraint_every"):
             checks.optional_positive_int(getattr(self, name), f"trainer.{name}")
-        if not checks.is_integer(self.seed):
-            raise ConfigError(f"trainer.seed must be an integer, got {self.seed!r}")
+        if not checks.is_integer(self.seed) or not 0 <= self.seed < 2**63:
+            raise ConfigError(f"trainer.seed must be an integer in [0, 2**63), got {self.seed!r}")
         self.lr = checks.positive_number(self.lr, "trainer.lr")
         checks.one_of(self.patience_unit, "trainer.patience_unit", ("evaluations", "epochs"))
         self.patience = self._checked_patience(self.patience, "trainer.patience")

@@ -50,9 +50,9 @@ from nomoretuning.training.devices import resolve_device
 from nomoretuning.training.errors import TrainingError
 from nomoretuning.training.evaluation import compare_parameters, evaluate_split
 from nomoretuning.training.held_out import ConstantModel, HeldOutLosses
-from nomoretuning.training.inputs import check_tasks
+from nomoretuning.training.inputs import check_splits, check_tasks
 from nomoretuning.training.logs import RunLogs, prepare_run_directory, progress_bar
-from nomoretuning.training.objectives import Objective, objective_for
+from nomoretuning.training.objectives import BinaryObjective, Objective, objective_for
 from nomoretuning.training.optimizer import stage_optimizer
 from nomoretuning.training.records import FitResult, Metrics, StageRecord
 from nomoretuning.training.selection import Candidate, CandidateSelection
@@ -109,11 +109,10 @@ class Trainer:
         run_files: Mapping[str, str] | None = None,
     ) -> None:
         cfg = self.config = config or TrainerConfig()
-        self.model = model
-        self.combiner = combiner
-        self.dataset = dataset
+        self.model, self.combiner, self.dataset = model, combiner, dataset
         self.tasks = check_tasks(model, combiner, dataset.tasks, dataset.name)
         self.objective: Objective = objective or objective_for(dataset, self.tasks)
+        check_splits(dataset, self.tasks, binary=isinstance(self.objective, BinaryObjective))
         self.plan = StagePlan(combiner)
         self.world_size = parallel.world_size()
         self.rank = parallel.rank()
@@ -148,7 +147,9 @@ class Trainer:
         )
         self.logs = RunLogs(self.tasks, None)
         self.checkpoints = (
-            CheckpointFiles(self.run_dir, run_fingerprint(model, combiner, self.tasks))
+            CheckpointFiles(
+                self.run_dir, run_fingerprint(model, combiner, self.tasks, cfg.resumable())
+            )
             if self.run_dir is not None
             else None
         )
@@ -166,14 +167,13 @@ class Trainer:
         if which is None:
             self.plan.check_fresh()
         self._open_run_dir(which)
-        start = time.perf_counter()
         if which is not None:
             self._load(which)
         else:
             # Rank 0 uses the seed itself; other ranks draw different dropout masks.
             torch.manual_seed(self.config.seed + 7919 * self.rank)
+        self._clock = time.perf_counter() - self.state.wall_time  # the time before a resume too
         self.runner.prepare_data_parallel()
-        elapsed_before = self.state.wall_time
         try:
             while self.state.stage_index < self.plan.num_stages:
                 if not self.state.stage_started:
@@ -185,7 +185,7 @@ class Trainer:
         valid = self._evaluate("valid")
         last = self.state.stage_records[-1].test  # the model is the last stage's selection
         test = last if last is not None else self._evaluate("test")
-        self.state.wall_time = elapsed_before + time.perf_counter() - start
+        self.state.wall_time = time.perf_counter() - self._clock
         result = FitResult(
             valid=valid,
             test=test,
@@ -449,6 +449,7 @@ class Trainer:
         if self.run_dir is None:
             return
         self.logs.flush()
+        self.state.wall_time = time.perf_counter() - self._clock
         rng = rng_state()
         rng_by_rank = parallel.all_gather_objects(rng) if self.world_size > 1 else None
         if not self._writes:

@@ -32,6 +32,7 @@ from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
 from nomoretuning.serving.run_files import scoring_files
 from nomoretuning.training import distributed as parallel
+from nomoretuning.training.config import CHANGEABLE_ON_RESUME
 from nomoretuning.training.records import StageRecord, describe_stages
 from nomoretuning.training.trainer import Resume, Trainer
 
@@ -127,11 +128,7 @@ IGNORED_ON_RESUME = (
     "overwrite",
     "compare",
     "grid",
-    "trainer.progress",
-    "trainer.tensorboard",
-    "trainer.checkpoint_every",
-    "trainer.device",
-    "trainer.eval_batch_size",
+    *(f"trainer.{name}" for name in CHANGEABLE_ON_RESUME),
 )
 """Config keys a resumed run may change: where it writes, how it reports and checkpoints, and on
 what hardware it runs, not what it computes."""
