@@ -16,6 +16,7 @@ import nomoretuning as nt
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
 from nomoretuning.models import build_model
+from nomoretuning.training.checkpoint import load_checkpoint
 from nomoretuning.training.records import FitResult, StageRecord
 from nomoretuning.training.trainer import Trainer, TrainerConfig, TrainingError
 
@@ -247,6 +248,8 @@ def test_a_killed_run_resumes_to_the_same_result(
             run_dir=tmp_path / "killed",
         ).fit()
     monkeypatch.undo()
+    before = load_checkpoint(tmp_path / "killed" / "last.pt")["trainer"]["position"]["wall_time"]
+    assert before > 0  # the checkpoint keeps the time trained so far
     # A new process: fresh objects with another seed state, then resume.
     torch.manual_seed(1234)
     resumed = Trainer(
@@ -257,6 +260,7 @@ def test_a_killed_run_resumes_to_the_same_result(
         run_dir=tmp_path / "killed",
     ).fit(resume=True)
 
+    assert resumed.wall_time_s >= round(before, 3)  # the whole run's time, not the resumed part
     assert resumed.test == full.test
     assert resumed.valid == full.valid
     assert resumed.steps == full.steps
@@ -358,6 +362,39 @@ def test_an_existing_run_directory_is_not_overwritten(
         trainer.fit(resume="previous")
 
 
+class _OwnModel(torch.nn.Module):
+    """A model of a user's own, whose outputs can be made wrong."""
+
+    def __init__(self, wrong: str) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 2)
+        self.wrong = wrong
+
+    def forward(self, sparse: torch.Tensor, dense: torch.Tensor) -> object:
+        out = self.linear(dense)
+        if self.wrong == "tuple":
+            return out[:, 0], out[:, 1]
+        if self.wrong == "column":
+            return {"like": out[:, :1], "finish": out[:, 1]}
+        return {"like": out[:, 0]}  # "missing"
+
+
+@pytest.mark.parametrize(
+    ("wrong", "message"),
+    [
+        ("tuple", "the model returned a tuple; it must return a dict"),
+        ("column", r"output for task 'like' has shape \[64, 1\]; .* \(squeeze the last"),
+        ("missing", r"outputs lack task 'finish' \(it returned \['like'\]\)"),
+    ],
+)
+def test_a_models_wrong_outputs_are_named(
+    dataset: PreparedDataset, wrong: str, message: str
+) -> None:
+    trainer = Trainer(_OwnModel(wrong), nt.EqualWeights(["like", "finish"]), dataset, toy_config())
+    with pytest.raises(ConfigError, match=message):
+        trainer.fit()
+
+
 def test_bad_trainer_setup(dataset: PreparedDataset) -> None:
     with pytest.raises(ConfigError, match="task 'click' is not in dataset 'toy'"):
         Trainer(toy_model(dataset), nt.EqualWeights(["click"]), dataset)
@@ -367,6 +404,9 @@ def test_bad_trainer_setup(dataset: PreparedDataset) -> None:
         Trainer(toy_model(dataset), nt.EqualWeights(["like"]), dataset).fit(resume=True)
     with pytest.raises(ConfigError, match="resume must be True, 'last' or 'previous', got 'best'"):
         Trainer(toy_model(dataset), nt.EqualWeights(["like"]), dataset).fit(resume="best")  # type: ignore[arg-type]
+    empty = replace(dataset, valid=dataset.valid.subset(slice(0, 0)))  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="dataset 'toy': the valid split is empty"):
+        Trainer(toy_model(dataset), nt.EqualWeights(["like"]), empty)
     one_output = build_model("shared_bottom", dataset.features, ["like"], bottom_dims=(4,))
     with pytest.raises(ConfigError, match=r"task 'finish' is not an output of the model"):
         Trainer(one_output, NMT(["like", "finish"]), dataset)
@@ -374,6 +414,10 @@ def test_bad_trainer_setup(dataset: PreparedDataset) -> None:
     advanced.next_stage()
     with pytest.raises(ConfigError, match="is at stage 2 of 3; a new run starts at stage 1"):
         Trainer(toy_model(dataset), advanced, dataset, toy_config()).fit()
+    trainer = Trainer(toy_model(dataset), nt.NMT(["like", "finish"]), dataset, toy_config())
+    trainer.fit()
+    with pytest.raises(ConfigError, match="has finished all 3 stages; a new run starts"):
+        trainer.fit()  # a second fit of the same trainer: its NMT is done
     if not torch.cuda.is_available():
         config = TrainerConfig(device="cuda")
         with pytest.raises(ConfigError, match="CUDA is not available"):

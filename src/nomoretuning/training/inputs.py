@@ -1,24 +1,27 @@
 """What a user hands the trainer must agree on the tasks: every task the combiner weighs is a
-task of the dataset and, for the library's models, an output of the model."""
+task of the dataset and, for the library's models, an output of the model; any model's outputs
+are checked as they come (`model_outputs`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from nomoretuning.core.base import LossCombiner
+from nomoretuning.data.batching import PreparedDataset, TensorSplit
 from nomoretuning.errors import ConfigError
 from nomoretuning.models.base import MultiTaskModel
 
-__all__ = ["check_tasks"]
+__all__ = ["check_splits", "check_tasks", "model_outputs"]
 
 
 def check_tasks(
     model: nn.Module, combiner: LossCombiner, dataset_tasks: Sequence[str], dataset_name: str
 ) -> tuple[str, ...]:
     """The combiner's tasks, once each is found in the dataset and among the outputs of a
-    `MultiTaskModel` (another module's outputs are checked at its first forward).
+    `MultiTaskModel` (another module's outputs are checked as they come, `model_outputs`).
 
     Example:
         >>> import nomoretuning as nt
@@ -48,3 +51,77 @@ def check_tasks(
                 f"outputs {list(model.tasks)}); build the model with every task the method weighs"
             )
     return tuple(combiner.tasks)
+
+
+def model_outputs(outputs: Any, tasks: Sequence[str], rows: int) -> Mapping[str, Tensor]:
+    """``outputs`` of ``model(sparse, dense)`` on ``rows`` rows, once they are what the trainer
+    needs: a mapping with a logits tensor ``[rows]`` per task.
+
+    Example:
+        >>> import torch
+        >>> model_outputs({"click": torch.zeros(3)}, ["click"], 3)["click"].shape
+        torch.Size([3])
+        >>> model_outputs({"click": torch.zeros(3, 1)}, ["click"], 3)
+        Traceback (most recent call last):
+        ...
+        nomoretuning.errors.ConfigError: the model's output for task 'click' has shape [3, 1]; it must be one logit per row, [3] (squeeze the last dimension)
+
+    Raises:
+        ConfigError: naming what is wrong.
+    """  # noqa: E501
+    if not isinstance(outputs, Mapping):
+        raise ConfigError(
+            f"the model returned a {type(outputs).__name__}; it must return a dict "
+            "{task: logits} (one tensor [batch] per task)"
+        )
+    for task in tasks:
+        if task not in outputs:
+            raise ConfigError(
+                f"the model's outputs lack task {task!r} (it returned {sorted(outputs)}); "
+                "return a logits tensor for every task the method weighs"
+            )
+        value = outputs[task]
+        if not isinstance(value, Tensor) or tuple(value.shape) != (rows,):
+            shape = list(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ConfigError(
+                f"the model's output for task {task!r} has shape {shape}; it must be one logit "
+                f"per row, [{rows}]"
+                + (" (squeeze the last dimension)" if shape == [rows, 1] else "")
+            )
+    return outputs
+
+
+def check_splits(dataset: PreparedDataset, tasks: Sequence[str], binary: bool) -> None:
+    """Refuses a dataset the trainer cannot use: an empty split, or (``binary``) a task's label
+    that is not 0 or 1. Splits held in tensors are checked; streamed ones check themselves.
+
+    Example:
+        >>> import torch
+        >>> from nomoretuning.models import FeatureConfig
+        >>> def split(y):
+        ...     return TensorSplit(torch.zeros(len(y), 0, dtype=torch.long), torch.zeros(len(y), 1),
+        ...                        {"click": torch.tensor(y)})
+        >>> data = PreparedDataset("mine", ("click",), FeatureConfig((), ("x",)),
+        ...                        split([0.0, 1.0]), split([0.0, 2.0]), split([1.0, 0.0]))
+        >>> check_splits(data, ["click"], binary=True)
+        Traceback (most recent call last):
+        ...
+        nomoretuning.errors.ConfigError: dataset 'mine': task 'click' has the label 2.0 in the valid split; a binary task's labels are 0 or 1
+
+    Raises:
+        ConfigError: naming the split (and the task and a bad label).
+    """  # noqa: E501
+    for part in ("train", "valid", "test"):
+        split = getattr(dataset, part)
+        if not isinstance(split, TensorSplit):
+            continue
+        if len(split) == 0:
+            raise ConfigError(f"dataset {dataset.name!r}: the {part} split is empty")
+        for task in tasks if binary else ():
+            labels = split.labels[task]
+            bad = labels[(labels != 0) & (labels != 1)]
+            if bad.numel():
+                raise ConfigError(
+                    f"dataset {dataset.name!r}: task {task!r} has the label {float(bad[0])} in "
+                    f"the {part} split; a binary task's labels are 0 or 1"
+                )

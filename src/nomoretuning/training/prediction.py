@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from nomoretuning.data.batching import TensorSplit
+from nomoretuning.training.inputs import model_outputs
 
 __all__ = ["predict"]
 
@@ -46,7 +47,9 @@ def predict(
     )
     try:
         for batch in batches:
-            out = model(batch.sparse.to(device), batch.dense.to(device))
+            out = model_outputs(
+                model(batch.sparse.to(device), batch.dense.to(device)), tasks, len(batch)
+            )
             for task in tasks:
                 logits[task].append(out[task].float().cpu())
                 labels[task].append(batch.labels[task].cpu())

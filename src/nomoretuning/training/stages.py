@@ -52,10 +52,14 @@ class StagePlan:
         """
         staged = self.staged
         if staged is not None and (staged.stage != 1 or staged.finished):
-            where = "finished" if staged.finished else f"at stage {staged.stage}"
+            where = (
+                f"has finished all {staged.num_stages} stages"
+                if staged.finished
+                else f"is at stage {staged.stage} of {staged.num_stages}"
+            )
             raise ConfigError(
-                f"the NMT given to the trainer is {where} of {staged.num_stages}; a new run "
-                "starts at stage 1: pass a new NMT (or fit(resume=True) to continue a run)"
+                f"the NMT given to the trainer {where}; a new run starts at stage 1: pass a "
+                "new NMT (or fit(resume=True) to continue a run)"
             )
 
     @property

@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from nomoretuning.core.base import Closure, LossCombiner
 from nomoretuning.data.batching import Batch
 from nomoretuning.training import distributed as parallel
+from nomoretuning.training.inputs import model_outputs
 from nomoretuning.training.later_heads import LaterHeads
 from nomoretuning.training.objectives import Objective
 from nomoretuning.training.precision import autocast, gradient_scaler
@@ -98,7 +99,8 @@ class StepRunner:
     def losses(self, model: nn.Module, batch: Batch) -> dict[str, Tensor]:
         """The task losses of ``model`` on ``batch`` (mixed precision as configured)."""
         with self.autocast():
-            return self.objective.losses(model(batch.sparse, batch.dense), batch)
+            outputs = model_outputs(model(batch.sparse, batch.dense), self.tasks, len(batch))
+            return self.objective.losses(outputs, batch)
 
     def check_finite(self, losses: Mapping[str, Tensor]) -> None:
         values = torch.stack([losses[t].detach().float() for t in self.tasks])
@@ -175,7 +177,7 @@ class StepRunner:
     def _local_losses(self, model: nn.Module, batch: Batch) -> dict[str, Tensor]:
         """This rank's per-task batch means (zeros, still in the graph, for an empty share)."""
         with self.autocast():
-            logits = model(batch.sparse, batch.dense)
+            logits = model_outputs(model(batch.sparse, batch.dense), self.tasks, len(batch))
             if len(batch) > 0:
                 return self.objective.losses(logits, batch)
         return {t: logits[t].float().sum() * 0.0 for t in self.tasks}
