@@ -12,11 +12,15 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
 
 from nomoretuning.data import TensorSplit, find_census_income, load_census_income, make_synthetic
 
@@ -90,9 +94,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--census", type=Path, default=None, help="raw Census-Income file")
     parser.add_argument("--synthetic", action="store_true", help="use synthetic rows")
-    parser.add_argument("--rows", type=int, default=1_000_000, help="synthetic rows")
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--epochs", type=int, default=20, help="epochs of TensorSplit.batches")
+    parser.add_argument(
+        "--rows", type=common.positive_int, default=1_000_000, help="synthetic rows"
+    )
+    parser.add_argument("--batch-size", type=common.positive_int, default=1024)
+    parser.add_argument(
+        "--epochs", type=common.positive_int, default=20, help="epochs of TensorSplit.batches"
+    )
     parser.add_argument("--loader-epochs", type=int, default=1, help="epochs of the DataLoader")
     args = parser.parse_args()
 
@@ -118,4 +126,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

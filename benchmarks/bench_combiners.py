@@ -81,10 +81,12 @@ def make_step(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--census", type=Path, default=None, help="raw Census-Income file")
-    parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=15, help="round-robin turns")
-    parser.add_argument("--repeat", type=int, default=5, help="steps per combiner per turn")
+    parser.add_argument("--batch-size", type=common.positive_int, default=4096)
+    parser.add_argument("--threads", type=common.positive_int, default=1)
+    parser.add_argument("--rounds", type=common.positive_int, default=15, help="round-robin turns")
+    parser.add_argument(
+        "--repeat", type=common.positive_int, default=5, help="steps per combiner per turn"
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -141,4 +143,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

@@ -19,16 +19,21 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import time
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 import nomoretuning as nt
 from nomoretuning.core.testing import LexicographicProblem
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
 
 OPTIMIZERS = (("sgd", 0.1), ("sgd", 0.3), ("adam", 0.01), ("adam", 0.05))
 
@@ -136,9 +141,13 @@ def problems(count: int, seed: int = 0) -> list[LexicographicProblem]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--problems", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=6000)
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--problems", type=common.positive_int, default=24, help="random problems per setting"
+    )
+    parser.add_argument("--steps", type=common.positive_int, default=6000, help="steps a stage")
+    parser.add_argument(
+        "--quick", action="store_true", help="8 problems (instead of --problems), loss scale x1"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     count = 8 if args.quick else args.problems
@@ -198,4 +207,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

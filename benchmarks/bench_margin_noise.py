@@ -10,8 +10,9 @@ runs, `bench_robustness.fit`), scores both on the validation and the test split 
 - per seed, NMT − reference with its paired standard error over the split (DeLong's for AUC,
   over the queries for NDCG: `Objective.difference`);
 - the mean over seeds with two standard errors: over seeds (the rule's) and over the split
-  (a bootstrap of the split's rows, or of its queries for a ranking split, rescoring every
-  seed's pair on each resample, so that the shared split counts once).
+  (a bootstrap of the split's rows, or of its groups where it has them: queries of a ranking
+  split, users of the click logs; rescoring every seed's pair on each resample, so that the
+  shared split counts once).
 
     python benchmarks/bench_margin_noise.py --row search --cell epoch_eval --seeds 5
     python benchmarks/bench_margin_noise.py --row "census income>marital>education" --cell lr3e-3
@@ -31,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_robustness as robustness
+import common
 
 Difference = Callable[[np.ndarray], float]
 """A paired difference of two models' metric on the rows (or queries) a resample picks."""
@@ -40,8 +42,8 @@ def _differences(
     objective: Any, task: str, pair: tuple[Any, Any]
 ) -> tuple[float, float, Difference, int]:
     """NMT − reference on a whole split with its paired standard error, the same difference as
-    a function of a resample, and the number of units resampled (rows; for a ranking split,
-    queries)."""
+    a function of a resample, and the number of units resampled: rows, or the split's groups
+    where it has them (queries of a ranking split, users of the click logs), resampled whole."""
     (nmt, labels, groups), (reference, _, _) = pair
     y, a, b = labels[task], nmt[task], reference[task]
     d, se = objective.difference(task, y, a, b, groups)
@@ -65,7 +67,7 @@ def _differences(
 
 def _bootstrap(differences: list[Difference], units: int, draws: int, seed: int) -> float:
     """The standard error of the mean of ``differences`` over resamples of ``units`` rows or
-    queries, the same resample for every seed's pair."""
+    groups, the same resample for every seed's pair."""
     rng = np.random.default_rng(seed)
     means = []
     for _ in range(draws):
@@ -109,14 +111,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--row", required=True, help="a substring of a bench_robustness row")
     parser.add_argument("--cell", default="centre", help="a bench_robustness cell")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=common.at_least(2), default=5)
     parser.add_argument(
         "--against",
         type=_reference,
         default="single",
         help="single, equal, or fixed weights in priority order, e.g. 1/6:2/3:1/6",
     )
-    parser.add_argument("--draws", type=int, default=500, help="bootstrap resamples")
+    parser.add_argument(
+        "--draws", type=common.positive_int, default=500, help="bootstrap resamples"
+    )
     robustness.add_data_flags(parser)
     args = parser.parse_args()
     robustness.set_data_sizes(args)
@@ -147,15 +151,17 @@ def main() -> None:
         )
     for name, seen in found.items():
         units = seen[0][3]
+        grouped = scores["nmt", name][2] is not None  # the split's group ids, if any
+        ranking = objective.selection_metric == "ndcg"
+        unit_name = ("queries" if ranking else "groups (users)") if grouped else "rows"
         mean = statistics.fmean(d for d, _, _, _ in seen)
         over_seeds = statistics.stdev(d for d, _, _, _ in seen) / len(seen) ** 0.5
         over_split = _bootstrap([f for _, _, f, _ in seen], units, args.draws, seed=0)
         print(
             f"  {name}: mean {mean:+.4f}; s.e. over seeds {over_seeds:.4f}, over the split "
-            f"{over_split:.4f} ({args.draws} resamples of {units:,} "
-            f"{'queries' if objective.selection_metric == 'ndcg' else 'rows'})"
+            f"{over_split:.4f} ({args.draws} resamples of {units:,} {unit_name})"
         )
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

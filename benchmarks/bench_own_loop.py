@@ -203,13 +203,17 @@ def summarize(records: list[dict[str, Any]], methods: tuple[str, ...]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--row", choices=OWN_LOOP_ROWS, default=OWN_LOOP_ROWS[0])
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--patience", type=int, default=2, help="epochs (user's early stopping)")
+    parser.add_argument("--seeds", type=common.positive_int, default=5)
+    parser.add_argument(
+        "--patience", type=common.positive_int, default=2, help="epochs (user's early stopping)"
+    )
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--max-epochs", type=int, default=15, help="epochs a stage at most")
-    parser.add_argument("--fixed-epochs", type=int, default=None)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=common.positive_int, default=1024)
+    parser.add_argument(
+        "--max-epochs", type=common.positive_int, default=15, help="epochs a stage at most"
+    )
+    parser.add_argument("--fixed-epochs", type=common.positive_int, default=None)
+    parser.add_argument("--workers", type=common.positive_int, default=2)
     parser.add_argument("--output", type=Path, default=None, help="JSON-lines records")
     args = parser.parse_args(argv)
     methods = METHODS if args.fixed_epochs is None else METHODS[:3]
@@ -247,4 +251,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    common.run(main)

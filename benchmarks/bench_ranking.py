@@ -285,7 +285,7 @@ def main() -> None:
         help="the lambdarank example folder (default: the config's data.path)",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=common.positive_int, default=2)
     parser.add_argument(
         "--lgbm-features",
         choices=("same", "raw", "both"),
@@ -352,4 +352,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

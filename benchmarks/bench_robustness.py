@@ -322,8 +322,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="the centre cell of every row")
     parser.add_argument("--rows", help="comma-separated substrings of row names")
     parser.add_argument("--cells", help="comma-separated substrings of cell names")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
+    parser.add_argument("--seeds", type=common.positive_int, default=3)
+    parser.add_argument(
+        "--workers", type=common.positive_int, default=2, help="processes (one thread each)"
+    )
     parser.add_argument("--output", type=Path, default=Path("runs/robustness"))
     parser.add_argument("--resume", action="store_true", help="continue the results file")
     parser.add_argument(
@@ -403,4 +405,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

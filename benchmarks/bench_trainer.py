@@ -191,10 +191,12 @@ def rechub_run(python: Path, npz: Path, args: argparse.Namespace) -> dict[str, A
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--census", type=Path, default=None, help="raw Census-Income file")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per measurement")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--epochs", type=common.positive_int, default=2, help="epochs per measurement"
+    )
+    parser.add_argument("--rounds", type=common.positive_int, default=3)
+    parser.add_argument("--batch-size", type=common.positive_int, default=1024)
+    parser.add_argument("--threads", type=common.positive_int, default=1)
     parser.add_argument("--no-rechub", action="store_true", help="skip torch-rechub")
     args = parser.parse_args()
 
@@ -264,4 +266,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

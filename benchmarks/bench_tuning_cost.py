@@ -125,12 +125,16 @@ def main() -> None:
     parser.add_argument("--census", type=Path, default=None, help="raw Census-Income file")
     parser.add_argument("--tasks", type=int, choices=(2, 3), nargs="+", default=[2, 3])
     defaults = TrainerConfig()
-    parser.add_argument("--batch-size", type=int, help=f"default: {defaults.batch_size}")
+    parser.add_argument(
+        "--batch-size", type=common.positive_int, help=f"default: {defaults.batch_size}"
+    )
     parser.add_argument("--lr", type=float, help=f"default: {defaults.lr}")
     parser.add_argument(
-        "--max-epochs", type=int, help=f"per run (per stage for NMT); {defaults.max_epochs}"
+        "--max-epochs",
+        type=common.positive_int,
+        help=f"per run (per stage for NMT); {defaults.max_epochs}",
     )
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=common.positive_int, default=1)
     common.add_set_flag(parser)
     args = parser.parse_args()
     args.options = common.trainer_options(args.set)
@@ -150,4 +154,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

@@ -99,8 +99,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--row", default=ROW, help=f"a robustness row (default {ROW!r})")
     parser.add_argument("--cell", default="centre", help="a robustness cell (default centre)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
+    parser.add_argument("--seeds", type=common.positive_int, default=3)
+    parser.add_argument(
+        "--workers", type=common.positive_int, default=2, help="processes (one thread each)"
+    )
     parser.add_argument(
         "--top",
         default=",".join(str(p) for p in TOP_WEIGHTS),
@@ -159,4 +161,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

@@ -10,6 +10,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from nomoretuning.data import PreparedDataset, find_census_income, load_census_income
+from nomoretuning.errors import NomoretuningError
 from nomoretuning.models import build_model
 from nomoretuning.training import TrainerConfig
 
@@ -192,3 +194,38 @@ def interleaved(
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer of at least ``minimum`` (a usage error otherwise).
+
+    Example:
+        >>> at_least(2)("3"), positive_int("1")
+        (3, 1)
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = at_least(1)
+"""An argparse ``type``: a positive integer."""
+
+
+def run(main: Callable[[], object]) -> None:
+    """Runs a benchmark's ``main``: the library's bad-input errors end it with their one line and
+    exit status 2, not a traceback; an integer ``main`` returns is the exit status."""
+    try:
+        result = main()
+    except NomoretuningError as error:
+        print(f"{Path(sys.argv[0]).name}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    raise SystemExit(result if isinstance(result, int) else 0)
