@@ -153,6 +153,16 @@ def test_bad_files_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (tmp_path / "cmp" / "mmoe" / "seed0" / "history.csv").write_text("")
     code, _, err = run_cli(["plot", str(tmp_path / "cmp")], capsys)
     _assert_one_line_exit_2(code, err, "is no run but holds 1")
+    # compare and grid load the data before an --overwrite touches the earlier output
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "results.json").write_text("[]")
+    for command in ("compare", "grid"):
+        missing = ["--set", f"data.path={tmp_path / 'nope.gz'}"]
+        args = [command, str(config), "--output", str(earlier), "--overwrite", *missing]
+        code, _, err = run_cli(args, capsys)
+        _assert_one_line_exit_2(code, err, "nope.gz")
+        assert (earlier / "results.json").read_text() == "[]"
     # an output under a file: the operating system's error, in one line
     code, _, err = run_cli(["train", str(config), "--output", str(config / "run")], capsys)
     _assert_one_line_exit_2(code, err, "Not a directory")

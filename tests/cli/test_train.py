@@ -259,12 +259,16 @@ def test_resume_refuses_other_settings_and_a_damaged_metrics_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config, run = _a_finished_run(tmp_path, capsys)
-    for override, key in (("trainer.lr=0.05", "trainer.lr=0.001"), ("seed=1", "seed=0")):
+    started = (run / "config.yaml").read_text()
+    changes = [("trainer.lr=0.05", "trainer.lr=0.001"), ("seed=1", "seed=0")]
+    changes += [("method.options.tolerance=0.5", "no method.options.tolerance")]  # an option added
+    for override, key in changes:
         code, _, err = run_cli(
             ["train", str(config), "--output", str(run), "--resume", "--set", override], capsys
         )
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert f"was started with {key}" in err and "config.yaml" in err
+    assert (run / "config.yaml").read_text() == started  # a refused resume rewrites nothing
     # where it writes, whether it shows progress, on what device it runs may change
     args = ["train", str(config), "--output", str(run), "--resume"]
     harmless = ["--set", "trainer.progress=true", "--set", "trainer.device=cpu"]

@@ -152,7 +152,8 @@ def prepare_run_directory(
 ) -> None:
     """Makes ``run_dir`` ready: to resume (its checkpoint ``resume`` must exist), or for a new
     run (empty, or ``overwrite``: the run files of an earlier run are removed, nothing else);
-    then writes ``files`` (name -> text, the run's own description) into it atomically."""
+    then writes ``files`` (name -> text, the run's own description) into it atomically (on a
+    resume, only those missing: the run keeps the description it started with)."""
     if resume is not None:
         if not checkpoints.exists(resume):
             other = "previous" if resume == "last" else None
@@ -173,5 +174,6 @@ def prepare_run_directory(
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in (files or {}).items():
-        atomic_write_text(run_dir / name, text)
+    for name, text in (files or {}).items():  # a resumed run keeps those it started with
+        if resume is None or not (run_dir / name).exists():
+            atomic_write_text(run_dir / name, text)

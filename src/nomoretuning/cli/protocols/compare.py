@@ -27,6 +27,7 @@ from nomoretuning.cli.protocols.train import run_training, selected_tasks
 from nomoretuning.cli.record import RunRecord
 from nomoretuning.cli.registry import DATASETS
 from nomoretuning.cli.report import comparison_markdown
+from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
 from nomoretuning.training.trainer import Resume
 
@@ -34,14 +35,20 @@ __all__ = ["compare_command", "run_comparison"]
 
 
 def run_comparison(
-    config: RunConfig, output: Path, *, resume: Resume = False, report: Progress = outputs.say
+    config: RunConfig,
+    output: Path,
+    *,
+    resume: Resume = False,
+    report: Progress = outputs.say,
+    dataset: PreparedDataset | None = None,
 ) -> list[RunRecord]:
-    """Runs every model x method x seed of ``config.compare``; writes ``output/results.json``."""
+    """Runs every model x method x seed of ``config.compare``; writes ``output/results.json``.
+    ``dataset``: the config's, when the caller loaded it already."""
     for model in config.compare.models:
         options_for(model, {})
     check_shared_options(config.compare.models, config.model.options)
     pin_data_seed(config)  # each run's config.yaml splits the data as this split is
-    dataset = build_dataset(config.data, config.seed)
+    dataset = dataset or build_dataset(config.data, config.seed)
     tasks = selected_tasks(config, dataset)
     plan: list[tuple[str, str, int]] = []
     for method in config.compare.methods:
@@ -78,8 +85,9 @@ def compare_command(config: RunConfig, output: Path, *, overwrite: bool, resume:
             f"compare.protocol table1 reports AUC of per-task logits; for the ranking dataset "
             f"{config.data.dataset!r} set compare.protocol: table3"
         )
+    dataset = build_dataset(config.data, config.seed)  # checked before the output is touched
     outputs.prepare_output(output, overwrite, resume)
-    records = run_comparison(config, output, resume=resume)
+    records = run_comparison(config, output, resume=resume, dataset=dataset)
     if not outputs.is_main_process():
         return
     tasks = list(records[0].test) if records else []

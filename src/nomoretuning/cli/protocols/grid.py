@@ -24,6 +24,7 @@ from nomoretuning.cli.protocols.train import run_training, selected_tasks
 from nomoretuning.cli.record import RunRecord
 from nomoretuning.cli.registry import DATASETS
 from nomoretuning.cli.report import grid_markdown
+from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
 from nomoretuning.training.trainer import Resume
 
@@ -59,8 +60,10 @@ def run_grid(
     metric: str | None = None,
     resume: Resume = False,
     report: Progress = outputs.say,
+    dataset: PreparedDataset | None = None,
 ) -> dict[str, Any]:
-    """Runs the grid and NMT; writes ``output/grid.json`` and returns its content.
+    """Runs the grid and NMT; writes ``output/grid.json`` and returns its content (``dataset``:
+    the config's, when the caller loaded it already).
 
     ``metric``: the test and validation metric that scores the runs (None: the selection metric
     of the dataset's objective, ``auc`` or ``ndcg``).
@@ -68,7 +71,7 @@ def run_grid(
     Raises:
         ConfigError: the tasks are not 2 or 3, or the runs do not report ``metric``.
     """
-    dataset = build_dataset(config.data, config.seed)
+    dataset = dataset or build_dataset(config.data, config.seed)
     tasks = selected_tasks(config, dataset)
     weights_list = grid_weights(tasks, config.grid.points, config.grid.three_task_points)
     if metric is None:
@@ -124,8 +127,9 @@ def _shown(record: RunRecord, tasks: Sequence[str], metric: str) -> str:
 def grid_command(config: RunConfig, output: Path, *, overwrite: bool, resume: Resume) -> None:
     """``nomoretuning grid``: the grid, ``grid.md`` and the table printed, the trade-off plot
     (AUC; binary tasks only) and the NMT run's plots."""
+    dataset = build_dataset(config.data, config.seed)  # checked before the output is touched
     outputs.prepare_output(output, overwrite, resume)
-    summary = run_grid(config, output, resume=resume)
+    summary = run_grid(config, output, resume=resume, dataset=dataset)
     if not outputs.is_main_process():
         return
     table = grid_markdown(summary)

@@ -214,7 +214,12 @@ def _objective(dataset: PreparedDataset, tasks: Sequence[str]) -> PairwiseObject
 
 
 def run_table3(
-    config: RunConfig, output: Path, *, resume: Resume = False, report: Progress = outputs.say
+    config: RunConfig,
+    output: Path,
+    *,
+    resume: Resume = False,
+    report: Progress = outputs.say,
+    dataset: PreparedDataset | None = None,
 ) -> list[RunRecord]:
     """Runs the Table 3 protocol (see the module docstring); writes ``output/results.json``.
 
@@ -224,7 +229,7 @@ def run_table3(
     """
     _check_config(config)
     pin_data_seed(config)  # each run's config.yaml splits the data as this split is
-    dataset = build_dataset(config.data, config.seed)
+    dataset = dataset or build_dataset(config.data, config.seed)
     tasks = selected_tasks(config, dataset)
     plan = table3_plan(tasks, config.method, config.compare.weights)
     objective = _objective(dataset, tasks)
@@ -254,8 +259,10 @@ def run_table3(
 def table3_command(config: RunConfig, output: Path, *, overwrite: bool, resume: Resume) -> None:
     """``nomoretuning compare`` with ``compare.protocol: table3``: the protocol, ``results.md``
     and the table printed, the plots of the deepest NMT run."""
+    _check_config(config)
+    dataset = build_dataset(config.data, config.seed)  # checked before the output is touched
     outputs.prepare_output(output, overwrite, resume)
-    records = run_table3(config, output, resume=resume)
+    records = run_table3(config, output, resume=resume, dataset=dataset)
     if not outputs.is_main_process():
         return
     tasks = list(records[0].test) if records else []

@@ -134,6 +134,10 @@ IGNORED_ON_RESUME = (
 what hardware it runs, not what it computes."""
 
 
+OPTION_SECTIONS = ("data.options.", "model.options.", "method.options.", "method.inner_options.")
+"""Config sections of free options: one added or removed on resume changes the run."""
+
+
 def check_resumed_config(config: RunConfig, run_dir: Path) -> None:
     """Refuses to resume ``run_dir`` with other settings than it started with (its
     ``config.yaml``): a run continued at another learning rate, or with another model or data,
@@ -152,13 +156,19 @@ def check_resumed_config(config: RunConfig, run_dir: Path) -> None:
             f"{saved_file}: unreadable ({error}); resume needs the run's config"
         ) from None
     now = _flat(config.model_dump(mode="json"))
-    for key, value in _flat(saved if isinstance(saved, dict) else {}).items():
-        ignored = any(key == k or key.startswith(k + ".") for k in IGNORED_ON_RESUME)
-        if not ignored and key in now and now[key] != value:
+    before = _flat(saved if isinstance(saved, dict) else {})
+    for key in [*before, *(k for k in now if k not in before)]:
+        if any(key == k or key.startswith(k + ".") for k in IGNORED_ON_RESUME):
+            continue
+        # a key of the schema only one version has is skipped; an option added or removed is not
+        optional = key.startswith(OPTION_SECTIONS) and key != "data.options.seed"
+        if (key in before and key in now and before[key] != now[key]) or (
+            optional and (key in before) != (key in now)
+        ):
+            was, has = (f"{key}={d[key]!r}" if key in d else f"no {key}" for d in (before, now))
             raise ConfigError(
-                f"--resume: {run_dir} was started with {key}={value!r}, this config has "
-                f"{key}={now[key]!r}; resume with the run's settings ({saved_file}) or start "
-                "a new run"
+                f"--resume: {run_dir} was started with {was}, this config has {has}; resume "
+                f"with the run's settings ({saved_file}) or start a new run"
             )
 
 
