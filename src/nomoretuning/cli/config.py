@@ -6,12 +6,13 @@ A config has these sections (every key optional but ``data.dataset``):
 output: runs/census-nmt        # the run directory (never overwritten unless overwrite: true)
 seed: 0
 data:    {dataset: census_income, path: null, tasks: [income, marital], options: {}}
-#   data.streaming: true (or {piece_rows, shuffle_rows, lanes}) reads a table or tiktok log in
-#   pieces every epoch, for data larger than memory; data.options.hash_buckets hashes the ids
+#   data.streaming: true (or {piece_rows, shuffle_rows, lanes, prefetch, cache_rows}) reads a
+#   table or tiktok log in pieces every epoch, for data larger than memory;
+#   data.options.hash_buckets hashes the ids
 model:   {name: mmoe, options: {}}
 method:  {name: nmt, priorities: [income, marital], options: {}, inner: null}
 trainer: {batch_size: 1024, lr: 0.001, max_epochs: 20, eval_every: null, patience: 1.0}
-compare: {models: [...], methods: [...], seeds: [0, 1, 2]}   # for `nomoretuning compare`
+compare: {models: [...], methods: [...], seeds: [0, 1, 2, 3, 4]}   # for `nomoretuning compare`
 #   compare.protocol: table1 (default: models x methods x seeds) or table3 (the paper's Taobao
 #   learning-to-rank protocol on the single-score model, with compare.weights for its
 #   weight-adjustment run, default pay 0.5 : relevance 0.5; see docs/ranking.md)

@@ -4,8 +4,9 @@ Training losses hold a higher task's constraint, not its generalization: in a lo
 shared layers can keep the top task's *training* loss within its bound while its validation metric
 drifts down. Measured on Census-Income (income > marital, small MMoE, 5 seeds;
 ``benchmarks/bench_own_loop.py``): with the README's loop and a user's own early stopping on each
-stage's task, the lower stage cost income 0.0008 of test AUC and NMT ended 0.0008 below joint
-training; with `StageSelection` it ended +0.0001 above it, marital −0.001 %.
+stage's task, the lower stage cost income 0.0008 of test AUC and NMT ended 0.0009 below the
+better of single-task and joint training; with `StageSelection` −0.0000 (s.e. 0.0001), marital
+−0.001 % against joint training.
 
 `StageSelection` is the trainer's selection in a form a loop can call: every evaluation of a stage
 is a candidate, the stage's *start* included (so a stage that cannot improve keeps what it was

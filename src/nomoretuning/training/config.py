@@ -19,7 +19,8 @@ SELECTIONS = ("feasible_first", "objective")
 START_TEST_STAGES = ("top", "every")
 """Which of NMT's stages test their best candidate against their start (``start_test``)."""
 CONSTRAINT_DATA = ("train", "valid")
-"""Which data checks the constraints and drives NMT's dual step (`nomoretuning.training.bounds`)."""
+"""Which data checks the constraints and drives NMT's dual step
+(`nomoretuning.training.constraints`)."""
 PRECISIONS = ("fp32", "bf16", "fp16")
 """Forward-pass precision: full, bfloat16 autocast, float16 autocast with loss scaling (CUDA)."""
 

@@ -2,7 +2,8 @@
 lambdarank example and a synthetic search-log simulator with known trade-offs.
 
 - `make_pairs` (`pairs`): (first, second) row indices with ``labels[first] > labels[second]`` in
-  the same group; `nomoretuning.core.losses.make_pairs` for numpy arrays as well as tensors.
+  the same group; `nomoretuning.core.losses.make_pairs` (tensors only), taking numpy arrays and
+  sequences as well.
 - `GroupedSplit` (`grouped`): a `TensorSplit` whose batches never split a group (query).
 - `load_svmlight_ranking` (`svmlight`): SVMlight/LETOR rows with ``qid:`` or a ``.query``
   group-size file.
