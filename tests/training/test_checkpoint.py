@@ -51,6 +51,26 @@ def test_an_interrupt_between_the_renames_still_leaves_a_last_checkpoint(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "previous.pt"]
 
 
+def test_an_interrupt_inside_torch_save_is_an_interrupt_and_keeps_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = CheckpointFiles(tmp_path, {"tasks": ["a"]})
+    files.save({"step": 1})
+
+    def interrupted_save(obj: object, handle: object) -> None:
+        try:  # what torch.save does when Ctrl-C lands mid-write
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("[enforce fail at inline_container.cc] unexpected pos") from None
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    with pytest.raises(KeyboardInterrupt):
+        files.save({"step": 2})
+    monkeypatch.undo()
+    assert files.load("last")["step"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
 def test_a_foreign_or_old_file_is_refused(tmp_path: Path) -> None:
     CheckpointFiles(tmp_path, {"tasks": ["a"]}).save({"step": 1})
     with pytest.raises(TrainingError, match=r"last\.pt was written by another run \(its tasks"):

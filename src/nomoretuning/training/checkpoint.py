@@ -18,6 +18,7 @@ __all__ = [
     "CheckpointFiles",
     "atomic_write_text",
     "load_checkpoint",
+    "raise_interrupt",
     "run_fingerprint",
     "save_checkpoint",
 ]
@@ -43,9 +44,34 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        raise_interrupt(error)
         raise
+
+
+def raise_interrupt(error: BaseException) -> None:
+    """Raises `KeyboardInterrupt` where ``error`` is what an interrupt became inside a writer
+    (``torch.save`` turns a Ctrl-C mid-write into a `RuntimeError` raised while handling it), so
+    that an interrupted save reads as an interrupt.
+
+    Example:
+        >>> try:
+        ...     try:
+        ...         raise KeyboardInterrupt
+        ...     except KeyboardInterrupt:
+        ...         raise RuntimeError("unexpected pos")
+        ... except RuntimeError as error:
+        ...     try:
+        ...         raise_interrupt(error)
+        ...     except KeyboardInterrupt:
+        ...         print("an interrupt")
+        an interrupt
+    """
+    if not isinstance(error, KeyboardInterrupt) and isinstance(
+        error.__context__, KeyboardInterrupt
+    ):
+        raise KeyboardInterrupt from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -64,8 +90,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        raise_interrupt(error)
         raise
 
 
@@ -139,10 +166,11 @@ class CheckpointFiles:
             if last.exists():
                 os.replace(last, previous)
             os.replace(tmp, last)
-        except BaseException:
+        except BaseException as error:
             if written and not last.exists():  # interrupted between the renames: finish them
                 os.replace(tmp, last)
             Path(tmp).unlink(missing_ok=True)
+            raise_interrupt(error)
             raise
 
     def load(self, which: str = "last", map_location: str | torch.device = "cpu") -> dict[str, Any]:
