@@ -149,7 +149,7 @@ def test_export_matches_eager_pytorch_on_real_rows(
     )
     assert code == 0, err
     beside = tmp_path / "model.preprocessing.json"
-    assert beside.is_file() and "vocabularies" in stdout
+    assert beside.is_file() and f"preprocessing: {beside}" in stdout
     run = load_run(census_run)
     rows = next(run.preprocessing.read(CENSUS, chunk_rows=5000))
     exported = load_exported(out, format)(rows.sparse, rows.dense)

@@ -61,6 +61,7 @@ def test_train_writes_a_complete_run_directory(
     assert 0.5 < metrics_json["test"]["income"]["auc"] <= 1
     resolved = yaml.safe_load((out_dir / "config.yaml").read_text())
     assert resolved["trainer"]["max_steps"] == 6
+    assert resolved["data"]["options"]["seed"] == resolved["seed"]  # the split's seed, recorded
     assert (out_dir / "plots" / "training.png").stat().st_size > 10_000
 
     # never overwritten unless asked

@@ -37,8 +37,8 @@ def _read_history(run_dir: Path) -> dict[str, list[float]]:
         runs = sorted(p.parent for p in run_dir.rglob("history.csv")) if run_dir.is_dir() else []
         if runs:
             raise ConfigError(
-                f"{run_dir} is no run but holds {len(runs)} (a comparison, grid or per-task "
-                f"single-task output): plot one of them, e.g. {runs[0]}"
+                f"{run_dir} is no run but holds {len(runs)} runs (a comparison, grid or "
+                f"per-task single-task output): plot one of them, e.g. {runs[0]}"
             )
         raise ConfigError(f"{run_dir}: no history.csv; is this a run directory made by `train`?")
     columns: dict[str, list[float]] = {}
@@ -231,7 +231,7 @@ def plot_grid(summary: dict[str, Any], out_dir: str | Path) -> Path:
     ax.plot(xs, ys, color="0.5", linewidth=1, zorder=1)
     ax.scatter(xs, ys, color="tab:blue", zorder=2, label="weighted sum (grid)")
     for point, x, y in zip(summary["grid"], xs, ys, strict=True):
-        label = ":".join(f"{point['weights'][t]:.1f}" for t in tasks)
+        label = ":".join(f"{point['weights'][t]:.2g}" for t in tasks)  # 0.25, not 0.2
         ax.annotate(label, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7)
     nmt = summary["nmt"]["test"]
     ax.scatter(

@@ -170,7 +170,7 @@ def export_command(
     export_model(run.model, run.tasks, out, format)
     if source.is_file():
         shutil.copyfile(source, beside)
-        print(f"exported {run_dir} ({checkpoint}) as {format}: {out}; vocabularies: {beside}")
+        print(f"exported {run_dir} ({checkpoint}) as {format}: {out}; preprocessing: {beside}")
     else:
         print(f"exported {run_dir} ({checkpoint}) as {format}: {out}")
     return out

@@ -22,6 +22,7 @@ from nomoretuning.cli.builders import (
     build_dataset,
     build_model,
     build_objective,
+    pin_data_seed,
     shared_model_options,
     trainer_config,
 )
@@ -255,6 +256,7 @@ def train_command(config: RunConfig, output: Path, *, resume: Resume) -> None:
     The data, the model and the method are built before ``output`` is touched, so a bad config
     never costs an earlier output (``--overwrite``)."""
     config.model.options = shared_model_options(config)
+    pin_data_seed(config)  # config.yaml records the seed that split the data
     dataset = build_dataset(config.data, config.seed)
     tasks = selected_tasks(config, dataset)
     if config.method.name == "single_task":  # one run per task: check the first one's
