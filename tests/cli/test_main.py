@@ -163,6 +163,11 @@ def test_bad_files_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[s
         code, _, err = run_cli(args, capsys)
         _assert_one_line_exit_2(code, err, "nope.gz")
         assert (earlier / "results.json").read_text() == "[]"
+    # and a grid checks that its tasks make a grid first
+    args = ["grid", str(config), "--output", str(earlier), "--overwrite"]
+    code, _, err = run_cli([*args, "--set", "data.tasks=[income]"], capsys)
+    _assert_one_line_exit_2(code, err, "grid: needs 2 or 3 tasks")
+    assert (earlier / "results.json").read_text() == "[]"
     # an output under a file: the operating system's error, in one line
     code, _, err = run_cli(["train", str(config), "--output", str(config / "run")], capsys)
     _assert_one_line_exit_2(code, err, "Not a directory")

@@ -43,12 +43,8 @@ def run_comparison(
     dataset: PreparedDataset | None = None,
 ) -> list[RunRecord]:
     """Runs every model x method x seed of ``config.compare``; writes ``output/results.json``.
-    ``dataset``: the config's, when the caller loaded it already."""
-    for model in config.compare.models:
-        options_for(model, {})
-    check_shared_options(config.compare.models, config.model.options)
-    pin_data_seed(config)  # each run's config.yaml splits the data as this split is
-    dataset = dataset or build_dataset(config.data, config.seed)
+    ``dataset``: the config's from `checked_data`, when the caller checked it already."""
+    dataset = dataset or checked_data(config)
     tasks = selected_tasks(config, dataset)
     plan: list[tuple[str, str, int]] = []
     for method in config.compare.methods:
@@ -77,6 +73,16 @@ def run_comparison(
     return records
 
 
+def checked_data(config: RunConfig) -> PreparedDataset:
+    """What a comparison checks before it writes anything (its models' options), then its data,
+    each run's split seed pinned (`pin_data_seed`)."""
+    for model in config.compare.models:
+        options_for(model, {})
+    check_shared_options(config.compare.models, config.model.options)
+    pin_data_seed(config)  # each run's config.yaml splits the data as this split is
+    return build_dataset(config.data, config.seed)
+
+
 def compare_command(config: RunConfig, output: Path, *, overwrite: bool, resume: Resume) -> None:
     """``nomoretuning compare`` with ``compare.protocol: table1``: the comparison, ``results.md``
     and the table printed, the plots of the first NMT run."""
@@ -85,7 +91,7 @@ def compare_command(config: RunConfig, output: Path, *, overwrite: bool, resume:
             f"compare.protocol table1 reports AUC of per-task logits; for the ranking dataset "
             f"{config.data.dataset!r} set compare.protocol: table3"
         )
-    dataset = build_dataset(config.data, config.seed)  # checked before the output is touched
+    dataset = checked_data(config)  # before the output is touched
     outputs.prepare_output(output, overwrite, resume)
     records = run_comparison(config, output, resume=resume, dataset=dataset)
     if not outputs.is_main_process():

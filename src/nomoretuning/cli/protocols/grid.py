@@ -63,7 +63,7 @@ def run_grid(
     dataset: PreparedDataset | None = None,
 ) -> dict[str, Any]:
     """Runs the grid and NMT; writes ``output/grid.json`` and returns its content (``dataset``:
-    the config's, when the caller loaded it already).
+    the config's from `checked_data`, when the caller checked it already).
 
     ``metric``: the test and validation metric that scores the runs (None: the selection metric
     of the dataset's objective, ``auc`` or ``ndcg``).
@@ -71,7 +71,7 @@ def run_grid(
     Raises:
         ConfigError: the tasks are not 2 or 3, or the runs do not report ``metric``.
     """
-    dataset = dataset or build_dataset(config.data, config.seed)
+    dataset = dataset or checked_data(config)
     tasks = selected_tasks(config, dataset)
     weights_list = grid_weights(tasks, config.grid.points, config.grid.three_task_points)
     if metric is None:
@@ -124,10 +124,18 @@ def _shown(record: RunRecord, tasks: Sequence[str], metric: str) -> str:
     return ", ".join(f"{t} {record.test[t][metric]:.4f}" for t in tasks)
 
 
+def checked_data(config: RunConfig) -> PreparedDataset:
+    """The config's data, once its tasks make a grid (2 or 3 of them): what a grid checks before
+    it writes anything."""
+    dataset = build_dataset(config.data, config.seed)
+    grid_weights(selected_tasks(config, dataset), config.grid.points, config.grid.three_task_points)
+    return dataset
+
+
 def grid_command(config: RunConfig, output: Path, *, overwrite: bool, resume: Resume) -> None:
     """``nomoretuning grid``: the grid, ``grid.md`` and the table printed, the trade-off plot
     (AUC; binary tasks only) and the NMT run's plots."""
-    dataset = build_dataset(config.data, config.seed)  # checked before the output is touched
+    dataset = checked_data(config)  # before the output is touched
     outputs.prepare_output(output, overwrite, resume)
     summary = run_grid(config, output, resume=resume, dataset=dataset)
     if not outputs.is_main_process():

@@ -227,9 +227,7 @@ def run_table3(
     ``test`` holds ``{task: {"ndcg", "pairwise_accuracy", "loss"}}`` for every task of the
     protocol, ``valid`` the trained tasks.
     """
-    _check_config(config)
-    pin_data_seed(config)  # each run's config.yaml splits the data as this split is
-    dataset = dataset or build_dataset(config.data, config.seed)
+    dataset = dataset or checked_data(config)
     tasks = selected_tasks(config, dataset)
     plan = table3_plan(tasks, config.method, config.compare.weights)
     objective = _objective(dataset, tasks)
@@ -256,11 +254,20 @@ def run_table3(
     return records
 
 
+def checked_data(config: RunConfig) -> PreparedDataset:
+    """What Table 3 checks before it writes anything (its config, its plan), then its data, each
+    run's split seed pinned (`pin_data_seed`)."""
+    _check_config(config)
+    pin_data_seed(config)  # each run's config.yaml splits the data as this split is
+    dataset = build_dataset(config.data, config.seed)
+    table3_plan(selected_tasks(config, dataset), config.method, config.compare.weights)
+    return dataset
+
+
 def table3_command(config: RunConfig, output: Path, *, overwrite: bool, resume: Resume) -> None:
     """``nomoretuning compare`` with ``compare.protocol: table3``: the protocol, ``results.md``
     and the table printed, the plots of the deepest NMT run."""
-    _check_config(config)
-    dataset = build_dataset(config.data, config.seed)  # checked before the output is touched
+    dataset = checked_data(config)  # before the output is touched
     outputs.prepare_output(output, overwrite, resume)
     records = run_table3(config, output, resume=resume, dataset=dataset)
     if not outputs.is_main_process():
