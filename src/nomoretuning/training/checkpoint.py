@@ -173,14 +173,20 @@ class CheckpointFiles:
             raise_interrupt(error)
             raise
 
+    def fallback(self, which: str) -> str:
+        """What to do when the checkpoint ``which`` cannot serve: resume from ``previous.pt``
+        where ``last.pt`` fails and it exists, else start over."""
+        if which == "last" and self.exists("previous"):
+            return (
+                "resume from the previous one with --resume previous, or start over with "
+                "--overwrite"
+            )
+        return "start over with --overwrite"
+
     def load(self, which: str = "last", map_location: str | torch.device = "cpu") -> dict[str, Any]:
         """The checkpoint ``which`` (``"last"`` or ``"previous"``), checked against this run."""
         path = self.path(which)
-        fallback = (
-            "resume from the previous one with --resume previous, or start over with --overwrite"
-            if which == "last" and self.exists("previous")
-            else "start over with --overwrite"
-        )
+        fallback = self.fallback(which)
         if not path.exists():
             raise TrainingError(f"{path}: no checkpoint to resume from; {fallback}")
         try:

@@ -156,14 +156,9 @@ def prepare_run_directory(
     resume, only those missing: the run keeps the description it started with)."""
     if resume is not None:
         if not checkpoints.exists(resume):
-            other = "previous" if resume == "last" else None
-            hint = (
-                f" (it has {checkpoints.path(other).name}: resume from it, --resume previous)"
-                if other is not None and checkpoints.exists(other)
-                else ""
-            )
             raise TrainingError(
-                f"{run_dir}: no {checkpoints.path(resume).name} to resume from{hint}"
+                f"{run_dir}: no {checkpoints.path(resume).name} to resume from; "
+                f"{checkpoints.fallback(resume)}"
             )
     elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
         raise TrainingError(
