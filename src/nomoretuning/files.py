@@ -1,14 +1,15 @@
 """What result files are made of. Atomic writes: a temporary file beside the target, renamed
 over it once complete, created with the permissions any new file of this process gets (``0o666``
-less the umask), not the owner-only ``0o600`` of `tempfile.mkstemp`, so that results are as
-readable as the folder they land in. JSON: standard JSON, an undefined metric (NaN) as null."""
+less the umask, applied by the operating system), not the owner-only ``0o600`` of
+`tempfile.mkstemp`, so that results are as readable as the folder they land in. JSON: standard
+JSON, an undefined metric (NaN) as null."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -38,25 +39,24 @@ def _finite(value: Any) -> Any:
 
 def temporary_beside(target: Path, suffix: str = ".tmp") -> tuple[int, Path]:
     """A new hidden file next to ``target`` (its folder is created), open for writing: its file
-    descriptor and path. Rename it over ``target`` when complete (``os.replace``).
+    descriptor and path. Rename it over ``target`` when complete (``os.replace``). It is
+    created with mode ``0o666``, which the operating system narrows by the process's umask, as
+    for any new file.
 
     Example:
-        >>> import stat
+        >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> fd, tmp = temporary_beside(folder / "metrics.json")
         >>> os.close(fd)
-        >>> tmp.name.startswith(".metrics.json."), oct(stat.S_IMODE(tmp.stat().st_mode)) == oct(
-        ...     0o666 & ~_umask())
+        >>> (folder / "plain.json").touch()  # a file made the ordinary way
+        >>> tmp.name.startswith(".metrics.json."), tmp.stat().st_mode == (
+        ...     folder / "plain.json").stat().st_mode
         (True, True)
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
-    os.fchmod(fd, 0o666 & ~_umask())
-    return fd, Path(name)
-
-
-def _umask() -> int:
-    """The process's umask (read by setting it and setting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    while True:
+        path = target.parent / f".{target.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+        except FileExistsError:  # a name taken: draw another
+            continue
