@@ -64,7 +64,7 @@ def build_dataset(section: DataSection, seed: int) -> PreparedDataset:
     params = inspect.signature(builder).parameters
     if section.tasks is not None and "tasks" in params:  # else chosen from the loaded tasks
         options["tasks"] = section.tasks
-    if "seed" in params and "seed" not in options:
+    if _takes_seed(section.dataset) and "seed" not in options:
         options["seed"] = seed
     if section.path is not None:
         first = next(iter(params))
@@ -96,9 +96,13 @@ def pin_data_seed(config: RunConfig) -> None:
         >>> config.data.options["seed"]
         3
     """
-    builder = DATASETS[config.data.dataset].builder
-    if "seed" in inspect.signature(builder).parameters:
+    if _takes_seed(config.data.dataset):
         config.data.options.setdefault("seed", config.seed)
+
+
+def _takes_seed(dataset: str) -> bool:
+    """Whether the dataset's builder splits with a ``seed`` (the run's, unless options set it)."""
+    return "seed" in inspect.signature(DATASETS[dataset].builder).parameters
 
 
 def build_model(section: ModelSection, dataset: PreparedDataset, tasks: Sequence[str]) -> nn.Module:
