@@ -3,11 +3,13 @@ train, then predict and evaluate with the run's files; and the bad inputs, each 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 from census_table import census_schema, table_columns, write_census_table
 from cli_helpers import SMALL_MODEL, census_config, needs_census, run_cli, write_config
 
@@ -78,3 +80,30 @@ def test_bad_streaming_configs_and_data_fail_in_one_line(
         code, _, err = run_cli(["train", str(path), "--output", str(tmp_path / "r")], capsys)
         assert code == 2
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_train_and_test_files_without_a_validation_file_train_end_to_end(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], streaming: bool
+) -> None:
+    """The layout AliExpress ships: train and test files, validation drawn from train."""
+    lines = table.read_text().splitlines(keepends=True)
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    train.write_text("".join(lines[:10_001]))
+    test.write_text(lines[0] + "".join(lines[10_001:]))
+    config = streamed_config(table, train=str(train), test=str(test))
+    del config["data"]["path"]
+    if not streaming:
+        del config["data"]["streaming"]
+    run = tmp_path / "run"
+    code, _, err = run_cli(
+        ["train", str(write_config(tmp_path, config)), "--output", str(run)], capsys
+    )
+    assert code == 0, err
+    recorded = yaml.safe_load((run / "config.yaml").read_text())
+    assert recorded["data"]["options"]["seed"] == 0  # the seed that drew the validation rows
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["test"]) >= {"income", "married"}
+    code, stdout, err = run_cli(["evaluate", str(run), "--data", str(test)], capsys)
+    assert code == 0, err
+    assert "income" in stdout

@@ -47,6 +47,12 @@ def tiktok_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def aliexpress_dir() -> Path:
+    """The folder of the AliExpress sample (a train and a test file, no validation file)."""
+    return _real("aliexpress-sample/aliexpress_train_sample.csv").parent
+
+
+@pytest.fixture(scope="session")
 def lambdarank_dir() -> Path:
     """The folder of LightGBM's lambdarank example (rank.train, rank.test, their .query files)."""
     return _real("lambdarank-example/rank.train").parent

@@ -94,8 +94,14 @@ def test_argument_errors(tmp_path: Path) -> None:
     _frame(100, 0).to_csv(path, index=False)
     with pytest.raises(DataError, match=r"either path= .* or train=, valid= and test="):
         load_table(path, train=path, **COLUMNS)  # type: ignore[arg-type]
-    with pytest.raises(DataError, match="no file given for valid, test"):
-        load_table(train=path, **COLUMNS)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="no file given for test"):
+        load_table(train=path, valid=path, **COLUMNS)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="no file given for train"):
+        load_table(test=path, **COLUMNS)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="leaves no validation rows to draw from the train"):
+        load_table(train=path, test=path, split=(0.9, 0.0, 0.1), **COLUMNS)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match="split_key='user' has nothing to split"):
+        load_table(train=path, valid=path, test=path, split_key="user", **COLUMNS)  # type: ignore[arg-type]
     with pytest.raises(DataError, match="label column 'click' is also a feature"):
         load_table(path, sparse=["user", "click"], labels=["click"])
     with pytest.raises(DataError, match="schema: sparse must be a list of column names, got 5"):
@@ -112,3 +118,70 @@ def test_a_dense_column_too_large_to_standardize_is_refused(
     frame.to_csv(path, index=False)
     with pytest.raises(DataError, match="dense column 'price' is too large to standardize"):
         load_table(path, streaming=streaming, **COLUMNS)  # type: ignore[arg-type]
+
+
+def _train_and_test(tmp_path: Path) -> tuple[Path, Path]:
+    train, test = tmp_path / "train.csv", tmp_path / "test.csv"
+    _frame(900, 0).to_csv(train, index=False)
+    _frame(200, 1).to_csv(test, index=False)
+    return train, test
+
+
+def test_train_and_test_files_draw_the_validation_rows_from_train(tmp_path: Path) -> None:
+    train, test = _train_and_test(tmp_path)
+    ds = load_table(train=train, test=test, seed=3, **COLUMNS)  # type: ignore[arg-type]
+    assert [len(ds.train), len(ds.valid), len(ds.test)] == [800, 100, 200]  # type: ignore[arg-type]
+    indices = ds.metadata["indices"]
+    assert set(indices["train"]) | set(indices["valid"]) == set(range(900))
+    assert not set(indices["train"]) & set(indices["valid"])
+    assert indices["test"].tolist() == list(range(900, 1100))
+    # The vocabulary is fitted on the train file's training rows only.
+    rows = _frame(900, 0).iloc[indices["train"]]
+    assert ds.features.sparse[0] == SparseField("user", rows["user"].nunique() + 1)
+    assert "valid: 11.1% of it, seed 3" in ds.description
+    again = load_table(train=train, test=test, seed=3, **COLUMNS)  # type: ignore[arg-type]
+    assert torch.equal(again.valid.sparse, ds.valid.sparse)  # type: ignore[union-attr]
+    other = load_table(train=train, test=test, seed=4, **COLUMNS)  # type: ignore[arg-type]
+    assert not np.array_equal(other.metadata["indices"]["valid"], indices["valid"])
+    shares = load_table(train=train, test=test, split=(0.5, 0.5, 0.0), **COLUMNS)  # type: ignore[arg-type]
+    assert [len(shares.train), len(shares.valid)] == [450, 450]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("split_key", [None, "user"])
+def test_streamed_train_and_test_files_hash_the_validation_rows_out_of_train(
+    tmp_path: Path, split_key: str | None
+) -> None:
+    train, test = _train_and_test(tmp_path)
+    ds = load_table(
+        train=train,
+        test=test,
+        streaming={"piece_rows": 128},
+        split_key=split_key,
+        seed=1,
+        **COLUMNS,  # type: ignore[arg-type]
+    )
+    assert len(ds.train) + len(ds.valid) == 900 and len(ds.test) == 200  # type: ignore[arg-type]
+    assert 40 < len(ds.valid) < 250  # type: ignore[arg-type]
+    assert "test by file, train and valid" in ds.description
+    test_labels = torch.cat([b.labels["click"] for b in ds.test.batches(64, shuffle=False)])  # type: ignore[union-attr]
+    assert test_labels.tolist() == _frame(200, 1)["click"].astype(float).tolist()
+    valid_users = torch.cat([b.sparse[:, 0] for b in ds.valid.batches(64, shuffle=False)])  # type: ignore[union-attr]
+    # By key, no validation user is in the training rows, so none is in the vocabulary.
+    assert bool((valid_users == 0).all()) == (split_key is not None)
+
+
+def test_the_real_aliexpress_sample_as_it_ships(aliexpress_dir: Path) -> None:
+    """AliExpress ships train and test files only; validation comes from train."""
+    header = (aliexpress_dir / "aliexpress_train_sample.csv").read_text().splitlines()[0]
+    columns = header.split(",")
+    ds = load_table(
+        train=aliexpress_dir / "aliexpress_train_sample.csv",
+        test=aliexpress_dir / "aliexpress_test_sample.csv",
+        sparse=[c for c in columns if c.startswith("categorical_")],
+        dense=[c for c in columns if c.startswith("numerical_")],
+        labels=["click", "conversion"],
+        group="search_id",
+        allow_single_class=True,  # 2 conversions in the sample's 100 training rows
+    )
+    assert [len(ds.train), len(ds.valid), len(ds.test)] == [89, 11, 20]  # type: ignore[arg-type]
+    assert ds.tasks == ("click", "conversion")

@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -30,6 +30,7 @@ __all__ = [
     "read_split_files",
     "stream_options",
     "table_paths",
+    "valid_from_train",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -111,6 +112,8 @@ def load_table(
 
     Give either `path` (one file, or a folder of files read in name order as one table, split by
     `split` and `seed`) or `train`, `valid` and `test` (a file or folder each, the same columns).
+    Without `valid`, the validation rows are drawn from the `train` files with `seed`, in the
+    proportion of `split`'s first two fractions (1 row in 9 with the default split).
     Formats: ``.csv``, ``.tsv``, ``.txt`` (optionally ``.gz``) with a header row, or
     ``.parquet``. Files are read with pyarrow in blocks (`nomoretuning.data.lean`); the peak
     memory above the imports stays under twice the raw size.
@@ -136,16 +139,25 @@ def load_table(
     given = table_paths(path, (train, valid, test), caller="load_table")
     buckets = hash_bucket_count(hash_buckets)
     options = stream_options(streaming)
+    hashed: Literal["position", "key"] = "position" if split_key is None else "key"
+    if isinstance(given, dict) and "valid" in given and split_key is not None:
+        raise DataError(
+            f"split_key={split_key!r} has nothing to split: train, valid and test come from "
+            "their files; leave split_key unset, or leave valid unset to draw it from train"
+        )
     if options is not None:
         if isinstance(given, list):
             files = [TableFile.open(f, sep=sep) for f in given]
-            rows = RowSplit(
-                "position" if split_key is None else "key", check_fractions(split), seed, split_key
-            )
+            rows = RowSplit(hashed, check_fractions(split), seed, split_key)
         else:
-            files = [TableFile.open(f, sep=sep) for part in SPLITS for f in given[part]]
-            file_splits = tuple(code for code, part in enumerate(SPLITS) for _ in given[part])
-            rows = RowSplit("file", file_splits=file_splits)
+            files = [TableFile.open(f, sep=sep) for part in given for f in given[part]]
+            file_splits = tuple(SPLITS.index(part) for part in given for _ in given[part])
+            if "valid" in given:
+                rows = RowSplit("file", file_splits=file_splits)
+            else:
+                rows = RowSplit(
+                    hashed, valid_from_train(split), seed, split_key, file_splits=file_splits
+                )
         return load_stream(
             files,
             schema,
@@ -173,6 +185,18 @@ def load_table(
             return dict(zip(SPLITS, rows, strict=True))
 
         how = f"{path} split {fractions} with seed {seed}"
+    elif "valid" not in given:
+        files = [TableFile.open(f, sep=sep) for part in given for f in given[part]]
+        shares = valid_from_train(split)
+        train_files = len(given["train"])
+
+        def split_rows(sizes: Sequence[int]) -> dict[str, np.ndarray]:
+            n_train = int(sum(sizes[:train_files]))
+            fit, held, _ = split_indices(n_train, shares, seed)
+            test_rows = np.arange(n_train, int(sum(sizes)), dtype=np.int64)
+            return {"train": fit, "valid": held, "test": test_rows}
+
+        how = f"train {train} (valid: {shares[1]:.1%} of it, seed {seed}), test {test}"
     else:
         files = [TableFile.open(f, sep=sep) for part in SPLITS for f in given[part]]
         counts = [len(given[part]) for part in SPLITS]
@@ -197,6 +221,23 @@ def load_table(
         allow_single_class=allow_single_class,
         input_format=InputFormat("table", {"sep": sep}),
     )
+
+
+def valid_from_train(split: Sequence[float]) -> tuple[float, float, float]:
+    """The (train, valid, 0) shares of a train file that gives the validation rows: `split`'s
+    first two fractions, rescaled to sum to 1.
+
+    Example:
+        >>> valid_from_train((0.8, 0.1, 0.1))
+        (0.8888888888888888, 0.1111111111111111, 0.0)
+    """
+    fit, held, _ = check_fractions(split)
+    if held == 0:
+        raise DataError(
+            f"split={tuple(split)!r} leaves no validation rows to draw from the train files; "
+            "give valid= (a file or folder), or a split with a validation fraction > 0"
+        )
+    return fit / (fit + held), held / (fit + held), 0.0
 
 
 def hash_bucket_count(
@@ -260,11 +301,12 @@ def table_paths(
     *,
     caller: str,
 ) -> list[Path] | dict[str, list[Path]]:
-    """The files of one path to split (a list), or of each split (``train``, ``valid``,
-    ``test``); each path may be a file or a folder of files.
+    """The files of one path to split (a list), or of each split given (``train``, ``valid``
+    when given, ``test``); each path may be a file or a folder of files.
 
     Raises:
-        DataError: both or neither are given, or a path has no table files.
+        DataError: both or neither are given, train or test is missing, or a path has no table
+            files.
     """
     if path is not None:
         if any(f is not None for f in files):
@@ -273,10 +315,10 @@ def table_paths(
                 "not both"
             )
         return table_files(path)
-    missing = [n for n, f in zip(SPLITS, files, strict=True) if f is None]
+    missing = [n for n, f in zip(SPLITS, files, strict=True) if f is None and n != "valid"]
     if missing:
         raise DataError(
             f"{caller}: no file given for {', '.join(missing)}; pass path= (one file to "
-            "split) or all of train=, valid= and test="
+            "split) or train= and test= (and valid=, or it is drawn from train)"
         )
     return {n: table_files(f) for n, f in zip(SPLITS, files, strict=True) if f is not None}

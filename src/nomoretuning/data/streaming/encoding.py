@@ -36,7 +36,8 @@ class RowSplit:
 
     ``by="file"``: ``file_splits[i]`` is the split of file ``i``. ``by="position"``: a seeded
     hash of (file number, row) against ``fractions``. ``by="key"``: a seeded hash of the ``key``
-    column's value.
+    column's value. A hash split with ``file_splits`` takes test from the files marked 2 and
+    hashes the rows of the others into train and valid (``fractions`` then ends in 0).
     """
 
     by: Literal["file", "position", "key"]
@@ -47,7 +48,7 @@ class RowSplit:
 
     def codes(self, piece: Piece, table: pa.Table | None) -> np.ndarray:
         """The split (int8) of each row of ``piece`` (``table``: its rows, for ``by="key"``)."""
-        if self.by == "file":
+        if self.by == "file" or (self.file_splits and self.file_splits[piece.file] == 2):
             return np.full(piece.rows, self.file_splits[piece.file], dtype=np.int8)
         if self.by == "position":
             return hash_split(
@@ -60,6 +61,12 @@ class RowSplit:
         if self.by == "file":
             return "split by file"
         what = "row position" if self.by == "position" else f"column {self.key!r}"
+        if self.file_splits:
+            shares = self.fractions[:2]
+            return (
+                f"test by file, train and valid {shares} by a hash of the {what} with seed "
+                f"{self.seed}"
+            )
         return f"split {self.fractions} by a hash of the {what} with seed {self.seed}"
 
 
