@@ -228,8 +228,8 @@ def valid_from_train(split: Sequence[float]) -> tuple[float, float, float]:
     first two fractions, rescaled to sum to 1.
 
     Example:
-        >>> valid_from_train((0.8, 0.1, 0.1))
-        (0.8888888888888888, 0.1111111111111111, 0.0)
+        >>> [round(share, 4) for share in valid_from_train((0.8, 0.1, 0.1))]
+        [0.8889, 0.1111, 0.0]
     """
     fit, held, _ = check_fractions(split)
     if held == 0:
