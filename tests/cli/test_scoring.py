@@ -197,6 +197,31 @@ def test_a_ranking_run_scores_and_evaluates_letor_files(
     recorded = json.loads((run_dir / "metrics.json").read_text())["test"]["relevance"]
     for name in ("ndcg", "pairwise_accuracy", "loss"):
         assert measured[name] == pytest.approx(recorded[name], abs=1e-9)
+    # The file without its .query: scoring needs no queries; evaluating and keeping qid do.
+    bare = tmp_path / "bare.txt"
+    bare.write_bytes(test_file.read_bytes())
+    bare_out = tmp_path / "bare.csv"
+    code, _, err = run_cli(
+        ["predict", str(run_dir), "--data", str(bare), "--out", str(bare_out)], capsys
+    )
+    assert code == 0, err
+    pd.testing.assert_frame_equal(pd.read_csv(bare_out), scores[["score"]])
+    for args in (
+        ["evaluate", str(run_dir), "--data", str(bare)],
+        [
+            "predict",
+            str(run_dir),
+            "--data",
+            str(bare),
+            "--out",
+            str(tmp_path / "q.csv"),
+            "--keep",
+            "qid",
+        ],
+    ):
+        code, _, err = run_cli(args, capsys)
+        assert code == 2 and "no query ids" in err and "bare.txt.query" in err, err
+        assert len(err.strip().splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------- bad input

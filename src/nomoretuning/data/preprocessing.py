@@ -263,7 +263,7 @@ class Preprocessing:
             for raw in read_table_chunks(path, chunk_rows=chunk_rows, **TIKTOK_READ_OPTIONS):
                 yield tiktok_frame(raw, src)
         elif kind == "letor":
-            yield self._letor_frame(path, options)
+            yield self._letor_frame(path, options, labels, keep)
         else:
             schema = self.schema
             wanted = [*schema.features, *(schema.labels if labels else ())]
@@ -277,13 +277,18 @@ class Preprocessing:
                 path, chunk_rows=chunk_rows, sep=options.get("sep"), columns=wanted, dtype=text
             )
 
-    def _letor_frame(self, path: PathLike, options: Mapping[str, Any]) -> pd.DataFrame:
+    def _letor_frame(
+        self, path: PathLike, options: Mapping[str, Any], labels: bool, keep: tuple[str, ...]
+    ) -> pd.DataFrame:
+        """The rows of a LETOR file; queries are needed to evaluate or to keep ``qid``, not to
+        score (rows without them get query -1)."""
         import pandas as pd
 
         data = load_svmlight_ranking(
             Path(path),
             n_features=options.get("n_features"),
             zero_based=options.get("zero_based", "auto"),
+            require_groups=labels or "qid" in keep,
         )
         frame = pd.DataFrame(data.features, columns=list(self.schema.dense))
         for task in self.tasks:

@@ -41,8 +41,10 @@ def test_loader_reads_qid(tmp_path: Path) -> None:
 def test_loader_errors(tmp_path: Path) -> None:
     path = tmp_path / "rank.txt"
     path.write_text("1 1:0.5\n0 2:0.1\n2 1:0.3\n")
-    with pytest.raises(DataError, match=r"rank\.txt: no query ids"):
+    with pytest.raises(DataError, match=r"rank\.txt: no query ids .* write rank\.txt\.query"):
         load_svmlight_ranking(path)
+    # Rows to score need no queries: every group is -1.
+    assert load_svmlight_ranking(path, require_groups=False).groups.tolist() == [-1, -1, -1]
     sizes = tmp_path / "rank.txt.query"
     sizes.write_text("2\n2\n")
     with pytest.raises(

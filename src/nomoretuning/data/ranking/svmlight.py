@@ -31,6 +31,7 @@ def load_svmlight_ranking(
     query_path: str | Path | None = None,
     n_features: int | None = None,
     zero_based: bool | Literal["auto"] = "auto",
+    require_groups: bool = True,
 ) -> RankingArrays:
     """Reads an SVMlight/LETOR ranking file: ``label [qid:Q] index:value ... [# comment]``.
 
@@ -45,6 +46,8 @@ def load_svmlight_ranking(
         n_features: number of columns (default: the largest index in the file).
         zero_based: whether indices start at 0; ``"auto"`` (scikit-learn's rule: one-based
             unless an index 0 appears). LETOR and LightGBM's example are one-based.
+        require_groups: with False, a file without any group information (no ``qid:``, no
+            ``.query``) reads with every group -1 (rows to score, not to rank).
 
     Raises:
         DataError: missing file, unparsable row, group sizes that do not sum to the row count,
@@ -62,6 +65,9 @@ def load_svmlight_ranking(
     if not file.is_file():
         raise DataError(f"{file}: file not found; pass the path of an SVMlight/LETOR ranking file")
     features, relevance, qid = _parse(file, n_features, zero_based)
+    sibling = file.with_name(file.name + ".query")
+    if not require_groups and query_path is None and len(qid) == 0 and not sibling.is_file():
+        return RankingArrays(features, relevance, np.full(relevance.size, -1, dtype=np.int64))
     sizes_file = _group_size_file(file, query_path, has_qid=len(qid) > 0)
     if sizes_file is not None:
         groups = _groups_from_sizes(sizes_file, file, relevance.size)
@@ -113,8 +119,9 @@ def _group_size_file(file: Path, query_path: str | Path | None, has_qid: bool) -
     sibling = file.with_name(file.name + ".query")
     if not sibling.is_file():
         raise DataError(
-            f"{file}: no query ids (no 'qid:' and no {sibling.name}); pass query_path= "
-            "with one group size per line"
+            f"{file}: no query ids (no 'qid:' and no {sibling.name} beside it); give the rows "
+            f"'qid:', or write {sibling.name} with one group size per line (in Python, "
+            "query_path= names the file)"
         )
     return sibling
 
