@@ -204,6 +204,21 @@ def test_hashed_ids_need_no_pass_and_serve_every_split(tiktok_path: Path) -> Non
         [memory.train.sparse, memory.valid.sparse, memory.test.sparse]).tolist()))  # type: ignore[attr-defined]  # fmt: skip
 
 
+def test_a_streamed_tiktok_log_splits_by_user(tiktok_path: Path) -> None:
+    data = load_tiktok(tiktok_path, streaming=True, split_key="uid", allow_single_class=True)
+    assert sum(data.metadata["rows"].values()) == 200  # type: ignore[attr-defined]
+    users = [  # raw uids are the groups: no user in two splits
+        {int(g) for b in getattr(data, s).batches(1000, shuffle=False) for g in b.groups}
+        for s in SPLITS
+    ]
+    assert not (users[0] & users[1] or users[0] & users[2] or users[1] & users[2])
+    assert "column 'uid'" in data.description
+    with pytest.raises(DataError, match="split_key='uid' splits a streamed log"):
+        load_tiktok(tiktok_path, split_key="uid", allow_single_class=True)
+    with pytest.raises(DataError, match="split_key='user' is not a TikTok column"):
+        load_tiktok(tiktok_path, streaming=True, split_key="user", allow_single_class=True)
+
+
 def test_bad_streaming_options_and_inputs(census_csv: Path, tmp_path: Path) -> None:
     columns = table_columns(census_schema())
     for streaming, message in (

@@ -87,6 +87,7 @@ def load_tiktok(
     allow_single_class: bool = False,
     streaming: bool | StreamOptions | Mapping[str, Any] = False,
     hash_buckets: int | bool | Mapping[str, int] | None = None,
+    split_key: str | None = None,
 ) -> PreparedDataset:
     """The TikTok ICME 2019 log (e.g. ``final_track2_train.txt``) as a `PreparedDataset`.
 
@@ -120,6 +121,8 @@ def load_tiktok(
             seeded hash of each row's position (81 / 9 / 10 % with the defaults), not STEM's.
         hash_buckets: hash the ids into this many rows (True: 2**20; a mapping: those columns
             into their own numbers of rows) instead of vocabularies.
+        split_key: streamed only: hash this column's value instead of the row's position (one
+            of `TIKTOK_COLUMNS`; ``"uid"`` keeps every row of a user in one split).
 
     Example:
         >>> ds = load_tiktok("../shared/data/tiktok-icme2019-sample/final_track2_sample.txt",
@@ -134,13 +137,23 @@ def load_tiktok(
     buckets = hash_bucket_count(hash_buckets)
     options = stream_options(streaming)
     input_format = InputFormat("tiktok", {"groups_from_encoded": stem_gauc_groups})
+    if split_key is not None and options is None:
+        raise DataError(
+            f"split_key={split_key!r} splits a streamed log (in memory the split is STEM's); "
+            "set streaming=True, or leave split_key unset"
+        )
+    if split_key is not None and split_key not in TIKTOK_COLUMNS:
+        raise DataError(
+            f"split_key={split_key!r} is not a TikTok column; pick one of: "
+            f"{', '.join(TIKTOK_COLUMNS)}"
+        )
     if options is not None:
         train_share = (1 - test_size) ** 2
         fractions = (train_share, 1 - test_size - train_share, test_size)
         return load_stream(
             files,
             schema,
-            RowSplit("position", fractions, seed),
+            RowSplit("position" if split_key is None else "key", fractions, seed, split_key),
             name="tiktok",
             description=(
                 f"TikTok ICME 2019 from {src}; tasks {', '.join(chosen)}; min_count {min_count}"
