@@ -75,6 +75,30 @@ def test_three_files_and_parquet(tmp_path: Path) -> None:
     assert (ds.train.num_groups, ds.valid.num_groups, ds.test.num_groups) == (40, 40, 40)
 
 
+def test_train_and_test_files_hold_out_whole_queries_of_train_for_validation(
+    tmp_path: Path,
+) -> None:
+    table = search_log_table(tmp_path / "all.parquet")
+    queries = table["query"].unique()
+    table[table["query"].isin(queries[:90])].to_parquet(tmp_path / "train.parquet")
+    table[table["query"].isin(queries[90:])].to_parquet(tmp_path / "test.parquet")
+    options = {"labels": ["pay", "relevance"], "dense": FEATURES}
+    ds = load_ranking_table(
+        train=tmp_path / "train.parquet", test=tmp_path / "test.parquet", seed=5, **options
+    )  # type: ignore[arg-type]
+    assert (ds.train.num_groups, ds.valid.num_groups, ds.test.num_groups) == (80, 10, 30)
+    assert not set(ds.train.groups.tolist()) & set(ds.valid.groups.tolist())
+    assert "valid: 11.1% of its queries, seed 5" in ds.description
+    indices = ds.metadata["indices"]
+    assert sorted([*indices["train"], *indices["valid"]]) == list(
+        range(len(indices["train"]) + len(indices["valid"]))
+    )
+    other = load_ranking_table(
+        train=tmp_path / "train.parquet", test=tmp_path / "test.parquet", seed=6, **options
+    )  # type: ignore[arg-type]
+    assert not np.array_equal(other.metadata["indices"]["valid"], indices["valid"])
+
+
 def test_bad_tables_get_one_line(tmp_path: Path) -> None:
     table = search_log_table(tmp_path / "ok.csv", queries=30)
     path = tmp_path / "bad.csv"
@@ -101,7 +125,7 @@ def test_bad_tables_get_one_line(tmp_path: Path) -> None:
     fails(no_query, "query column 'query' is empty at data row 6")
     fails(table, "pair_masks names 'amount'", pair_masks={"amount": "positive"})
     fails(table, "gains['pay']", gains={"pay": "quadratic"})
-    with pytest.raises(DataError, match="no file given for valid, test"):
+    with pytest.raises(DataError, match="no file given for test"):
         load_ranking_table(train=tmp_path / "ok.csv", **options)  # type: ignore[arg-type]
     nothing = table.assign(pay=0.0)  # no purchase anywhere: nothing to rank by pay
     fails(nothing, "task 'pay' has no query with two different labels in the train split")

@@ -42,13 +42,15 @@ def read_split_files(
     *,
     read: Callable[[PathLike], pd.DataFrame],
     split: Callable[[pd.DataFrame], tuple[Sequence[np.ndarray], str]],
+    hold_out: Callable[[pd.DataFrame], tuple[Sequence[np.ndarray], str]],
     caller: str,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], str, str]:
-    """One file to split, or three files (train, valid, test): ``(frame, rows of each split,
-    source for messages, how the splits were made)``.
+    """One file to split, or the files of train, valid (optional) and test: ``(frame, rows of
+    each split, source for messages, how the splits were made)``.
 
     ``read`` reads and checks one file; ``split`` gives one file's (train, valid, test) rows and
-    their description. Raises `DataError` when both or neither are given.
+    their description; ``hold_out`` the same for the train file when there is no valid file
+    (its test rows empty). Raises `DataError` when both or neither are given.
     """
     import pandas as pd
 
@@ -62,18 +64,34 @@ def read_split_files(
         rows, how = split(frame)
         parts = dict(zip(SPLITS, (np.asarray(r) for r in rows), strict=True))
         return frame, parts, str(path), f"{path} {how}"
-    missing = [n for n, f in zip(SPLITS, files, strict=True) if f is None]
+    missing = [n for n, f in zip(SPLITS, files, strict=True) if f is None and n != "valid"]
     if missing:
         raise DataError(
             f"{caller}: no file given for {', '.join(missing)}; pass path= (one file to "
-            "split) or all of train=, valid= and test="
+            "split) or train= and test= (and valid=, or it is drawn from train)"
+        )
+    train, valid, test = files
+    if valid is None:
+        assert train is not None and test is not None
+        fit, tested = read(train), read(test)
+        (fit_rows, held_rows, _), how = hold_out(fit)
+        first = len(fit)
+        parts = {
+            "train": np.asarray(fit_rows, dtype=np.int64),
+            "valid": np.asarray(held_rows, dtype=np.int64),
+            "test": np.arange(first, first + len(tested), dtype=np.int64),
+        }
+        return (
+            pd.concat([fit, tested], ignore_index=True),
+            parts,
+            f"{train} + {test}",
+            f"train {train} {how}, test {test}",
         )
     frames = [read(f) for f in files if f is not None]
     sizes = np.cumsum([0] + [len(f) for f in frames])
     parts = {
         name: np.arange(sizes[i], sizes[i + 1], dtype=np.int64) for i, name in enumerate(SPLITS)
     }
-    train, valid, test = files
     return (
         pd.concat(frames, ignore_index=True),
         parts,

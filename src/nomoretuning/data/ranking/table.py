@@ -25,7 +25,7 @@ from nomoretuning.data.ranking.spec import GAINS, Gain, PairMaskRule, PairwiseSp
 from nomoretuning.data.readers import read_table
 from nomoretuning.data.schema import Schema
 from nomoretuning.data.splits import check_fractions
-from nomoretuning.data.table import read_split_files
+from nomoretuning.data.table import read_split_files, valid_from_train
 from nomoretuning.errors import DataError
 
 if TYPE_CHECKING:
@@ -73,7 +73,9 @@ def load_ranking_table(
 
     ``tasks`` selects some of the label columns, in their priority order (a config's
     ``data.tasks``); the masks and gains of the others are ignored. Give ``path`` (one file, split
-    by whole queries with ``split`` and ``seed``) or ``train``, ``valid`` and ``test``.
+    by whole queries with ``split`` and ``seed``) or ``train``, ``valid`` and ``test``; without
+    ``valid``, whole queries of ``train`` are held out for it with ``seed``, in the proportion of
+    ``split``'s first two fractions.
 
     Raises:
         DataError: a missing column, a query id missing, a label or dense value that is not a
@@ -119,8 +121,18 @@ def load_ranking_table(
         rows = split_groups(encode_groups(frame[group]), fractions, seed)
         return rows, f"split {fractions} by query with seed {seed}"
 
+    def hold_out(frame: pd.DataFrame) -> tuple[Sequence[np.ndarray], str]:
+        shares = valid_from_train(split)
+        rows = split_groups(encode_groups(frame[group]), shares, seed)
+        return rows, f"(valid: {shares[1]:.1%} of its queries, seed {seed})"
+
     frame, parts, src, how = read_split_files(
-        path, (train, valid, test), read=read, split=split_rows, caller="ranking table"
+        path,
+        (train, valid, test),
+        read=read,
+        split=split_rows,
+        hold_out=hold_out,
+        caller="ranking table",
     )
     codes = encode_groups(frame[group])
     for part, rows in parts.items():
