@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from cli_helpers import (
     CENSUS,
+    FAST,
     LAMBDARANK,
+    TIKTOK,
     census_config,
     needs_census,
     run_cli,
@@ -192,6 +194,32 @@ def test_python_dash_m_entry_point() -> None:
     assert done.returncode == 0
     for command in ("train", "compare", "grid", "plot", "demo"):
         assert command in done.stdout
+
+
+@pytest.mark.skipif(not TIKTOK.exists(), reason="../shared/data is not beside the checkout")
+def test_warnings_are_one_line_each(tmp_path: Path) -> None:
+    config = census_config(
+        data={
+            "dataset": "tiktok",
+            "path": str(TIKTOK),
+            # STEM's split (seed 42) leaves no like positive in valid and test: that warns
+            "options": {"allow_single_class": True, "min_count": 1, "seed": 42},
+        },
+        model={"name": "shared_bottom", "options": {"bottom_dims": [4], "tower_dims": [4]}},
+        trainer={**FAST, "batch_size": 32, "max_steps": 2},
+    )
+    path = write_config(tmp_path, config)
+    done = subprocess.run(
+        [sys.executable, "-m", "nomoretuning", "train", str(path), "--output", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert any("label column 'like' is all 0 in the valid split" in line for line in lines)
+    warned = [line for line in lines if "Warning" in line or "warning" in line]
+    assert warned and all(line.startswith("nomoretuning: warning: ") for line in warned), lines
 
 
 @needs_census

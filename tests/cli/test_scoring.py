@@ -222,6 +222,10 @@ def test_a_ranking_run_scores_and_evaluates_letor_files(
         code, _, err = run_cli(args, capsys)
         assert code == 2 and "no query ids" in err and "bare.txt.query" in err, err
         assert len(err.strip().splitlines()) == 1
+    negative = tmp_path / "negative.txt"
+    negative.write_text("-1 qid:1 1:0.5\n" + test_file.read_text())
+    code, _, err = run_cli(["evaluate", str(run_dir), "--data", str(negative)], capsys)
+    assert code == 2 and "relevance -1 at data row 1" in err, err
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -3,6 +3,7 @@ columns as prioritized pairwise tasks; pair rules, gains, splits by query, every
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -120,6 +121,9 @@ def test_bad_tables_get_one_line(tmp_path: Path) -> None:
     empty = table.copy()
     empty.loc[3, "pay"] = np.nan
     fails(empty, "'pay' is empty at data row 4")
+    negative = table.copy()
+    negative.loc[5, "relevance"] = -1.0
+    fails(negative, "'relevance' is -1 at data row 6", "must be >= 0")
     no_query = table.astype({"query": object})
     no_query.loc[5, "query"] = None
     fails(no_query, "query column 'query' is empty at data row 6")
@@ -136,3 +140,13 @@ def test_bad_tables_get_one_line(tmp_path: Path) -> None:
         labels=["pay", "amount"],
         pair_masks={"amount": "positive"},
     )
+
+
+def test_amounts_float32_cannot_tell_apart_warn() -> None:
+    from nomoretuning.data.prepare import ranking_label
+
+    with pytest.warns(UserWarning, match=r"e\.g\. 16777216 and 16777217\), so they rank as ties"):
+        ranking_label(pd.Series([16777216.0, 16777217.0, 3.0]), "amount", "t.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ranking_label(pd.Series([0.0, 12.5, 99_999.99, 4.0]), "amount", "t.csv")

@@ -13,6 +13,7 @@ import contextlib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from importlib import resources
 from pathlib import Path
@@ -261,7 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo": _demo,
     }
     try:
-        with _process_group():
+        with _process_group(), warnings.catch_warnings():
+            warnings.formatwarning = _one_line_warning
             return commands[args.command](args)
     except NomoretuningError as error:
         print(f"nomoretuning: error: {error}", file=sys.stderr)
@@ -280,6 +282,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # a path that cannot be read or written, named by the error
         print(f"nomoretuning: error: {error}", file=sys.stderr)
         return 2
+
+
+def _one_line_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """A warning as the command line shows it: one line, without the library's source line."""
+    return f"nomoretuning: warning: {message}\n"
 
 
 def _version() -> str:

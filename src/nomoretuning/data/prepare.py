@@ -96,8 +96,10 @@ def binary_label(values: pd.Series, column: str, source: str) -> np.ndarray:
 
 
 def ranking_label(values: pd.Series, column: str, source: str) -> np.ndarray:
-    """A ranking label column (any finite numbers: grades, amounts) as float32; an empty or
-    non-numeric value raises `DataError` naming its row.
+    """A ranking label column (finite numbers >= 0: grades, amounts) as float32; an empty,
+    non-numeric or negative value raises `DataError` naming its row. Distinct values that
+    float32 cannot tell apart (integers above 2**24, cents above about 131,072.00) would rank
+    as ties: that warns, with the fix.
 
     Example:
         >>> import pandas as pd
@@ -112,7 +114,27 @@ def ranking_label(values: pd.Series, column: str, source: str) -> np.ndarray:
             f"{source}: label column {column!r} is empty at data row {row + 1}; ranking labels "
             "must be numbers (fill them, or drop those rows)"
         )
-    return numeric.astype(np.float32)
+    negative = numeric < 0
+    if negative.any():
+        row = int(np.flatnonzero(negative)[0])
+        raise DataError(
+            f"{source}: label column {column!r} is {numeric[row]:g} at data row {row + 1}; "
+            "ranking labels must be >= 0 (grades, amounts: NDCG's gains need it); shift the "
+            "column or clip it at 0"
+        )
+    labels = numeric.astype(np.float32)
+    distinct = np.unique(numeric)
+    merged = np.flatnonzero(distinct[1:].astype(np.float32) == distinct[:-1].astype(np.float32))
+    if merged.size:
+        a, b = distinct[merged[0]], distinct[merged[0] + 1]
+        warnings.warn(
+            f"{source}: label column {column!r} has values that 32-bit floats cannot tell apart "
+            f"(e.g. {a:.10g} and {b:.10g}), so they rank as ties; rescale the column (e.g. "
+            "to thousands) to keep their order",
+            UserWarning,
+            stacklevel=2,
+        )
+    return labels
 
 
 def check_frame(frame: pd.DataFrame, schema: Schema, source: str) -> pd.DataFrame:

@@ -55,7 +55,7 @@ def load_letor(
     appears (``zero_based="auto"``; LETOR, MSLR, Yahoo and Istella files are one-based). Features
     become dense columns ``f0 .. f{F-1}``, transformed (``feature_transform="log1p"``: the signed
     ``log(1 + |x|)``, for heavy-tailed counts such as MSLR's) and standardized with the training
-    part's statistics (a `DenseScaler`). Labels may be any finite numbers (graded relevance).
+    part's statistics (a `DenseScaler`). Labels may be any finite numbers >= 0 (graded relevance).
 
     Splits: ``train`` (``path`` is the same), ``test``, and ``valid``, or else a validation part of
     ``round(valid_fraction * Q)`` whole training queries chosen by ``numpy.random.default_rng(

@@ -107,6 +107,12 @@ def _parse(
     relevance = np.asarray(y, dtype=np.float32)
     if not np.isfinite(relevance).all():
         raise DataError(f"{file}: relevance labels must be finite numbers")
+    if (relevance < 0).any():
+        row = int(np.flatnonzero(relevance < 0)[0])
+        raise DataError(
+            f"{file}: relevance {float(relevance[row]):g} at data row {row + 1}; relevance "
+            "labels must be >= 0 (NDCG's gains need it)"
+        )
     return np.asarray(X.toarray(), dtype=np.float32), relevance, np.asarray(qid)
 
 

@@ -62,7 +62,7 @@ def load_ranking_table(
     """A ranking table of your own as a `PreparedDataset` of `GroupedSplit`s.
 
     Each row is an item shown for a query (or session): ``group`` names the query column, the
-    ``labels`` columns are the tasks in priority order (any finite numbers: 0/1 purchases, amounts,
+    ``labels`` columns are the tasks in priority order (finite numbers >= 0: 0/1 purchases, amounts,
     graded relevance), ``dense`` and ``sparse`` are the features (standardized after
     ``feature_transform``; vocabularies with index 0 for OOV, as `load_table`). Every task is
     trained with the pairwise logistic loss on one score: a pair is two rows of one query with
