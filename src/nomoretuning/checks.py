@@ -30,6 +30,7 @@ __all__ = [
     "fraction",
     "is_integer",
     "one_of",
+    "optional_path",
     "optional_positive_int",
     "positive_int",
     "positive_number",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 S = TypeVar("S", bound=str)
+P = TypeVar("P")
 ErrorType = type[NomoretuningError]
 
 
@@ -120,6 +122,22 @@ def boolean(value: object, name: str, *, error: ErrorType = ConfigError) -> bool
     """
     if not isinstance(value, bool):
         raise error(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def optional_path(value: P | None, name: str, *, error: ErrorType = ConfigError) -> P | None:
+    """``value`` unless it is a blank string, which names no file (``Path("")`` would be the
+    working folder); None stays None.
+
+    Example:
+        >>> try:
+        ...     optional_path("", "valid")
+        ... except ValueError as error:
+        ...     print(error)
+        valid='' names no file; give a file or folder, or leave valid unset
+    """
+    if isinstance(value, str) and not value.strip():
+        raise error(f"{name}={value!r} names no file; give a file or folder, or leave {name} unset")
     return value
 
 

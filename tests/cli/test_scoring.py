@@ -223,9 +223,17 @@ def test_a_ranking_run_scores_and_evaluates_letor_files(
         assert code == 2 and "no query ids" in err and "bare.txt.query" in err, err
         assert len(err.strip().splitlines()) == 1
     negative = tmp_path / "negative.txt"
-    negative.write_text("-1 qid:1 1:0.5\n" + test_file.read_text())
+    negative.write_text("-1 1:0.5\n" + test_file.read_text())
+    sizes = (LAMBDARANK / "rank.test.query").read_text()
+    (tmp_path / "negative.txt.query").write_text("1\n" + sizes)
     code, _, err = run_cli(["evaluate", str(run_dir), "--data", str(negative)], capsys)
-    assert code == 2 and "relevance -1 at data row 1" in err, err
+    assert code == 2 and "'relevance' is -1 at data row 1" in err, err
+    # scoring reads no labels: a placeholder -1 is fine
+    code, _, err = run_cli(
+        ["predict", str(run_dir), "--data", str(negative), "--out", str(tmp_path / "n.csv")],
+        capsys,
+    )
+    assert code == 0, err
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -273,6 +273,7 @@ def test_resume_refuses_other_settings_and_a_damaged_metrics_file(
     # where it writes, whether it shows progress, on what device it runs may change
     args = ["train", str(config), "--output", str(run), "--resume"]
     harmless = ["--set", "trainer.progress=true", "--set", "trainer.device=cpu"]
+    harmless += ["--set", "data.options.test_path=null"]  # an option set to null is left out
     assert run_cli([*args, *harmless], capsys)[0] == 0
     code, out, _ = run_cli(
         ["train", str(config), "--output", str(tmp_path / "new"), "--resume"], capsys

@@ -146,6 +146,10 @@ def test_lanes_deal_pieces_to_ranks_and_make_up_one_process(census_csv: Path) ->
         assert len(got) == part.num_batches(300)
     with pytest.raises(DataError, match="lanes=3 cannot be dealt to 2 ranks"):
         next(split(3).batches(300, shuffle=True, world=2))
+    # more lanes than pieces: a lane without a batch is one line, not an empty epoch
+    lonely = split(64)
+    with pytest.raises(DataError, match=r"dealt to 64 lanes leave a lane without a batch"):
+        lonely.num_batches(512)
 
 
 def test_memory_holds_a_window_of_rows(census_csv: Path, monkeypatch: pytest.MonkeyPatch) -> None:

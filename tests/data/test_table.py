@@ -100,6 +100,10 @@ def test_argument_errors(tmp_path: Path) -> None:
         load_table(test=path, **COLUMNS)  # type: ignore[arg-type]
     with pytest.raises(DataError, match="leaves no validation rows to draw from the train"):
         load_table(train=path, test=path, split=(0.9, 0.0, 0.1), **COLUMNS)  # type: ignore[arg-type]
+    for blank in ("path", "train", "valid", "test"):  # '' would read the working folder
+        files = {"train": path, "test": path, blank: ""}
+        with pytest.raises(DataError, match=f"{blank}='' names no file"):
+            load_table(**files, **COLUMNS)  # type: ignore[arg-type]
     with pytest.raises(DataError, match="split_key='user' has nothing to split"):
         load_table(train=path, valid=path, test=path, split_key="user", **COLUMNS)  # type: ignore[arg-type]
     with pytest.raises(DataError, match="label column 'click' is also a feature"):

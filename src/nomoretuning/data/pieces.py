@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nomoretuning.checks import optional_path
 from nomoretuning.data.readers import COMPRESSION_SUFFIXES, detect_format
 from nomoretuning.data.schema import missing_column
 from nomoretuning.errors import DataError
@@ -98,6 +99,7 @@ def table_files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]])
     _require_pyarrow()
     if isinstance(path, (list, tuple)):
         return [f for p in path for f in table_files(p)]
+    optional_path(path, "path", error=DataError)
     root = Path(path)  # type: ignore[arg-type]
     if root.is_dir():
         files = []

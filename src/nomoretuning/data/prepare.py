@@ -129,8 +129,9 @@ def ranking_label(values: pd.Series, column: str, source: str) -> np.ndarray:
         a, b = distinct[merged[0]], distinct[merged[0] + 1]
         warnings.warn(
             f"{source}: label column {column!r} has values that 32-bit floats cannot tell apart "
-            f"(e.g. {a:.10g} and {b:.10g}), so they rank as ties; rescale the column (e.g. "
-            "to thousands) to keep their order",
+            f"(e.g. {a:.10g} and {b:.10g}), so they rank as ties (float32 keeps about 7 "
+            "significant digits); subtract a common offset such as the column's minimum, or "
+            "accept the ties",
             UserWarning,
             stacklevel=2,
         )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from nomoretuning.checks import optional_path
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.encoders import DEFAULT_HASH_BUCKETS
 from nomoretuning.data.formats import InputFormat
@@ -54,6 +55,7 @@ def read_split_files(
     """
     import pandas as pd
 
+    _named(path, files)
     if path is not None:
         if any(f is not None for f in files):
             raise DataError(
@@ -253,7 +255,7 @@ def valid_from_train(split: Sequence[float]) -> tuple[float, float, float]:
     if held == 0:
         raise DataError(
             f"split={tuple(split)!r} leaves no validation rows to draw from the train files; "
-            "give valid= (a file or folder), or a split with a validation fraction > 0"
+            "give a validation file (valid=), or a split with a validation fraction > 0"
         )
     return fit / (fit + held), held / (fit + held), 0.0
 
@@ -326,6 +328,7 @@ def table_paths(
         DataError: both or neither are given, train or test is missing, or a path has no table
             files.
     """
+    _named(path, files)
     if path is not None:
         if any(f is not None for f in files):
             raise DataError(
@@ -340,3 +343,11 @@ def table_paths(
             "split) or train= and test= (and valid=, or it is drawn from train)"
         )
     return {n: table_files(f) for n, f in zip(SPLITS, files, strict=True) if f is not None}
+
+
+def _named(
+    path: PathLike | None, files: tuple[PathLike | None, PathLike | None, PathLike | None]
+) -> None:
+    """Refuses a blank path (it would read the working folder)."""
+    for name, value in zip(("path", *SPLITS), (path, *files), strict=True):
+        optional_path(value, name, error=DataError)

@@ -43,10 +43,12 @@ def test_loader_errors(tmp_path: Path) -> None:
     path.write_text("1 1:0.5\n0 2:0.1\n2 1:0.3\n")
     with pytest.raises(DataError, match=r"rank\.txt: no query ids .* write rank\.txt\.query"):
         load_svmlight_ranking(path)
-    negative = tmp_path / "negative.txt"
-    negative.write_text("1 qid:1 1:0.5\n-1 qid:1 2:0.1\n")
-    with pytest.raises(DataError, match=r"relevance -1 at data row 2; .* must be >= 0"):
-        load_svmlight_ranking(negative)
+    # Some rows with qid: scoring needs no queries either.
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text("1 qid:1 1:0.5\n0 2:0.1\n")
+    with pytest.raises(DataError, match=r"1 of 2 rows lack 'qid:' .* write mixed\.txt\.query"):
+        load_svmlight_ranking(mixed)
+    assert load_svmlight_ranking(mixed, require_groups=False).groups.tolist() == [-1, -1]
     # Rows to score need no queries: every group is -1.
     assert load_svmlight_ranking(path, require_groups=False).groups.tolist() == [-1, -1, -1]
     sizes = tmp_path / "rank.txt.query"

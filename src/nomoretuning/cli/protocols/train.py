@@ -156,8 +156,10 @@ def check_resumed_config(config: RunConfig, run_dir: Path) -> None:
         raise ConfigError(
             f"{saved_file}: unreadable ({error}); resume needs the run's config"
         ) from None
-    now = _flat(config.model_dump(mode="json"))
-    before = _flat(saved if isinstance(saved, dict) else {})
+    now, before = (
+        {k: v for k, v in _flat(tree).items() if not (k.startswith(OPTION_SECTIONS) and v is None)}
+        for tree in (config.model_dump(mode="json"), saved if isinstance(saved, dict) else {})
+    )  # an option set to null is an option left out
     for key in [*before, *(k for k in now if k not in before)]:
         if any(key == k or key.startswith(k + ".") for k in IGNORED_ON_RESUME):
             continue

@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from nomoretuning.checks import fraction, task_names
+from nomoretuning.checks import fraction, optional_path, task_names
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.encoders import DenseScaler, DenseTransform, FeatureEncoder
 from nomoretuning.data.formats import InputFormat
@@ -91,6 +91,8 @@ def load_letor(
         available=("relevance",),
         error=DataError,
     )
+    for name, value in (("path", path), ("train", train), ("valid", valid), ("test", test)):
+        optional_path(value, name, error=DataError)
     if path is not None and train is not None and Path(path) != Path(train):
         raise DataError(f"letor: give the training file once, as path ({path}) or as train")
     train_file = path if path is not None else train
@@ -105,6 +107,13 @@ def load_letor(
     if valid is not None:
         files["valid"] = Path(valid)
     arrays, count, based = _parse(files, n_features, zero_based)
+    for part, parsed_part in arrays.items():
+        negative = np.flatnonzero(parsed_part.relevance < 0)
+        if negative.size:
+            raise DataError(
+                f"{files[part]}: relevance {float(parsed_part.relevance[negative[0]]):g} at data "
+                f"row {negative[0] + 1}; relevance labels must be >= 0 (NDCG's gains need it)"
+            )
     parsed = {
         part: _check_queries(a, files[part], min_query_size, drop_small_queries)
         for part, a in arrays.items()

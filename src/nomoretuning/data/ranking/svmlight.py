@@ -46,8 +46,9 @@ def load_svmlight_ranking(
         n_features: number of columns (default: the largest index in the file).
         zero_based: whether indices start at 0; ``"auto"`` (scikit-learn's rule: one-based
             unless an index 0 appears). LETOR and LightGBM's example are one-based.
-        require_groups: with False, a file without any group information (no ``qid:``, no
-            ``.query``) reads with every group -1 (rows to score, not to rank).
+        require_groups: with False, a file without group information for every row (``qid:``
+            on some rows or none, no ``.query``) reads with every group -1 (rows to score, not
+            to rank).
 
     Raises:
         DataError: missing file, unparsable row, group sizes that do not sum to the row count,
@@ -66,7 +67,8 @@ def load_svmlight_ranking(
         raise DataError(f"{file}: file not found; pass the path of an SVMlight/LETOR ranking file")
     features, relevance, qid = _parse(file, n_features, zero_based)
     sibling = file.with_name(file.name + ".query")
-    if not require_groups and query_path is None and len(qid) == 0 and not sibling.is_file():
+    ungrouped = len(qid) < relevance.size and not sibling.is_file()
+    if not require_groups and query_path is None and ungrouped:
         return RankingArrays(features, relevance, np.full(relevance.size, -1, dtype=np.int64))
     sizes_file = _group_size_file(file, query_path, has_qid=len(qid) > 0)
     if sizes_file is not None:
@@ -107,12 +109,6 @@ def _parse(
     relevance = np.asarray(y, dtype=np.float32)
     if not np.isfinite(relevance).all():
         raise DataError(f"{file}: relevance labels must be finite numbers")
-    if (relevance < 0).any():
-        row = int(np.flatnonzero(relevance < 0)[0])
-        raise DataError(
-            f"{file}: relevance {float(relevance[row]):g} at data row {row + 1}; relevance "
-            "labels must be >= 0 (NDCG's gains need it)"
-        )
     return np.asarray(X.toarray(), dtype=np.float32), relevance, np.asarray(qid)
 
 
@@ -147,8 +143,9 @@ def _groups_from_qid(file: Path, qid: np.ndarray, n: int) -> np.ndarray:
         first = next((number for number, tokens in _data_lines(file) if not _has_qid(tokens)), None)
         where = "" if first is None else f" (the first at line {first})"
         raise DataError(
-            f"{file}: {n - len(qid)} of {n} rows lack 'qid:'{where}; give every row a qid or "
-            "pass query_path="
+            f"{file}: {n - len(qid)} of {n} rows lack 'qid:'{where}; give every row a qid, or "
+            f"write {file.name}.query with one group size per line (in Python, query_path= "
+            "names the file)"
         )
     return _first_appearance_codes(qid)
 

@@ -212,7 +212,15 @@ class StreamingSplit:
                 "batch size of at least one row per rank"
             )
         smallest = np.sort(self.rows)[: len(self.rows) // lanes].sum()
-        return int(smallest // -(-batch_size // lanes))
+        batches = int(smallest // -(-batch_size // lanes))
+        if batches == 0 and len(self) > 0:
+            raise DataError(
+                f"streaming: {len(self.pieces)} piece(s) of {len(self):,} rows dealt to {lanes} "
+                f"lanes leave a lane without a batch of {-(-batch_size // lanes)} rows; lower "
+                f"piece_rows (e.g. to {max(1, len(self) // (4 * lanes)):,}), the batch size, "
+                "or the lanes"
+            )
+        return batches
 
     def _lane(self, lane: _Lane, seed: int, number: int, start: int) -> Iterator[EncodedRows]:
         """A lane's local batches from local batch ``start`` on (the last one may be partial)."""
