@@ -51,6 +51,23 @@ def test_an_interrupt_between_the_renames_still_leaves_a_last_checkpoint(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "previous.pt"]
 
 
+def test_a_kill_between_the_renames_is_finished_when_the_run_resumes(tmp_path: Path) -> None:
+    """SIGKILL runs no handler: ``last.pt`` is gone, the new one under its temporary name."""
+    files = CheckpointFiles(tmp_path, {"tasks": ["a"]})
+    files.save({"step": 1})
+    files.save({"step": 2})
+    os.replace(tmp_path / "last.pt", tmp_path / ".last.pt.0a1b2c3d.tmp")  # the new one
+    os.replace(tmp_path / "previous.pt", tmp_path / "last.pt")
+    os.replace(tmp_path / "last.pt", tmp_path / "previous.pt")  # the old last.pt moved away
+    (tmp_path / ".last.pt.ffffffff.tmp").write_bytes(b"PK\x03\x04 cut")  # an older, half write
+    assert files.load("last")["step"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".last.pt.ffffffff.tmp",
+        "last.pt",
+        "previous.pt",
+    ]
+
+
 def test_an_interrupt_inside_torch_save_is_an_interrupt_and_keeps_the_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

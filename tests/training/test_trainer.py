@@ -13,10 +13,12 @@ import torch
 from trainer_helpers import toy_config, toy_model
 
 import nomoretuning as nt
+from nomoretuning.data import make_search_logs
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
 from nomoretuning.models import build_model
 from nomoretuning.training.checkpoint import load_checkpoint
+from nomoretuning.training.objectives import PairwiseObjective, objective_for
 from nomoretuning.training.records import FitResult, StageRecord
 from nomoretuning.training.trainer import Trainer, TrainerConfig, TrainingError
 
@@ -264,6 +266,61 @@ def test_a_killed_run_resumes_to_the_same_result(
     assert resumed.test == full.test
     assert resumed.valid == full.valid
     assert resumed.steps == full.steps
+    for log in ("history.csv", "evaluations.csv"):
+        assert (tmp_path / "full" / log).read_text() == (tmp_path / "killed" / log).read_text()
+
+
+def test_a_resumed_run_logs_each_step_once_to_tensorboard(
+    dataset: PreparedDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    config = toy_config(checkpoint_every=5, tensorboard=True)
+
+    def run(resume: bool = False) -> FitResult:
+        model = toy_model(dataset)
+        return Trainer(model, NMT(["like", "finish"]), dataset, config, run_dir=tmp_path).fit(
+            resume=resume
+        )
+
+    _kill_at(monkeypatch, 13)  # 3 steps after the checkpoint of step 10
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.undo()
+    done = run(resume=True)
+    events = accumulator.EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    steps = [event.step for event in events.Scalars("loss")]
+    assert steps == list(range(1, done.steps + 1))
+
+
+def test_a_killed_ranking_run_with_its_own_pair_sampler_resumes_to_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`PairwiseObjective(seed=...)` samples pairs from a generator of its own: the checkpoint
+    keeps it, or the resumed run draws other pairs from the first step on."""
+    data = make_search_logs(120, 8, seed=0, max_pairs_per_group=3)
+
+    def run(run_dir: Path, resume: bool = False) -> FitResult:
+        torch.manual_seed(0)
+        model = build_model("single_score", data.features, data.tasks, hidden_dims=(8,))
+        spec = objective_for(data, data.tasks)
+        assert isinstance(spec, PairwiseObjective)
+        objective = PairwiseObjective(
+            data.tasks, pair_masks=spec.pair_masks, max_pairs_per_group=3, gain=spec.gains, seed=5
+        )
+        config = toy_config(checkpoint_every=3)
+        trainer = Trainer(
+            model, NMT(list(data.tasks)), data, config, run_dir=run_dir, objective=objective
+        )
+        return trainer.fit(resume=resume)
+
+    full = run(tmp_path / "full")
+    _kill_at(monkeypatch, 10)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed")
+    monkeypatch.undo()
+    resumed = run(tmp_path / "killed", resume=True)
+    assert resumed.test == full.test and resumed.steps == full.steps
     for log in ("history.csv", "evaluations.csv"):
         assert (tmp_path / "full" / log).read_text() == (tmp_path / "killed" / log).read_text()
 

@@ -183,9 +183,32 @@ class CheckpointFiles:
             )
         return "start over with --overwrite"
 
+    def finish_interrupted_save(self) -> bool:
+        """Renames a complete new checkpoint to ``last.pt`` where a process killed between
+        ``save``'s two renames left it under its temporary name (``last.pt`` moved away,
+        ``previous.pt`` present); a temporary file that does not load is left as it is."""
+        last = self.path("last")
+        if last.exists() or not self.exists("previous"):
+            return False
+        written = sorted(
+            self.directory.glob(f".{last.name}.*.tmp"), key=lambda p: p.stat().st_mtime
+        )
+        for candidate in reversed(written):
+            try:
+                state = torch.load(candidate, map_location="cpu", weights_only=True)
+            except Exception:  # killed while writing it: not a checkpoint
+                continue
+            if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+                os.replace(candidate, last)
+                return True
+        return False
+
     def load(self, which: str = "last", map_location: str | torch.device = "cpu") -> dict[str, Any]:
-        """The checkpoint ``which`` (``"last"`` or ``"previous"``), checked against this run."""
+        """The checkpoint ``which`` (``"last"`` or ``"previous"``), checked against this run;
+        ``"last"`` first finishes a save a killed process left between its renames."""
         path = self.path(which)
+        if which == "last":
+            self.finish_interrupted_save()
         fallback = self.fallback(which)
         if not path.exists():
             raise TrainingError(f"{path}: no checkpoint to resume from; {fallback}")

@@ -27,7 +27,9 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 CHANGEABLE_ON_RESUME = ("progress", "tensorboard", "checkpoint_every", "device", "eval_batch_size")
 """The `TrainerConfig` fields a resumed run may change: how it reports and checkpoints, and on
-what hardware it runs, not what it computes (`TrainerConfig.resumable`)."""
+what hardware and in what memory it runs (`TrainerConfig.resumable`). A resume is exact when none
+changes; another ``device`` or ``eval_batch_size`` rounds differently (losses differ in the last
+digits, which a near tie between candidates can feel)."""
 
 
 @dataclass

@@ -117,9 +117,17 @@ class RunLogs:
         """Rows written so far (checkpoints store them; resume truncates to them)."""
         return {"history": self.history.rows, "evaluations": self.evaluations.rows}
 
-    def truncate(self, rows: Mapping[str, int]) -> None:
+    def truncate(self, rows: Mapping[str, int], step: int | None = None) -> None:
+        """Forgets what was logged after a checkpoint: its ``rows``, and in TensorBoard every
+        point after its global ``step`` (the steps the resumed run takes again)."""
         self.history.truncate(int(rows["history"]))
         self.evaluations.truncate(int(rows["evaluations"]))
+        if self._tensorboard is not None and step is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            directory = self._tensorboard.log_dir
+            self._tensorboard.close()
+            self._tensorboard = SummaryWriter(directory, purge_step=step + 1)
 
     def flush(self) -> None:
         self.evaluations.flush()
@@ -155,6 +163,8 @@ def prepare_run_directory(
     then writes ``files`` (name -> text, the run's own description) into it atomically (on a
     resume, only those missing: the run keeps the description it started with)."""
     if resume is not None:
+        if resume == "last":
+            checkpoints.finish_interrupted_save()
         if not checkpoints.exists(resume):
             raise TrainingError(
                 f"{run_dir}: no {checkpoints.path(resume).name} to resume from; "

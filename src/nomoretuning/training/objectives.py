@@ -280,6 +280,11 @@ class PairwiseObjective:
         self._cached_batch: Batch | None = None
         self._cached_pairs: dict[str, tuple[Tensor, Tensor]] = {}
 
+    @property
+    def generator(self) -> torch.Generator | None:
+        """The pair sampler's own generator (None with ``seed=None``); checkpoints keep it."""
+        return self._generator
+
     def __repr__(self) -> str:
         return (
             f"PairwiseObjective(tasks={list(self.tasks)}, pair_masks={sorted(self.pair_masks)}, "

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from nomoretuning.training.records import StageRecord
 
-__all__ = ["TrainerState", "restore_rng_state", "rng_state"]
+__all__ = ["OwnGenerator", "TrainerState", "restore_rng_state", "rng_state"]
 
 
 @dataclass
@@ -72,16 +72,41 @@ class TrainerState:
         self.stage_records = [StageRecord.from_dict(r) for r in json.loads(state["stage_records"])]
 
 
-def rng_state() -> dict[str, Any]:
-    """This process's random number generators (torch, and CUDA when present)."""
-    return {
+@runtime_checkable
+class OwnGenerator(Protocol):
+    """Draws from a generator of its own, which a checkpoint keeps beside the global ones
+    (`PairwiseObjective(seed=...)`'s pair sampler; None: it draws from torch's)."""
+
+    @property
+    def generator(self) -> torch.Generator | None: ...
+
+
+def rng_state(owner: object = None) -> dict[str, Any]:
+    """This process's random number generators: torch's, CUDA's when present, and ``owner``'s
+    own when it is an `OwnGenerator` with one.
+
+    Example:
+        >>> from nomoretuning.training.objectives import PairwiseObjective
+        >>> objective = PairwiseObjective(["pay"], max_pairs_per_group=2, seed=3)
+        >>> saved = rng_state(objective)
+        >>> first = torch.rand(2, generator=objective.generator)
+        >>> restore_rng_state(saved, objective)
+        >>> torch.equal(torch.rand(2, generator=objective.generator), first)
+        True
+    """
+    state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
+    if isinstance(owner, OwnGenerator) and owner.generator is not None:
+        state["own"] = owner.generator.get_state()
+    return state
 
 
-def restore_rng_state(state: Mapping[str, Any]) -> None:
-    """Puts back what `rng_state` returned."""
+def restore_rng_state(state: Mapping[str, Any], owner: object = None) -> None:
+    """Puts back what `rng_state` returned (``owner``'s generator too, when it has one)."""
     torch.set_rng_state(state["torch"].cpu())
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+    if isinstance(owner, OwnGenerator) and owner.generator is not None and "own" in state:
+        owner.generator.set_state(state["own"].cpu())

@@ -450,7 +450,7 @@ class Trainer:
             return
         self.logs.flush()
         self.state.wall_time = time.perf_counter() - self._clock
-        rng = rng_state()
+        rng = rng_state(self.objective)
         rng_by_rank = parallel.all_gather_objects(rng) if self.world_size > 1 else None
         if not self._writes:
             return
@@ -491,9 +491,9 @@ class Trainer:
             self.runner.scaler.load_state_dict(state["scaler"])
         by_rank = state.get("rng_by_rank")
         if self.world_size > 1 and by_rank is not None and len(by_rank) == self.world_size:
-            restore_rng_state(by_rank[self.rank])  # same world size: each rank its own stream
+            restore_rng_state(by_rank[self.rank], self.objective)  # each rank its own stream
         elif self.rank > 0:
             torch.manual_seed(self.config.seed + 7919 * self.rank + self.state.global_step)
         else:
-            restore_rng_state(state["rng"])
-        self.logs.truncate(state["log_rows"])
+            restore_rng_state(state["rng"], self.objective)
+        self.logs.truncate(state["log_rows"], self.state.global_step)
