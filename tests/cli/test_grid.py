@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_helpers import census_config, needs_census, run_cli, table3_config, write_config
+from cli_helpers import CENSUS, census_config, needs_census, run_cli, table3_config, write_config
 
 from nomoretuning.cli import outputs
 from nomoretuning.cli.config import validate_config
@@ -36,10 +36,33 @@ def test_grid_compares_the_weight_grid_with_nmt(
     assert summary["metric"] == "auc"
     assert [p["weights"]["income"] for p in summary["grid"]] == [0.9, 0.5, 0.1]
     assert summary["cost"]["grid_runs"] == 3
-    assert summary["best_grid_by_valid_primary"] in [p["weights"] for p in summary["grid"]]
+    best = max(summary["grid"], key=lambda p: p["valid"]["income"]["auc"])
+    assert summary["best_grid_by_valid_primary"] == best["weights"]  # on validation
+    cost = summary["cost"]
+    grid_time = sum(p["wall_time_s"] for p in summary["grid"])  # unrounded, then the ratio
+    assert cost["wall_time_ratio"] == round(grid_time / summary["nmt"]["wall_time_s"], 2)
     assert summary["nmt"]["method"] == "nmt"
     assert (out_dir / "tradeoff.png").exists()
     assert "NMT" in (out_dir / "grid.md").read_text()
+
+
+@needs_census
+def test_no_best_grid_point_when_no_validation_metric_is_defined(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sample's few rows, split with seed 4, leave no income positive in validation."""
+    sample = CENSUS.parent / "census-income.sample"
+    data = {"dataset": "census_income", "path": str(sample), "tasks": ["income", "marital"]}
+    data["options"] = {"seed": 4, "allow_single_class": True}
+    config = census_config(data=data, grid={"points": 2})
+    out_dir = tmp_path / "grid"
+    code, _, err = run_cli(
+        ["grid", str(write_config(tmp_path, config)), "--output", str(out_dir)], capsys
+    )
+    assert code == 0, err
+    summary = json.loads((out_dir / "grid.json").read_text())
+    assert all(p["valid"]["income"]["auc"] is None for p in summary["grid"])
+    assert summary["best_grid_by_valid_primary"] is None
 
 
 def test_grid_on_a_ranking_dataset_reports_ndcg(

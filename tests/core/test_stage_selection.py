@@ -80,13 +80,25 @@ _NOISE_002 = 0.02 / (math.sqrt(2.0) * 0.6744897501960817)
 """`evaluation_noise` of a history whose successive steps have median 0.02."""
 
 
+def _top_stage_after_a_joint_start(
+    model: torch.nn.Linear, **options: object
+) -> tuple[nt.NMT, nt.StageSelection]:
+    nmt = nt.NMT(["a", "b"])
+    selection = nt.StageSelection(nmt, **options)  # type: ignore[arg-type]
+    selection.offer(model, {"a": 0.6, "b": 0.6})
+    _finish_stage(nmt, selection, model)
+    assert nmt.stage_tasks == ("a",)
+    return nmt, selection
+
+
 def test_the_top_stage_keeps_its_start_unless_its_gain_beats_its_noise() -> None:
     history = [0.70, 0.72, 0.69, 0.71]  # |diff| 0.02, 0.03, 0.02: noise 0.02 / 0.954
     assert evaluation_noise(history) == pytest.approx(_NOISE_002)
     for margin, kept in ((1.0, True), (0.9, False), (None, False)):
-        nmt = nt.NMT(["a", "b"], joint_start=False)
         model = _model(0.0)
-        selection = nt.StageSelection(nmt, patience=5, guard=0.0, start_margin=margin)
+        _, selection = _top_stage_after_a_joint_start(
+            model, patience=5, guard=0.0, start_margin=margin
+        )
         for step, value in enumerate(history):
             selection.offer(_set(model, float(step)), {"a": value, "b": 0.0})
         # the best (0.72) gains 0.02 over the start: within 1 noise s.d. (0.021), not 0.9
@@ -95,6 +107,25 @@ def test_the_top_stage_keeps_its_start_unless_its_gain_beats_its_noise() -> None
         assert restored == ({"a": 0.70, "b": 0.0} if kept else {"a": 0.72, "b": 0.0})
         assert model.weight.item() == (0.0 if kept else 1.0)
         assert selection.floors == {"a": restored["a"]}  # guard 0
+
+
+def test_a_first_stage_never_keeps_its_untrained_start() -> None:
+    """Without a joint start the top stage starts from the untrained model; as in the trainer,
+    only the stages after the first test their start."""
+    nmt = nt.NMT(["a", "b"], joint_start=False)
+    model = _model(0.0)
+    selection = nt.StageSelection(nmt, patience=5)
+    for step, value in enumerate([0.50, 0.66, 0.48, 0.64, 0.47]):  # noisy: gain within 1 s.d.
+        selection.offer(_set(model, float(step)), {"a": value, "b": 0.5})
+    assert selection.restore(model) == {"a": 0.66, "b": 0.5}
+    assert not selection.kept_start and model.weight.item() == 1.0
+
+
+def test_a_selection_built_after_a_stage_ended_says_so() -> None:
+    nmt = nt.NMT(["a", "b"], joint_start=False)
+    nmt.next_stage(bound=0.3)  # a's stage ended without this selection
+    with pytest.raises(ValueError, match="task 'a' has no floor: its stage ended without"):
+        nt.StageSelection(nmt).offer(_model(0.0), {"a": 0.5, "b": 0.5})
 
 
 def test_a_gain_beyond_the_noise_leaves_the_start() -> None:
@@ -200,9 +231,8 @@ def test_state_dict_round_trip_continues_the_same_selection() -> None:
 
 
 def test_state_dict_round_trip_keeps_a_tested_start() -> None:
-    nmt = nt.NMT(["a", "b"], joint_start=False)
     model = _model(0.0)
-    selection = nt.StageSelection(nmt, patience=5)
+    nmt, selection = _top_stage_after_a_joint_start(model, patience=5)
     for step, value in enumerate([0.70, 0.72, 0.69]):
         selection.offer(_set(model, float(step)), {"a": value, "b": 0.0})
     resumed = nt.StageSelection(nmt, patience=5)
@@ -242,8 +272,9 @@ def test_an_own_loop_keeps_the_top_task_through_a_lower_stage_that_hurts_it() ->
         ({"patience": 0}, "patience must be a positive integer"),
         ({"patience": 1.5}, "patience must be a positive integer"),
         ({"patience": True}, "patience must be a positive integer"),
-        ({"guard": -1.0}, "guard must be a number >= 0"),
-        ({"guard": "1"}, "guard must be a number >= 0"),
+        ({"guard": -1.0}, "guard must be a finite number >= 0"),
+        ({"guard": "1"}, "guard must be a finite number >= 0"),
+        ({"guard": math.inf}, "guard must be a finite number >= 0"),
         ({"start_margin": -0.5}, "start_margin must be a number >= 0 or None"),
         ({"start_margin": "1"}, "start_margin must be a number >= 0 or None"),
     ],

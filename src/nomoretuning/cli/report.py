@@ -23,24 +23,39 @@ KEEP_TOLERANCE = 0.005
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation, NaN values left out (NaN, NaN when none is left).
+    """Mean and sample standard deviation, NaN values left out (the deviation is NaN with fewer
+    than two values left, both are NaN with none).
 
     Example:
         >>> mean_std([1.0, 3.0, float("nan")])
         (2.0, 1.4142135623730951)
+        >>> mean_std([0.5])
+        (0.5, nan)
     """
     clean = [v for v in values if not math.isnan(v)]
     if not clean:
         return math.nan, math.nan
     mean = sum(clean) / len(clean)
     if len(clean) < 2:
-        return mean, 0.0
+        return mean, math.nan
     var = sum((v - mean) ** 2 for v in clean) / (len(clean) - 1)
     return mean, math.sqrt(var)
 
 
-def _fmt(mean: float, std: float) -> str:
-    return "n/a" if math.isnan(mean) else f"{mean:.4f} ± {std:.4f}"
+def _fmt(values: Sequence[float]) -> str:
+    """A table cell: mean ± std over the seeds (the mean alone for one seed), saying how many
+    seeds it uses when some had an undefined value.
+
+    Example:
+        >>> _fmt([0.5, 0.7]), _fmt([0.5]), _fmt([0.5, 0.7, float("nan")]), _fmt([float("nan")])
+        ('0.6000 ± 0.1414', '0.5000', '0.6000 ± 0.1414 (2 of 3 seeds)', 'n/a')
+    """
+    mean, std = mean_std(values)
+    if math.isnan(mean):
+        return "n/a"
+    text = f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+    used = sum(not math.isnan(v) for v in values)
+    return text if used == len(values) else f"{text} ({used} of {len(values)} seeds)"
 
 
 def _delta(value: float, base: float) -> str:
@@ -113,7 +128,7 @@ def comparison_markdown(
                 continue
             stats = {t: mean_std(cells[key][t]) for t in tasks}
             row = [model, method]
-            row += [_fmt(*stats[t]) for t in tasks]
+            row += [_fmt(cells[key][t]) for t in tasks]
             row += [
                 _delta(stats[t][0], base[t]) if (model, BASELINE) in cells else "" for t in tasks
             ]
@@ -147,9 +162,21 @@ def grid_markdown(summary: dict[str, Any]) -> str:
         "",
         f"Grid: {cost['grid_runs']} runs, {cost['grid_epochs']} epochs, "
         f"{cost['grid_wall_time_s']} s. NMT: 1 run, {cost['nmt_epochs']} epochs, "
-        f"{cost['nmt_wall_time_s']} s ({cost['wall_time_ratio']}x less wall time).",
+        f"{cost['nmt_wall_time_s']} s ({_ratio(cost['wall_time_ratio'])}).",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _ratio(grid_over_nmt: float) -> str:
+    """The grid's wall time over NMT's, in words.
+
+    Example:
+        >>> _ratio(6.33), _ratio(0.76)
+        ('6.33x less wall time', '1.32x more wall time')
+    """
+    if grid_over_nmt >= 1:
+        return f"{grid_over_nmt:g}x less wall time"
+    return f"{1 / grid_over_nmt:.2f}x more wall time"
 
 
 def table3_markdown(
@@ -211,7 +238,7 @@ def table3_markdown(
             else:
                 top_base, top_mean = base[top], stats[top][0]
                 kept = "yes" if top_mean >= top_base * (1 - KEEP_TOLERANCE) else "no"
-            row = [run, methods[run], *[_fmt(*stats[t]) for t in tasks], *deltas, kept]
+            row = [run, methods[run], *[_fmt(cells[run][t]) for t in tasks], *deltas, kept]
             row += [str(len(seeds[run])), f"{sum(times[run]) / len(times[run]):.1f}"]
             lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

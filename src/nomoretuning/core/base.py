@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, TypeGuard, runtime_checkable
+from typing import ClassVar, Protocol, TypeGuard, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -94,6 +94,9 @@ class LossCombiner(nn.Module):
         >>> combiner({"a": torch.tensor(1.0), "b": torch.tensor(3.0)})
         tensor(2.)
     """
+
+    needs_closure: ClassVar[bool] = False
+    """Whether ``step`` needs ``closure`` (the losses recomputed after the optimizer step)."""
 
     def __init__(self, tasks: Sequence[str]) -> None:
         super().__init__()

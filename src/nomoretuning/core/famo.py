@@ -57,6 +57,8 @@ class FAMO(LossCombiner):
         ['a', 'b']
     """
 
+    needs_closure = True
+
     logits: Tensor
     floors: Tensor
     exp_avg: Tensor

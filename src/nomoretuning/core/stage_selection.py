@@ -71,8 +71,8 @@ class StageSelection:
             metric may fall below its value when its stage ended (the trainer's ``metric_guard``).
         start_margin: how many standard deviations of the stage's evaluation noise a stage must
             gain over its start to leave it (the trainer's ``start_test``, in the units a loop
-            has; not a joint start's, whose start is untrained); None: the best candidate,
-            however small its gain.
+            has; every stage but the first, whose start is the untrained model, joint start
+            or not); None: the best candidate, however small its gain.
 
     The metric is any per-task validation figure where higher is better (AUC, NDCG; for a loss
     pass its negative). In the loop::
@@ -119,8 +119,8 @@ class StageSelection:
             raise ValueError(
                 f"StageSelection: patience must be a positive integer, got {patience!r}"
             )
-        if not (isinstance(guard, int | float) and guard >= 0):
-            raise ValueError(f"StageSelection: guard must be a number >= 0, got {guard!r}")
+        if not (isinstance(guard, int | float) and 0 <= guard < float("inf")):
+            raise ValueError(f"StageSelection: guard must be a finite number >= 0, got {guard!r}")
         if start_margin is not None and not (
             isinstance(start_margin, int | float) and start_margin >= 0
         ):
@@ -198,6 +198,12 @@ class StageSelection:
                 f"StageSelection: the metric of task {bad[0]!r} is {values[bad[0]]}; a candidate "
                 "needs a finite figure per task (an AUC on a split with one class is undefined)"
             )
+        unknown = [t for t in nmt.constrained_tasks if t not in self.floors]
+        if unknown:
+            raise ValueError(
+                f"StageSelection: task {unknown[0]!r} has no floor: its stage ended without this "
+                "selection's restore(model); build StageSelection before the first stage"
+            )
         self.history.append(values)
         shortfall = self.shortfall(values)
         score = float(np.mean([values[t] for t in nmt.stage_tasks]))
@@ -239,9 +245,9 @@ class StageSelection:
 
     @property
     def _tests_start(self) -> bool:
-        """Whether the running stage's start is tested: every stage after a joint start (whose
-        start is the untrained model)."""
-        return self.start_margin is not None and self._records
+        """Whether the running stage's start is tested: every stage that records a bound but
+        the first (whose start is the untrained model, joint start or not)."""
+        return self.start_margin is not None and self._records and (self._stage or 1) > 1
 
     def _keeps_start(self) -> bool:
         """A tested stage keeps its (admissible) start unless its best candidate's score beats

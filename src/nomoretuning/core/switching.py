@@ -6,9 +6,12 @@ recorded at each ``NMT.step``) and the number of steps taken in the stage.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from nomoretuning.checks import is_integer
 
 __all__ = ["Plateau", "StageSwitch", "StepBudget"]
 
@@ -40,7 +43,7 @@ class StepBudget:
     steps: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.steps, int) or self.steps < 1:
+        if not is_integer(self.steps) or self.steps < 1:
             raise ValueError(f"StepBudget: steps must be a positive integer, got {self.steps!r}")
 
     @property
@@ -73,13 +76,12 @@ class Plateau:
     max_steps: int | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.window, int) or self.window < 1:
+        if not is_integer(self.window) or self.window < 1:
             raise ValueError(f"Plateau: window must be a positive integer, got {self.window!r}")
-        if not self.threshold >= 0:
-            raise ValueError(f"Plateau: threshold must be >= 0, got {self.threshold!r}")
-        if self.max_steps is not None and (
-            not isinstance(self.max_steps, int) or self.max_steps < 1
-        ):
+        number = isinstance(self.threshold, int | float) and not isinstance(self.threshold, bool)
+        if not (number and 0 <= self.threshold < math.inf):
+            raise ValueError(f"Plateau: threshold must be a number >= 0, got {self.threshold!r}")
+        if self.max_steps is not None and (not is_integer(self.max_steps) or self.max_steps < 1):
             raise ValueError(
                 f"Plateau: max_steps must be a positive integer, got {self.max_steps!r}"
             )

@@ -96,6 +96,20 @@ def test_plateau_switches_when_the_training_loss_stops_improving() -> None:
     assert nmt.bounds["a"] == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: nt.StepBudget(True), "steps must be a positive integer"),  # type: ignore[arg-type]
+        (lambda: nt.Plateau(threshold="x"), "threshold must be a number >= 0"),  # type: ignore[arg-type]
+        (lambda: nt.Plateau(threshold=math.inf), "threshold must be a number >= 0"),
+        (lambda: nt.Plateau(window=True), "window must be a positive integer"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_stage_switches(build: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build()  # type: ignore[operator]
+
+
 def test_bound_estimate_is_the_mean_of_the_recent_window() -> None:
     nmt = NMT(["a", "b"], bound_window=3)
     for value in (9.0, 1.0, 2.0, 3.0):
@@ -284,6 +298,9 @@ def test_emtl_composition_adds_the_prior_weighted_penalty() -> None:
         ({"priorities": ["a", "b"], "initial_multiplier": -1.0}, "initial_multiplier"),
         ({"priorities": ["a", "b"], "bound_window": 0}, "bound_window"),
         ({"priorities": ["a", "b"], "pi_gains": (1.0, -1.0)}, "pi_gains"),
+        ({"priorities": ["a", "b"], "dual": "pi", "pi_gains": 1.0}, "pi_gains must be two"),
+        ({"priorities": ["a", "b"], "pi_gains": ("a", "b")}, "pi_gains must be two"),
+        ({"priorities": ["a", "b"], "combiner": nt.EqualWeights(["a", "b"])}, "takes a factory"),
         ({"priorities": ["a", "b"], "switch": 5}, "StageSwitch"),
         ({"priorities": ["a", "b"], "level_weights": {"a": 0.0}}, "level weight of task 'a'"),
         ({"priorities": ["a", "b"], "combiner": lambda t: "x"}, "must return a LossCombiner"),
@@ -330,8 +347,11 @@ def test_bad_bounds() -> None:
     nmt = NMT(["a", "b"])
     with pytest.raises(RuntimeError, match="no training loss recorded in stage 1"):
         nmt.next_stage()
-    with pytest.raises(ValueError, match="bound of task 'a' is not finite"):
-        nmt.next_stage(bound=float("nan"))
+    for bad in (float("nan"), "0.5", True, [0.5]):
+        with pytest.raises(ValueError, match=r"bound of task 'a' must be a finite number, got"):
+            nmt.next_stage(bound=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"NMT.slack\(\): bound of task 'a' must be a finite"):
+        nmt.slack("a", bound=float("nan"))
     with pytest.raises(ValueError, match="exactly the stage tasks"):
         nmt.next_stage(bound={"b": 1.0})
     assert nmt.stage == 1 and nmt.bounds == {}
@@ -381,6 +401,34 @@ def test_the_default_schedule_starts_with_every_task_together() -> None:
     nmt.next_stage(bound=0.125)
     assert nmt.finished
     assert nmt.bounds == {"a": 0.5, "b": 0.25, "c": 0.125}
+
+
+def test_the_joint_start_weights_every_task_alike_whatever_the_levels() -> None:
+    """Equal weights per task, not per level: a level of two tasks gets two shares."""
+    for options in ({}, {"level_weights": {"a": 3.0}}):
+        nmt = nt.NMT([["a", "b"], "c"], **options)  # type: ignore[arg-type]
+        assert nmt.term_weights == pytest.approx({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3})
+        losses = {"a": scalar(1.0), "b": scalar(1.0), "c": scalar(4.0)}
+        assert float(nmt(losses)) == pytest.approx(2.0)
+        nmt.next_stage(bound={"a": 1.0, "b": 1.0, "c": 4.0})
+        weights = (0.75, 0.25) if options else (0.5, 0.5)  # the level's own stage: its weights
+        assert nmt.term_weights == pytest.approx(dict(zip("ab", weights, strict=True)))
+
+
+def test_a_step_that_cannot_run_moves_nothing() -> None:
+    """A step refused for want of a closure leaves the multipliers as they were, so that the
+    step taken again with one counts once."""
+    losses = {"a": scalar(1.5), "b": scalar(2.0)}
+    retried, once = (nt.NMT(["a", "b"], combiner=nt.FAMO, joint_start=False) for _ in range(2))
+    for nmt in (retried, once):
+        nmt.next_stage(bound=1.0)
+        nmt(losses)
+    with pytest.raises(ValueError, match="FAMO needs closure="):
+        retried.step(losses)
+    assert retried.multipliers == {"a": 0.0}
+    for nmt in (retried, once):
+        nmt.step(losses, closure=lambda: losses)
+    assert retried.multipliers == once.multipliers and once.multipliers["a"] > 0
 
 
 def test_the_stages_below_a_task_release_its_slack_in_equal_steps() -> None:

@@ -141,8 +141,14 @@ def test_a_step_without_a_dual_update_leaves_the_multipliers_to_held_out_losses(
     assert nmt.multipliers["top"] == pytest.approx(0.5)
     with pytest.raises(ValueError, match="missing loss of constrained task 'top'"):
         nmt.update_multipliers({"low": 1.0})
-    with pytest.raises(ValueError, match="not finite"):
+    with pytest.raises(ValueError, match="the loss of task 'top' must be a finite scalar"):
         nmt.update_multipliers({"top": float("nan")})
+    with pytest.raises(ValueError, match=r"must be a finite scalar, got \[1.0, 2.0\]"):
+        nmt.update_multipliers({"top": torch.tensor([1.0, 2.0])})
+    with pytest.raises(ValueError, match="unknown task 'tpo'"):
+        nmt.update_multipliers({"tpo": 1.0, "top": 1.0})
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        nmt.update_multipliers({"top": 1.0}, steps=0)
 
 
 def test_held_out_updates_integrate_the_steps_since_the_last_one() -> None:

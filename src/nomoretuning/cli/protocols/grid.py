@@ -5,12 +5,13 @@ One fixed-weight run per weight vector of the grid (``OUTPUT/grid/<w1>_<w2>``), 
 default (AUC for binary tasks, NDCG@k for ranking datasets). ``grid.json`` holds ``tasks``,
 ``metric``, ``grid`` (the runs' records with their ``weights``), ``nmt``, ``cost`` (the epochs and
 wall time of the grid against NMT) and ``best_grid_by_valid_primary`` (the weights whose run has
-the best validation metric on the first task).
+the best validation metric on the first task; null when no run's is defined).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -91,24 +92,27 @@ def run_grid(
     run.data.tasks = list(tasks)
     nmt = run_training(run, output / "nmt", dataset, progress=False, resume=resume)
     report(f"nmt: {_shown(nmt, tasks, metric)}")
+    grid_wall_time = sum(p.wall_time_s for p in points)
     cost: dict[str, Any] = {
         "grid_runs": len(points),
         "grid_epochs": round(sum(p.epochs for p in points), 2),
-        "grid_wall_time_s": round(sum(p.wall_time_s for p in points), 1),
+        "grid_wall_time_s": round(grid_wall_time, 1),
         "nmt_epochs": nmt.epochs,
         "nmt_wall_time_s": nmt.wall_time_s,
+        "wall_time_ratio": round(
+            sum(p.wall_time_s for p in points) / max(nmt.wall_time_s, 1e-9), 2
+        ),
     }
-    cost["wall_time_ratio"] = round(
-        cost["grid_wall_time_s"] / max(cost["nmt_wall_time_s"], 1e-9), 2
-    )
-    best = max(points, key=lambda p: p.valid[tasks[0]][metric])
+    # the best point on validation; none when the top task's validation metric is undefined
+    defined = [p for p in points if math.isfinite(p.valid[tasks[0]][metric])]
+    best = max(defined, key=lambda p: p.valid[tasks[0]][metric]) if defined else None
     summary = {
         "tasks": list(tasks),
         "metric": metric,
         "grid": [p.to_dict() for p in points],
         "nmt": nmt.to_dict(),
         "cost": cost,
-        "best_grid_by_valid_primary": best.weights,
+        "best_grid_by_valid_primary": None if best is None else best.weights,
     }
     outputs.write_json_on_main(output / "grid.json", summary)
     return summary

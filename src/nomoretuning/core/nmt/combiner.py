@@ -17,7 +17,6 @@ See ``docs/method.md``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -29,6 +28,8 @@ from nomoretuning.core.base import Closure, LossCombiner, check_losses
 from nomoretuning.core.nmt import constraint
 from nomoretuning.core.nmt.dual import DualRule, build_rule, describe_rule
 from nomoretuning.core.nmt.levels import (
+    number,
+    observed_losses,
     parse_level_weights,
     parse_priorities,
     parse_tolerances,
@@ -297,6 +298,7 @@ class NMT(LossCombiner):
             if task not in self._state.bounds:
                 raise ConfigError(f"NMT.slack(): task {task!r} has no recorded bound yet")
             bound = self._state.bounds[task]
+        bound = number(bound, "bound", task, "NMT.slack()")
         baseline = self._state.baselines.get(task)
         full = constraint.slack(bound, self.tolerances[task], self.tolerance_mode, baseline)
         if not self.spread_slack:
@@ -338,6 +340,11 @@ class NMT(LossCombiner):
         """
         self._check_running("step")
         check_losses(losses, self.tasks)
+        if closure is None and self.inner.needs_closure:  # before anything moves
+            raise ConfigError(
+                f"NMT.step(): the stage combiner {type(self.inner).__name__} needs closure=...: "
+                "the task losses recomputed on the same batch after the optimizer step"
+            )
         state = self._state
         names = list(self.tasks)
         values = dict(
@@ -389,16 +396,8 @@ class NMT(LossCombiner):
             0.5
         """
         self._check_running("update_multipliers")
-        values: dict[str, float] = {}
-        for task in self._state.duals:
-            if task not in losses:
-                raise ConfigError(
-                    f"NMT.update_multipliers(): missing loss of constrained task {task!r}"
-                )
-            value = float(losses[task])
-            if not math.isfinite(value):
-                raise ConfigError(f"NMT.update_multipliers(): loss of task {task!r} is not finite")
-            values[task] = value
+        checks.optional_positive_int(steps, "NMT.update_multipliers(): steps")
+        values = observed_losses(losses, self.tasks, tuple(self._state.duals))
         self._dual_update(values, steps)
 
     def next_stage(
@@ -470,7 +469,7 @@ class NMT(LossCombiner):
     def _objective_weights(self) -> dict[str, float]:
         """The stage tasks' weights in its objective, summing to 1 (level weights inside a level;
         every task alike in a joint stage)."""
-        raw = {t: self.level_weights[t] for t in self.stage_tasks}
+        raw = {t: 1.0 if self._joint_stage else self.level_weights[t] for t in self.stage_tasks}
         total = sum(raw.values())
         return {t: w / total for t, w in raw.items()}
 

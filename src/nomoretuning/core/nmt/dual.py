@@ -303,7 +303,11 @@ def build_rule(
     name = checks.one_of(dual, "NMT: dual", DUAL_RULES)
     relative = checks.one_of(violation, "NMT: violation", ("relative", "raw")) == "relative"
     smoothing = checks.fraction(smoothing, "NMT: smoothing")
-    if len(pi_gains) != 2 or not all(math.isfinite(g) and g >= 0 for g in pi_gains):
+    pair = isinstance(pi_gains, tuple | list) and len(pi_gains) == 2
+    if not pair or not all(
+        isinstance(g, int | float) and not isinstance(g, bool) and 0 <= g < math.inf
+        for g in pi_gains
+    ):
         raise ConfigError(f"NMT: pi_gains must be two numbers >= 0 (kp, ki), got {pi_gains!r}")
     if lr is not None:
         checks.positive_number(lr, "NMT: dual_lr")

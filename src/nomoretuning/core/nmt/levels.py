@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
+from torch import Tensor
+
 from nomoretuning import checks
 from nomoretuning.core.base import LossCombiner
 from nomoretuning.errors import ConfigError
@@ -13,6 +15,7 @@ from nomoretuning.errors import ConfigError
 __all__ = [
     "Levels",
     "Stage",
+    "observed_losses",
     "parse_level_weights",
     "parse_priorities",
     "parse_tolerances",
@@ -177,14 +180,14 @@ def resolve_values(
                 f"NMT.next_stage(): {what} must name exactly the stage tasks {list(tasks)}, "
                 f"got {sorted(given)}"
             )
-        resolved = {t: float(given[t]) for t in tasks}
+        resolved = {t: number(given[t], what, t) for t in tasks}
     else:
         if len(tasks) > 1:
             raise ConfigError(
                 f"NMT.next_stage(): stage {stage} has tasks {list(tasks)}; "
                 f"pass {what} as a dict per task"
             )
-        resolved = {tasks[0]: float(given)}
+        resolved = {tasks[0]: number(given, what, tasks[0])}
     for task, value in resolved.items():
         if not math.isfinite(value):
             raise ConfigError(f"NMT.next_stage(): {what} of task {task!r} is not finite: {value}")
@@ -202,6 +205,11 @@ def stage_combiner(factory: Callable[[Sequence[str]], LossCombiner], stage: Stag
     Raises:
         ConfigError: ``factory`` returned something else than a combiner of exactly those terms.
     """
+    if isinstance(factory, LossCombiner):
+        raise ConfigError(
+            f"NMT: combiner= takes a factory, e.g. lambda terms: {type(factory).__name__}(terms), "
+            "not a combiner: each stage gets its own, over its terms"
+        )
     terms = tuple(stage.tasks) + tuple(stage.constrained)
     inner = factory(terms)
     if not isinstance(inner, LossCombiner):
@@ -214,3 +222,51 @@ def stage_combiner(factory: Callable[[Sequence[str]], LossCombiner], stage: Stag
             f"expected {list(terms)}"
         )
     return inner
+
+
+def number(value: object, what: str, task: str, where: str = "NMT.next_stage()") -> float:
+    """``value`` as a finite float: a number (or a one-element tensor), not a string or a bool.
+
+    Example:
+        >>> number(0.5, "bound", "a")
+        0.5
+    """
+    if not isinstance(value, bool) and not isinstance(value, str):
+        try:
+            result = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError, RuntimeError):
+            result = math.nan
+        if math.isfinite(result):
+            return result
+    raise ConfigError(f"{where}: {what} of task {task!r} must be a finite number, got {value!r}")
+
+
+def observed_losses(
+    losses: Mapping[str, Tensor | float], tasks: Sequence[str], constrained: Sequence[str]
+) -> dict[str, float]:
+    """The constrained tasks' losses given to ``NMT.update_multipliers`` as floats: every
+    constrained task's, a finite scalar each; a task NMT does not know is refused.
+
+    Example:
+        >>> import torch
+        >>> observed_losses({"a": 0.5, "b": torch.tensor(0.25)}, ("a", "b", "c"), ("b",))
+        {'b': 0.25}
+    """
+    where = "NMT.update_multipliers()"
+    unknown = [t for t in losses if t not in tasks]
+    if unknown:
+        raise ConfigError(f"{where}: unknown task {unknown[0]!r}; tasks: {list(tasks)}")
+    values: dict[str, float] = {}
+    for task in constrained:
+        if task not in losses:
+            raise ConfigError(f"{where}: missing loss of constrained task {task!r}")
+        loss = losses[task]  # a float stays a float: a tensor of it would round to float32
+        scalar = not isinstance(loss, Tensor) or loss.numel() == 1
+        value = float(loss) if scalar and not isinstance(loss, bool | str) else math.nan
+        if not math.isfinite(value):
+            shown = loss.tolist() if isinstance(loss, Tensor) else loss
+            raise ConfigError(
+                f"{where}: the loss of task {task!r} must be a finite scalar, got {shown!r}"
+            )
+        values[task] = value
+    return values
