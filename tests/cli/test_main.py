@@ -68,6 +68,8 @@ def _assert_one_line_exit_2(code: int, err: str, message: str) -> None:
         (_set("method.priorities", ["income", "age"]), "method.priorities"),
         (_set("data.tasks", ["income", "age"]), "unknown task"),
         (_set("data.path", "/nonexistent/census.gz"), "/nonexistent/census.gz"),
+        (_set("data.path", ""), "data.path: '' is blank"),  # it would read the working folder
+        (_set("data.options.test_path", " "), "data.options.test_path: ' ' is blank"),
         (_set("method.name", "fixed"), "method.weights"),
     ],
 )
@@ -173,6 +175,14 @@ def test_bad_files_and_overrides(tmp_path: Path, capsys: pytest.CaptureFixture[s
     # an output under a file: the operating system's error, in one line
     code, _, err = run_cli(["train", str(config), "--output", str(config / "run")], capsys)
     _assert_one_line_exit_2(code, err, "Not a directory")
+
+
+def test_main_leaves_the_warning_format_as_it_found_it(tmp_path: Path) -> None:
+    import warnings
+
+    before = warnings.formatwarning
+    cli.main(["train", str(tmp_path / "missing.yaml")])
+    assert warnings.formatwarning is before
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -107,3 +107,29 @@ def test_train_and_test_files_without_a_validation_file_train_end_to_end(
     code, stdout, err = run_cli(["evaluate", str(run), "--data", str(test)], capsys)
     assert code == 0, err
     assert "income" in stdout
+
+
+def test_scores_need_no_group_column_and_gauc_does(
+    table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = pd.read_csv(table, dtype=str, keep_default_na=False)
+    grouped = tmp_path / "grouped.csv"
+    frame.assign(household=frame["race"]).to_csv(grouped, index=False)
+    config = streamed_config(grouped, group="household")
+    del config["data"]["streaming"]
+    run = tmp_path / "run"
+    code, _, err = run_cli(
+        ["train", str(write_config(tmp_path, config)), "--output", str(run)], capsys
+    )
+    assert code == 0, err
+    scores = []
+    for name, data in (("all", grouped), ("ungrouped", table)):  # the table lacks household
+        out = tmp_path / f"{name}.csv"
+        code, _, err = run_cli(
+            ["predict", str(run), "--data", str(data), "--out", str(out)], capsys
+        )
+        assert code == 0, err
+        scores.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(*scores)
+    code, _, err = run_cli(["evaluate", str(run), "--data", str(table)], capsys)
+    assert code == 2 and "column 'household' is missing" in err, err

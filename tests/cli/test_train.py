@@ -263,6 +263,7 @@ def test_resume_refuses_other_settings_and_a_damaged_metrics_file(
     started = (run / "config.yaml").read_text()
     changes = [("trainer.lr=0.05", "trainer.lr=0.001"), ("seed=1", "seed=0")]
     changes += [("method.options.tolerance=0.5", "no method.options.tolerance")]  # an option added
+    changes += [("data.options.seed=null", "data.options.seed=0")]  # its default is 0, not null
     for override, key in changes:
         code, _, err = run_cli(
             ["train", str(config), "--output", str(run), "--resume", "--set", override], capsys
@@ -273,7 +274,7 @@ def test_resume_refuses_other_settings_and_a_damaged_metrics_file(
     # where it writes, whether it shows progress, on what device it runs may change
     args = ["train", str(config), "--output", str(run), "--resume"]
     harmless = ["--set", "trainer.progress=true", "--set", "trainer.device=cpu"]
-    harmless += ["--set", "data.options.test_path=null"]  # an option set to null is left out
+    harmless += ["--set", "data.options.test_path=null"]  # its default is null: left out
     assert run_cli([*args, *harmless], capsys)[0] == 0
     code, out, _ = run_cli(
         ["train", str(config), "--output", str(tmp_path / "new"), "--resume"], capsys

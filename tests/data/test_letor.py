@@ -89,7 +89,7 @@ def test_lambdarank_is_letor_on_lightgbms_files() -> None:
             ("line 2", "feature index 9 is beyond n_features 3"),
         ),
         ("1 qid:1 1:1\n0 qid:1 2-1\n", {}, ("line 2", "'2-1' is not 'index:value'")),
-        ("1 qid:1 1:1\n-1 qid:1 2:1\n", {}, ("relevance -1 at data row 2", "must be >= 0")),
+        ("# c\n1 qid:1 1:1\n-1 qid:1 2:1\n", {}, ("relevance -1 at line 3", "must be >= 0")),
     ],
 )
 def test_bad_files_get_one_line_naming_the_row(

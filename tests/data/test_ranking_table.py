@@ -145,7 +145,7 @@ def test_bad_tables_get_one_line(tmp_path: Path) -> None:
 def test_amounts_float32_cannot_tell_apart_warn() -> None:
     from nomoretuning.data.prepare import ranking_label
 
-    merged = r"e\.g\. 16777216 and 16777217\), so they rank as ties .* subtract a common offset"
+    merged = r"e\.g\. 16777216 and 16777217\), so they rank as ties .* round the column"
     with pytest.warns(UserWarning, match=merged):
         ranking_label(pd.Series([16777216.0, 16777217.0, 3.0]), "amount", "t.csv")
     with warnings.catch_warnings():

@@ -219,8 +219,9 @@ def test_a_streamed_tiktok_log_splits_by_user(tiktok_path: Path) -> None:
     assert "column 'uid'" in data.description
     with pytest.raises(DataError, match="split_key='uid' splits a streamed log"):
         load_tiktok(tiktok_path, split_key="uid", allow_single_class=True)
-    with pytest.raises(DataError, match="split_key='user' is not a TikTok column"):
-        load_tiktok(tiktok_path, streaming=True, split_key="user", allow_single_class=True)
+    for column in ("user", "like"):  # not a column; a label, not an id
+        with pytest.raises(DataError, match=f"split_key='{column}' is not an id column"):
+            load_tiktok(tiktok_path, streaming=True, split_key=column, allow_single_class=True)
 
 
 def test_bad_streaming_options_and_inputs(census_csv: Path, tmp_path: Path) -> None:

@@ -92,7 +92,7 @@ def test_csv_and_parquet_give_the_same_tensors(tmp_path: Path) -> None:
 def test_argument_errors(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     _frame(100, 0).to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"either path= .* or train=, valid= and test="):
+    with pytest.raises(DataError, match=r"either path= .* or train= and test= \(and valid="):
         load_table(path, train=path, **COLUMNS)  # type: ignore[arg-type]
     with pytest.raises(DataError, match="no file given for test"):
         load_table(train=path, valid=path, **COLUMNS)  # type: ignore[arg-type]
@@ -167,6 +167,7 @@ def test_streamed_train_and_test_files_hash_the_validation_rows_out_of_train(
     assert len(ds.train) + len(ds.valid) == 900 and len(ds.test) == 200  # type: ignore[arg-type]
     assert 40 < len(ds.valid) < 250  # type: ignore[arg-type]
     assert "test by file, train and valid" in ds.description
+    assert f"table train {train}, test {test};" in ds.description
     test_labels = torch.cat([b.labels["click"] for b in ds.test.batches(64, shuffle=False)])  # type: ignore[union-attr]
     assert test_labels.tolist() == _frame(200, 1)["click"].astype(float).tolist()
     valid_users = torch.cat([b.sparse[:, 0] for b in ds.valid.batches(64, shuffle=False)])  # type: ignore[union-attr]

@@ -4,6 +4,7 @@ line naming the file and what to do, and nothing is deleted."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,24 @@ def test_a_kill_between_the_renames_is_finished_when_the_run_resumes(tmp_path: P
         "last.pt",
         "previous.pt",
     ]
+
+
+def test_a_temporary_file_older_than_the_previous_checkpoint_is_not_promoted(
+    tmp_path: Path,
+) -> None:
+    """A complete file left by a save killed before its renames is stale once later saves
+    succeed: taking it for the newest would later push the real previous.pt out."""
+    files = CheckpointFiles(tmp_path, {"tasks": ["a"]})
+    files.save({"step": 2})
+    os.replace(tmp_path / "last.pt", tmp_path / ".last.pt.0a1b2c3d.tmp")  # step 2, left behind
+    old = time.time() - 60
+    os.utime(tmp_path / ".last.pt.0a1b2c3d.tmp", (old, old))
+    files.save({"step": 3})
+    files.save({"step": 4})
+    (tmp_path / "last.pt").unlink()  # lost
+    with pytest.raises(TrainingError, match="no checkpoint to resume from"):
+        files.load("last")
+    assert files.load("previous")["step"] == 3
 
 
 def test_an_interrupt_inside_torch_save_is_an_interrupt_and_keeps_the_files(

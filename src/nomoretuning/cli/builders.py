@@ -59,6 +59,13 @@ def _call(factory: Callable[..., Any], where: str, *args: Any, **kwargs: Any) ->
 
 def build_dataset(section: DataSection, seed: int) -> PreparedDataset:
     """Loads the dataset a config names (by path, or from the dataset cache)."""
+    given = {
+        "data.path": section.path,
+        **{f"data.options.{k}": v for k, v in section.options.items()},
+    }
+    for key, value in given.items():  # a blank path would be the working folder
+        if isinstance(value, str) and not value.strip():
+            raise ConfigError(f"{key}: {value!r} is blank; give a value, or leave it out")
     options = dict(section.options)
     builder = DATASETS[section.dataset].builder
     params = inspect.signature(builder).parameters

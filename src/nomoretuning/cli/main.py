@@ -261,9 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "export": _export,
         "demo": _demo,
     }
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning  # put back below: main() may run in a notebook
     try:
-        with _process_group(), warnings.catch_warnings():
-            warnings.formatwarning = _one_line_warning
+        with _process_group():
             return commands[args.command](args)
     except NomoretuningError as error:
         print(f"nomoretuning: error: {error}", file=sys.stderr)
@@ -282,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:  # a path that cannot be read or written, named by the error
         print(f"nomoretuning: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 def _one_line_warning(

@@ -7,6 +7,7 @@ recorded at each ``NMT.step``) and the number of steps taken in the stage.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -78,7 +79,7 @@ class Plateau:
     def __post_init__(self) -> None:
         if not is_integer(self.window) or self.window < 1:
             raise ValueError(f"Plateau: window must be a positive integer, got {self.window!r}")
-        number = isinstance(self.threshold, int | float) and not isinstance(self.threshold, bool)
+        number = isinstance(self.threshold, numbers.Real) and not isinstance(self.threshold, bool)
         if not (number and 0 <= self.threshold < math.inf):
             raise ValueError(f"Plateau: threshold must be a number >= 0, got {self.threshold!r}")
         if self.max_steps is not None and (not is_integer(self.max_steps) or self.max_steps < 1):

@@ -130,8 +130,8 @@ def ranking_label(values: pd.Series, column: str, source: str) -> np.ndarray:
         warnings.warn(
             f"{source}: label column {column!r} has values that 32-bit floats cannot tell apart "
             f"(e.g. {a:.10g} and {b:.10g}), so they rank as ties (float32 keeps about 7 "
-            "significant digits); subtract a common offset such as the column's minimum, or "
-            "accept the ties",
+            "significant digits); round the column to the digits that matter, or accept the "
+            "ties",
             UserWarning,
             stacklevel=2,
         )

@@ -267,7 +267,7 @@ class Preprocessing:
         else:
             schema = self.schema
             wanted = [*schema.features, *(schema.labels if labels else ())]
-            if schema.group is not None:
+            if schema.group is not None and labels:  # gAUC and NDCG need it, scores do not
                 wanted.append(schema.group)
             wanted = list(dict.fromkeys([*wanted, *keep]))
             # ids read verbatim, as in training (an encoded table's ids are numbers already)
@@ -331,14 +331,18 @@ class Preprocessing:
                 present = [str(c) for c in frame.columns]
                 raise missing_column(source, column, present, "given to keep")
         kept = frame[list(keep)].reset_index(drop=True) if keep else None
-        return EncodedRows(sparse, dense, targets, self._groups(frame, sparse, source), kept)
+        groups = self._groups(frame, sparse, source, required=labels)
+        return EncodedRows(sparse, dense, targets, groups, kept)
 
     def _label(self, values: pd.Series, task: str, source: str) -> np.ndarray:
         if not self.ranking:
             return binary_label(values, task, source)
         return ranking_label(values, task, source)
 
-    def _groups(self, frame: pd.DataFrame, sparse: np.ndarray, source: str) -> np.ndarray | None:
+    def _groups(
+        self, frame: pd.DataFrame, sparse: np.ndarray, source: str, *, required: bool
+    ) -> np.ndarray | None:
+        """The group ids of ``frame`` (None without a group column: rows to score need none)."""
         import pandas as pd
 
         group = self.schema.group
@@ -347,6 +351,8 @@ class Preprocessing:
         if self.input_format.options.get("groups_from_encoded"):
             return sparse[:, self.schema.sparse.index(group)].copy()
         if group not in frame.columns:
+            if not required:
+                return None
             raise missing_column(source, group, [str(c) for c in frame.columns])
         if self.input_format.kind in ("letor", "encoded"):
             return np.asarray(pd.to_numeric(frame[group]), dtype=np.int64)

@@ -43,38 +43,28 @@ def read_split_files(
     *,
     read: Callable[[PathLike], pd.DataFrame],
     split: Callable[[pd.DataFrame], tuple[Sequence[np.ndarray], str]],
-    hold_out: Callable[[pd.DataFrame], tuple[Sequence[np.ndarray], str]],
+    hold_out: Callable[[pd.DataFrame], tuple[Sequence[np.ndarray], str]] | None = None,
     caller: str,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], str, str]:
-    """One file to split, or the files of train, valid (optional) and test: ``(frame, rows of
-    each split, source for messages, how the splits were made)``.
+    """One file to split, or the files of train, valid and test: ``(frame, rows of each split,
+    source for messages, how the splits were made)``.
 
     ``read`` reads and checks one file; ``split`` gives one file's (train, valid, test) rows and
-    their description; ``hold_out`` the same for the train file when there is no valid file
-    (its test rows empty). Raises `DataError` when both or neither are given.
+    their description; ``hold_out`` (optional) the same for the train file when there is no
+    valid file (its test rows empty); without it a valid file is required. Raises `DataError`
+    when both or neither are given.
     """
     import pandas as pd
 
-    _named(path, files)
+    _check_given(path, files, caller, valid_optional=hold_out is not None)
     if path is not None:
-        if any(f is not None for f in files):
-            raise DataError(
-                f"{path}: pass either path= (one file to split) or train=, valid= and test=, "
-                "not both"
-            )
         frame = read(path)
         rows, how = split(frame)
         parts = dict(zip(SPLITS, (np.asarray(r) for r in rows), strict=True))
         return frame, parts, str(path), f"{path} {how}"
-    missing = [n for n, f in zip(SPLITS, files, strict=True) if f is None and n != "valid"]
-    if missing:
-        raise DataError(
-            f"{caller}: no file given for {', '.join(missing)}; pass path= (one file to "
-            "split) or train= and test= (and valid=, or it is drawn from train)"
-        )
     train, valid, test = files
     if valid is None:
-        assert train is not None and test is not None
+        assert train is not None and test is not None and hold_out is not None
         fit, tested = read(train), read(test)
         (fit_rows, held_rows, _), how = hold_out(fit)
         first = len(fit)
@@ -183,7 +173,7 @@ def load_table(
             schema,
             rows,
             name=name,
-            description=f"table {path or (train, valid, test)}; tasks {', '.join(schema.labels)}",
+            description=f"table {_sources(path, given)}; tasks {', '.join(schema.labels)}",
             min_count=min_count,
             hash_buckets=buckets,
             seed=seed,
@@ -328,26 +318,46 @@ def table_paths(
         DataError: both or neither are given, train or test is missing, or a path has no table
             files.
     """
-    _named(path, files)
+    _check_given(path, files, caller, valid_optional=True)
     if path is not None:
-        if any(f is not None for f in files):
-            raise DataError(
-                f"{path}: pass either path= (one file to split) or train=, valid= and test=, "
-                "not both"
-            )
         return table_files(path)
-    missing = [n for n, f in zip(SPLITS, files, strict=True) if f is None and n != "valid"]
-    if missing:
-        raise DataError(
-            f"{caller}: no file given for {', '.join(missing)}; pass path= (one file to "
-            "split) or train= and test= (and valid=, or it is drawn from train)"
-        )
     return {n: table_files(f) for n, f in zip(SPLITS, files, strict=True) if f is not None}
 
 
-def _named(
-    path: PathLike | None, files: tuple[PathLike | None, PathLike | None, PathLike | None]
+def _check_given(
+    path: PathLike | None,
+    files: tuple[PathLike | None, PathLike | None, PathLike | None],
+    caller: str,
+    *,
+    valid_optional: bool,
 ) -> None:
-    """Refuses a blank path (it would read the working folder)."""
+    """Refuses a blank path (it would read the working folder), a path and split files both,
+    and split files without train or test (or valid, unless it may be drawn from train)."""
     for name, value in zip(("path", *SPLITS), (path, *files), strict=True):
         optional_path(value, name, error=DataError)
+    splits = (
+        "train= and test= (and valid=, or it is drawn from train)"
+        if valid_optional
+        else ("train=, valid= and test=")
+    )
+    if path is not None:
+        if any(f is not None for f in files):
+            raise DataError(f"{path}: pass either path= (one file to split) or {splits}, not both")
+        return
+    missing = [
+        n
+        for n, f in zip(SPLITS, files, strict=True)
+        if f is None and not (valid_optional and n == "valid")
+    ]
+    if missing:
+        raise DataError(
+            f"{caller}: no file given for {', '.join(missing)}; pass path= (one file to "
+            f"split) or {splits}"
+        )
+
+
+def _sources(path: PathLike | None, given: list[Path] | dict[str, list[Path]]) -> str:
+    """Where a table comes from, for its description: the path, or each split's."""
+    if path is not None or not isinstance(given, dict):
+        return str(path)
+    return ", ".join(f"{part} {', '.join(str(f) for f in files)}" for part, files in given.items())

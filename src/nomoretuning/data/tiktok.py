@@ -121,8 +121,8 @@ def load_tiktok(
             seeded hash of each row's position (81 / 9 / 10 % with the defaults), not STEM's.
         hash_buckets: hash the ids into this many rows (True: 2**20; a mapping: those columns
             into their own numbers of rows) instead of vocabularies.
-        split_key: streamed only: hash this column's value instead of the row's position (one
-            of `TIKTOK_COLUMNS`; ``"uid"`` keeps every row of a user in one split).
+        split_key: streamed only: hash this id column's value instead of the row's position
+            (one of `TIKTOK_SPARSE`; ``"uid"`` keeps every row of a user in one split).
 
     Example:
         >>> ds = load_tiktok("../shared/data/tiktok-icme2019-sample/final_track2_sample.txt",
@@ -142,10 +142,10 @@ def load_tiktok(
             f"split_key={split_key!r} splits a streamed log (in memory the split is STEM's); "
             "set streaming=True, or leave split_key unset"
         )
-    if split_key is not None and split_key not in TIKTOK_COLUMNS:
+    if split_key is not None and split_key not in TIKTOK_SPARSE:
         raise DataError(
-            f"split_key={split_key!r} is not a TikTok column; pick one of: "
-            f"{', '.join(TIKTOK_COLUMNS)}"
+            f"split_key={split_key!r} is not an id column of the TikTok log; pick one of: "
+            f"{', '.join(TIKTOK_SPARSE)}"
         )
     if options is not None:
         train_share = (1 - test_size) ** 2

@@ -186,12 +186,16 @@ class CheckpointFiles:
     def finish_interrupted_save(self) -> bool:
         """Renames a complete new checkpoint to ``last.pt`` where a process killed between
         ``save``'s two renames left it under its temporary name (``last.pt`` moved away,
-        ``previous.pt`` present); a temporary file that does not load is left as it is."""
+        ``previous.pt`` present, the file written after it); a temporary file that does not load,
+        or is older than ``previous.pt``, is left as it is."""
         last = self.path("last")
         if last.exists() or not self.exists("previous"):
             return False
+        # newer than previous.pt: a file left by an earlier failed save is older than it
+        since = self.path("previous").stat().st_mtime_ns
         written = sorted(
-            self.directory.glob(f".{last.name}.*.tmp"), key=lambda p: p.stat().st_mtime
+            (p for p in self.directory.glob(f".{last.name}.*.tmp") if p.stat().st_mtime_ns > since),
+            key=lambda p: p.stat().st_mtime_ns,
         )
         for candidate in reversed(written):
             try:

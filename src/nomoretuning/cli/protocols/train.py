@@ -8,6 +8,7 @@ for scoring ``model.json`` and ``preprocessing.json``).
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -29,6 +30,7 @@ from nomoretuning.cli.builders import (
 from nomoretuning.cli.config import RunConfig, dump_config
 from nomoretuning.cli.plots import plot_run
 from nomoretuning.cli.record import RunRecord
+from nomoretuning.cli.registry import DATASETS
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
 from nomoretuning.serving.run_files import scoring_files
@@ -156,10 +158,11 @@ def check_resumed_config(config: RunConfig, run_dir: Path) -> None:
         raise ConfigError(
             f"{saved_file}: unreadable ({error}); resume needs the run's config"
         ) from None
+    unset = _defaults_none(config)  # null there is the option left out
     now, before = (
-        {k: v for k, v in _flat(tree).items() if not (k.startswith(OPTION_SECTIONS) and v is None)}
+        {k: v for k, v in _flat(tree).items() if not (k in unset and v is None)}
         for tree in (config.model_dump(mode="json"), saved if isinstance(saved, dict) else {})
-    )  # an option set to null is an option left out
+    )
     for key in [*before, *(k for k in now if k not in before)]:
         if any(key == k or key.startswith(k + ".") for k in IGNORED_ON_RESUME):
             continue
@@ -173,6 +176,17 @@ def check_resumed_config(config: RunConfig, run_dir: Path) -> None:
                 f"--resume: {run_dir} was started with {was}, this config has {has}; resume "
                 f"with the run's settings ({saved_file}) or start a new run"
             )
+
+
+def _defaults_none(config: RunConfig) -> set[str]:
+    """The ``data.options`` keys whose builder default is None: set to null or left out, the
+    same run."""
+    builder = DATASETS[config.data.dataset].builder
+    return {
+        f"data.options.{name}"
+        for name, parameter in inspect.signature(builder).parameters.items()
+        if parameter.default is None
+    }
 
 
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass, is_dataclass
 from typing import Protocol, runtime_checkable
 
@@ -305,7 +306,7 @@ def build_rule(
     smoothing = checks.fraction(smoothing, "NMT: smoothing")
     pair = isinstance(pi_gains, tuple | list) and len(pi_gains) == 2
     if not pair or not all(
-        isinstance(g, int | float) and not isinstance(g, bool) and 0 <= g < math.inf
+        isinstance(g, numbers.Real) and not isinstance(g, bool) and 0 <= g < math.inf
         for g in pi_gains
     ):
         raise ConfigError(f"NMT: pi_gains must be two numbers >= 0 (kp, ki), got {pi_gains!r}")

@@ -261,12 +261,10 @@ def observed_losses(
         if task not in losses:
             raise ConfigError(f"{where}: missing loss of constrained task {task!r}")
         loss = losses[task]  # a float stays a float: a tensor of it would round to float32
-        scalar = not isinstance(loss, Tensor) or loss.numel() == 1
-        value = float(loss) if scalar and not isinstance(loss, bool | str) else math.nan
-        if not math.isfinite(value):
-            shown = loss.tolist() if isinstance(loss, Tensor) else loss
+        if isinstance(loss, Tensor) and loss.numel() != 1:
             raise ConfigError(
-                f"{where}: the loss of task {task!r} must be a finite scalar, got {shown!r}"
+                f"{where}: the loss of task {task!r} must be a finite scalar, got shape "
+                f"{tuple(loss.shape)}"
             )
-        values[task] = value
+        values[task] = number(loss, "the loss", task, where)
     return values

@@ -17,7 +17,11 @@ from nomoretuning.data.encoders import DenseScaler, DenseTransform, FeatureEncod
 from nomoretuning.data.formats import InputFormat
 from nomoretuning.data.ranking.grouped import GroupedSplit, check_ranked_pairs, split_groups
 from nomoretuning.data.ranking.spec import PairwiseSpec, RankingLoss
-from nomoretuning.data.ranking.svmlight import RankingArrays, load_svmlight_ranking
+from nomoretuning.data.ranking.svmlight import (
+    RankingArrays,
+    check_relevance,
+    load_svmlight_ranking,
+)
 from nomoretuning.data.schema import Schema
 from nomoretuning.errors import DataError
 from nomoretuning.models.features import FeatureConfig
@@ -108,12 +112,7 @@ def load_letor(
         files["valid"] = Path(valid)
     arrays, count, based = _parse(files, n_features, zero_based)
     for part, parsed_part in arrays.items():
-        negative = np.flatnonzero(parsed_part.relevance < 0)
-        if negative.size:
-            raise DataError(
-                f"{files[part]}: relevance {float(parsed_part.relevance[negative[0]]):g} at data "
-                f"row {negative[0] + 1}; relevance labels must be >= 0 (NDCG's gains need it)"
-            )
+        check_relevance(files[part], parsed_part.relevance)
     parsed = {
         part: _check_queries(a, files[part], min_query_size, drop_small_queries)
         for part, a in arrays.items()

@@ -13,7 +13,7 @@ import numpy as np
 
 from nomoretuning.errors import DataError
 
-__all__ = ["RankingArrays", "load_svmlight_ranking"]
+__all__ = ["RankingArrays", "check_relevance", "load_svmlight_ranking"]
 
 
 class RankingArrays(NamedTuple):
@@ -178,6 +178,22 @@ def _first_appearance_codes(ids: np.ndarray) -> np.ndarray:
     rank = np.empty(first.size, dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(first.size)
     return rank[inverse.reshape(-1)]
+
+
+def check_relevance(file: Path, relevance: np.ndarray) -> None:
+    """Refuses a negative relevance label of ``file`` (NDCG's gains need labels >= 0), naming
+    its line; labels to train or evaluate on pass through it, rows to score need not.
+
+    Example:
+        >>> check_relevance(Path("rank.txt"), np.array([0.0, 2.0]))
+    """
+    negative = np.flatnonzero(relevance < 0)
+    if negative.size:
+        line = _data_lines(file)[int(negative[0])][0]
+        raise DataError(
+            f"{file}: relevance {float(relevance[negative[0]]):g} at line {line}; relevance "
+            "labels must be >= 0 (NDCG's gains need it): shift or clip them at 0"
+        )
 
 
 def _data_lines(file: Path) -> list[tuple[int, list[str]]]:
