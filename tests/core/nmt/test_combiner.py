@@ -110,6 +110,14 @@ def test_bad_stage_switches(build: object, message: str) -> None:
         build()  # type: ignore[operator]
 
 
+def test_numpy_numbers_are_numbers() -> None:
+    import numpy as np
+
+    assert nt.Plateau(threshold=np.float32(0.1)).threshold == pytest.approx(0.1)
+    nmt = nt.NMT(["a", "b"], dual="pi", pi_gains=(np.float32(1.0), np.float64(0.5)))
+    assert nmt.num_stages == 3
+
+
 def test_bound_estimate_is_the_mean_of_the_recent_window() -> None:
     nmt = NMT(["a", "b"], bound_window=3)
     for value in (9.0, 1.0, 2.0, 3.0):
