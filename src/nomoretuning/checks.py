@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
@@ -43,8 +44,8 @@ ErrorType = type[NomoretuningError]
 
 
 def is_integer(value: object) -> bool:
-    """True for ``int`` values that are not ``bool``."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """True for integers (``int``, numpy's) that are not ``bool``."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_number(value: object) -> bool:

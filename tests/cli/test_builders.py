@@ -3,6 +3,7 @@ path and seed, the objective is the dataset's own."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,6 +46,20 @@ def test_the_dataset_builder_gets_the_path_and_the_seed(monkeypatch: pytest.Monk
     section = DataSection(dataset="census_income", path="a.csv", tasks=["income"])
     build_dataset(section, seed=4)
     assert calls == [{"path": "a.csv", "seed": 4, "tasks": ["income"]}]
+
+
+def test_a_blank_data_option_is_refused_and_a_whitespace_separator_is_not(
+    tmp_path: Path,
+) -> None:
+    rows = "".join(f"u{i % 5}\t{i % 2}\t{i // 2 % 2}\n" for i in range(80))
+    (tmp_path / "log.tsv").write_text("user\tclick\tlike\n" + rows)
+    options: dict[str, Any] = {"sparse": ["user"], "labels": ["click", "like"], "sep": "\t"}
+    dataset = build_dataset(
+        DataSection(dataset="table", path=str(tmp_path / "log.tsv"), options=options), 0
+    )
+    assert dataset.tasks == ("click", "like")
+    with pytest.raises(ConfigError, match=r"data\.options\.valid: '' is blank"):
+        build_dataset(DataSection(dataset="table", options={**options, "valid": ""}), 0)
 
 
 def test_an_unknown_data_option_names_the_allowed_ones() -> None:

@@ -69,7 +69,7 @@ def _assert_one_line_exit_2(code: int, err: str, message: str) -> None:
         (_set("data.tasks", ["income", "age"]), "unknown task"),
         (_set("data.path", "/nonexistent/census.gz"), "/nonexistent/census.gz"),
         (_set("data.path", ""), "data.path: '' is blank"),  # it would read the working folder
-        (_set("data.options.test_path", " "), "data.options.test_path: ' ' is blank"),
+        (_set("data.options.test_path", ""), "data.options.test_path: '' is blank"),
         (_set("method.name", "fixed"), "method.weights"),
     ],
 )

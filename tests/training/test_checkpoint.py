@@ -69,6 +69,18 @@ def test_a_kill_between_the_renames_is_finished_when_the_run_resumes(tmp_path: P
     ]
 
 
+def test_each_checkpoint_records_its_number_and_a_loaded_one_continues_the_count(
+    tmp_path: Path,
+) -> None:
+    files = CheckpointFiles(tmp_path, {"tasks": ["a"]})
+    for step in range(3):
+        files.save({"step": step})
+    resumed = CheckpointFiles(tmp_path, {"tasks": ["a"]})  # a new process
+    assert resumed.load("previous")["sequence"] == 2 and resumed.sequence == 2
+    resumed.save({"step": 2})
+    assert resumed.load("last")["sequence"] == 3
+
+
 def test_a_temporary_file_older_than_the_previous_checkpoint_is_not_promoted(
     tmp_path: Path,
 ) -> None:

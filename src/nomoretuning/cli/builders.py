@@ -63,8 +63,8 @@ def build_dataset(section: DataSection, seed: int) -> PreparedDataset:
         "data.path": section.path,
         **{f"data.options.{k}": v for k, v in section.options.items()},
     }
-    for key, value in given.items():  # a blank path would be the working folder
-        if isinstance(value, str) and not value.strip():
+    for key, value in given.items():  # an empty path would be the working folder
+        if value == "" or (key == "data.path" and isinstance(value, str) and not value.strip()):
             raise ConfigError(f"{key}: {value!r} is blank; give a value, or leave it out")
     options = dict(section.options)
     builder = DATASETS[section.dataset].builder

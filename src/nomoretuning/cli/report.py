@@ -171,14 +171,14 @@ def _ratio(grid_over_nmt: float) -> str:
     """The grid's wall time over NMT's, in words.
 
     Example:
-        >>> _ratio(6.33), _ratio(0.76), _ratio(0.0)
-        ('6.33x less wall time', '1.32x more wall time', 'over 200x more wall time')
+        >>> _ratio(6.333), _ratio(0.7752), _ratio(0.007407)
+        ('6.33x less wall time', '1.29x more wall time', '135.01x more wall time')
     """
     if grid_over_nmt >= 1:
-        return f"{grid_over_nmt:g}x less wall time"
+        return f"{grid_over_nmt:.2f}x less wall time"
     if grid_over_nmt > 0:
         return f"{1 / grid_over_nmt:.2f}x more wall time"
-    return "over 200x more wall time"  # the ratio rounds to 0.00 below 1/200
+    return "no wall time for the grid"
 
 
 def table3_markdown(

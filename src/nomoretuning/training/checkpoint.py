@@ -145,6 +145,9 @@ class CheckpointFiles:
     def __init__(self, directory: Path, fingerprint: Mapping[str, Any]) -> None:
         self.directory = directory
         self.fingerprint = dict(fingerprint)
+        self.sequence = 0
+        """How many checkpoints this run has saved (continued from a loaded one): each file
+        records its number, so that the newest of two files is known without timestamps."""
 
     def path(self, which: str = "last") -> Path:
         return self.directory / self.NAMES[which]
@@ -153,7 +156,13 @@ class CheckpointFiles:
         return self.path(which).exists()
 
     def save(self, state: Mapping[str, Any]) -> None:
-        record = {"format": CHECKPOINT_FORMAT, "fingerprint": self.fingerprint, **state}
+        sequence = self.sequence + 1
+        record = {
+            "format": CHECKPOINT_FORMAT,
+            "fingerprint": self.fingerprint,
+            "sequence": sequence,
+            **state,
+        }
         last, previous = self.path("last"), self.path("previous")
         fd, tmp = temporary_beside(last)
         written = False
@@ -172,6 +181,7 @@ class CheckpointFiles:
             Path(tmp).unlink(missing_ok=True)
             raise_interrupt(error)
             raise
+        self.sequence = sequence
 
     def fallback(self, which: str) -> str:
         """What to do when the checkpoint ``which`` cannot serve: resume from ``previous.pt``
@@ -186,23 +196,18 @@ class CheckpointFiles:
     def finish_interrupted_save(self) -> bool:
         """Renames a complete new checkpoint to ``last.pt`` where a process killed between
         ``save``'s two renames left it under its temporary name (``last.pt`` moved away,
-        ``previous.pt`` present, the file written after it); a temporary file that does not load,
-        or is older than ``previous.pt``, is left as it is."""
+        ``previous.pt`` present): the temporary file that loads and was saved right after
+        ``previous.pt`` (its ``sequence`` the next one). Any other (a file cut short, or left by
+        an earlier failed save) is left as it is."""
         last = self.path("last")
         if last.exists() or not self.exists("previous"):
             return False
-        # newer than previous.pt: a file left by an earlier failed save is older than it
-        since = self.path("previous").stat().st_mtime_ns
-        written = sorted(
-            (p for p in self.directory.glob(f".{last.name}.*.tmp") if p.stat().st_mtime_ns > since),
-            key=lambda p: p.stat().st_mtime_ns,
-        )
-        for candidate in reversed(written):
-            try:
-                state = torch.load(candidate, map_location="cpu", weights_only=True)
-            except Exception:  # killed while writing it: not a checkpoint
-                continue
-            if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+        previous = _readable(self.path("previous"))
+        if previous is None or "sequence" not in previous:
+            return False
+        for candidate in self.directory.glob(f".{last.name}.*.tmp"):
+            state = _readable(candidate)
+            if state is not None and state.get("sequence") == previous["sequence"] + 1:
                 os.replace(candidate, last)
                 return True
         return False
@@ -244,4 +249,16 @@ class CheckpointFiles:
                     f"{path} was written by another run (its {key} differ from this run's); "
                     f"resume the run that wrote it, or start over with --overwrite"
                 )
+        self.sequence = int(state.get("sequence", 0))  # the saves that follow continue it
         return state
+
+
+def _readable(path: Path) -> dict[str, Any] | None:
+    """The checkpoint at ``path``, or None where it does not load as one (a file cut short)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+        return state
+    return None

@@ -253,6 +253,8 @@ def observed_losses(
         {'b': 0.25}
     """
     where = "NMT.update_multipliers()"
+    if not isinstance(losses, Mapping):
+        raise ConfigError(f"{where}: losses must be a dict of task losses, got {losses!r}")
     unknown = [t for t in losses if t not in tasks]
     if unknown:
         raise ConfigError(f"{where}: unknown task {unknown[0]!r}; tasks: {list(tasks)}")
