@@ -161,6 +161,12 @@ def test_export_matches_eager_pytorch_on_real_rows(
         ["export", str(census_run), "--format", format, "--out", str(out)], capsys
     )
     assert code == 2 and "already exists" in err
+    other = tmp_path / ("model.pt" if format == "onnx" else "model.onnx")
+    for wrong in (other, tmp_path / "scores.csv"):
+        code, _, err = run_cli(
+            ["export", str(census_run), "--format", format, "--out", str(wrong)], capsys
+        )
+        assert code == 2 and "would be written under a" in err and not wrong.exists(), err
 
 
 @needs_lambdarank

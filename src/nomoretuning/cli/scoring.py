@@ -147,6 +147,14 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.read_bytes() == b.read_bytes()
 
 
+_DATA_SUFFIXES = (".csv", ".tsv", ".txt", ".json", ".parquet", ".pq", ".yaml", ".yml", ".gz")
+_OTHER_SUFFIXES = {
+    "onnx": (".pt", ".pth", ".ts", *_DATA_SUFFIXES),
+    "torchscript": (".onnx", *_DATA_SUFFIXES),
+}
+"""The ``--out`` suffixes that name something else than an artifact of each format."""
+
+
 def export_command(
     run_dir: Path,
     out: Path,
@@ -157,6 +165,13 @@ def export_command(
 ) -> Path:
     """Writes the run's serving artifact to ``out`` and its preprocessing beside it."""
     from nomoretuning.serving.export import export_model
+
+    wanted = ".onnx" if format == "onnx" else ".pt"
+    if out.suffix.lower() in _OTHER_SUFFIXES[format]:
+        raise DataError(
+            f"--out {out}: a {format} model would be written under a {out.suffix} name; "
+            f"name it {out.stem}{wanted}"
+        )
 
     beside = out.with_name(f"{out.stem}.{PREPROCESSING_FILE}")
     source = run_dir / PREPROCESSING_FILE
