@@ -12,7 +12,9 @@ import pytest
 from nomoretuning.data import (
     QK_VIDEO_COLUMNS,
     load_census_income,
+    load_lambdarank_example,
     load_qk_video,
+    load_svmlight_ranking,
     load_table,
     load_tiktok,
 )
@@ -181,3 +183,19 @@ def test_bad_split_fractions_and_missing_census_file(tmp_path: Path) -> None:
         load_table(path, split=(0.5, 0.5, 0.5), **COLUMNS)  # type: ignore[arg-type]
     missing = tmp_path / "census-income.test.gz"
     _expect(lambda: load_census_income(missing), missing, None, "file not found; check the path")
+
+
+@pytest.mark.parametrize(
+    ("load", "name"),
+    [
+        (lambda: load_census_income(""), "path"),
+        (lambda: load_qk_video(""), "path"),
+        (lambda: load_lambdarank_example(""), "directory"),
+        (lambda: load_svmlight_ranking(""), "path"),
+        (lambda: load_tiktok(""), "path"),
+    ],
+)
+def test_an_empty_path_names_no_file(load: object, name: str) -> None:
+    """`Path("")` is the working folder: reading it would be a surprise, not an error."""
+    with pytest.raises(DataError, match=f"{name}='' names no file"):
+        load()  # type: ignore[operator]

@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from nomoretuning.checks import optional_path
 from nomoretuning.data.schema import missing_column
 from nomoretuning.errors import DataError
 
@@ -89,6 +90,7 @@ def read_table(
         >>> read_table(p, columns=["click"])["click"].tolist()
         [1, 0]
     """
+    optional_path(path, "path", error=DataError)  # "" would be the working folder
     try:
         import pandas as pd
     except ImportError as exc:
@@ -235,6 +237,7 @@ def read_table_chunks(
         >>> [len(c) for c in read_table_chunks(p, chunk_rows=2)]
         [2, 2, 1]
     """
+    optional_path(path, "path", error=DataError)  # "" would be the working folder
     import pandas as pd
 
     src = str(path)

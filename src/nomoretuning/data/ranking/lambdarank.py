@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from nomoretuning.checks import optional_path
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.data.encoders import DenseTransform
 from nomoretuning.data.ranking.letor import load_letor
@@ -54,6 +55,7 @@ def load_lambdarank_example(
         >>> len(ds.train) + len(ds.valid), len(ds.test)  # doctest: +SKIP
         (3005, 768)
     """
+    optional_path(directory, "directory", error=DataError)
     root = Path(directory)
     if not root.is_dir():
         raise DataError(

@@ -11,6 +11,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
+from nomoretuning.checks import optional_path
 from nomoretuning.errors import DataError
 
 __all__ = ["RankingArrays", "check_relevance", "load_svmlight_ranking"]
@@ -62,6 +63,7 @@ def load_svmlight_ranking(
         >>> data.features.shape, data.relevance.tolist(), data.groups.tolist()
         ((3, 2), [2.0, 0.0, 1.0], [0, 0, 1])
     """
+    optional_path(path, "path", error=DataError)
     file = Path(path)
     if not file.is_file():
         raise DataError(f"{file}: file not found; pass the path of an SVMlight/LETOR ranking file")
