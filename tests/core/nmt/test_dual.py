@@ -252,3 +252,18 @@ def test_multiplicative_ascent_does_not_wind_up_while_the_primal_catches_up() ->
         rule.update(state, violation=-1.0, slack=0.01, bound=1.0)  # e = -10 (clipped)
         steps += 1
     assert steps < 100
+
+
+@pytest.mark.parametrize("dual", ["multiplicative", "scaled", "ascent", "pi"])
+def test_a_held_out_update_before_the_first_step_keeps_its_multiplier(dual: str) -> None:
+    """The first step sets the multipliers' unit; one already moved keeps its value."""
+    nmt = NMT(["top", "low"], dual=dual)
+    nmt.next_stage(bound=1.0)
+    for _ in range(30):  # held out, before any primal step: in the unit 1
+        nmt.update_multipliers({"top": 1.5}, steps=1)
+    before = nmt.multipliers["top"]
+    assert before > 0
+    nmt.step({"top": scalar(1.0), "low": scalar(5.0)}, update_dual=False)  # unit 5 from here
+    at_set_point = 1.0 + nmt.target * nmt.slack("top")  # an update that moves nothing
+    nmt.update_multipliers({"top": at_set_point}, steps=1)
+    assert nmt.multipliers["top"] == pytest.approx(before)

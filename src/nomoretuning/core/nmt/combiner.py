@@ -482,8 +482,10 @@ class NMT(LossCombiner):
             scale = max(objective / bound, 1e-3) if bound > 0 else 1.0
             if dual.violation is None:  # not updated yet: start again, now in its units
                 self._state.duals[task] = self.rule.start(self.initial_multiplier, scale)
-            else:
-                dual.scale = scale
+            else:  # updated from held-out losses before this first step: keep its lambda
+                restarted = self.rule.start(dual.multiplier, scale)
+                restarted.violation = dual.violation
+                self._state.duals[task] = restarted
 
     def _start_stage(self) -> None:
         duals = {t: self.rule.start(self.initial_multiplier) for t in self.constrained_tasks}
