@@ -155,12 +155,18 @@ def load_table(
             f"split_key={split_key!r} has nothing to split: train, valid and test come from "
             "their files; leave split_key unset, or leave valid unset to draw it from train"
         )
+    if split_key is not None and options is None:
+        raise DataError(
+            f"split_key={split_key!r} splits a streamed table; set streaming=True, or leave "
+            "split_key unset"
+        )
+    # the files in split order (a path's, or train's, valid's if given, then test's)
+    paths = given if isinstance(given, list) else [f for part in given for f in given[part]]
+    files = [TableFile.open(f, sep=sep) for f in paths]
     if options is not None:
         if isinstance(given, list):
-            files = [TableFile.open(f, sep=sep) for f in given]
             rows = RowSplit(hashed, check_fractions(split), seed, split_key)
         else:
-            files = [TableFile.open(f, sep=sep) for part in given for f in given[part]]
             file_splits = tuple(SPLITS.index(part) for part in given for _ in given[part])
             if "valid" in given:
                 rows = RowSplit("file", file_splits=file_splits)
@@ -181,13 +187,7 @@ def load_table(
             allow_single_class=allow_single_class,
             input_format=InputFormat("table", {"sep": sep}),
         )
-    if split_key is not None:
-        raise DataError(
-            f"split_key={split_key!r} splits a streamed table; set streaming=True, or leave "
-            "split_key unset"
-        )
     if isinstance(given, list):
-        files = [TableFile.open(f, sep=sep) for f in given]
         fractions = check_fractions(split)
 
         def split_rows(sizes: Sequence[int]) -> dict[str, np.ndarray]:
@@ -196,7 +196,6 @@ def load_table(
 
         how = f"{path} split {fractions} with seed {seed}"
     elif "valid" not in given:
-        files = [TableFile.open(f, sep=sep) for part in given for f in given[part]]
         shares = valid_from_train(split)
         train_files = len(given["train"])
 
@@ -208,7 +207,6 @@ def load_table(
 
         how = f"train {train} (valid: {shares[1]:.1%} of it, seed {seed}), test {test}"
     else:
-        files = [TableFile.open(f, sep=sep) for part in SPLITS for f in given[part]]
         counts = [len(given[part]) for part in SPLITS]
 
         def split_rows(sizes: Sequence[int]) -> dict[str, np.ndarray]:
