@@ -171,7 +171,7 @@ def resolve_values(
                 f"NMT.next_stage(): no training loss recorded in stage {stage} "
                 f"({'+'.join(tasks)!r}); call step() first or pass {what}="
             )
-        resolved = {t: float(estimate[t]) for t in tasks}
+        resolved = {t: number(estimate[t], what, t) for t in tasks}
     elif isinstance(given, Mapping):
         missing = [t for t in tasks if t not in given]
         unknown = [t for t in given if t not in tasks]
@@ -188,10 +188,7 @@ def resolve_values(
                 f"pass {what} as a dict per task"
             )
         resolved = {tasks[0]: number(given, what, tasks[0])}
-    for task, value in resolved.items():
-        if not math.isfinite(value):
-            raise ConfigError(f"NMT.next_stage(): {what} of task {task!r} is not finite: {value}")
-    return resolved
+    return resolved  # every value through `number`: finite
 
 
 def stage_combiner(factory: Callable[[Sequence[str]], LossCombiner], stage: Stage) -> LossCombiner:
