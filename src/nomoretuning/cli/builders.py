@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -23,6 +23,7 @@ __all__ = [
     "build_dataset",
     "build_model",
     "build_objective",
+    "builder_parameters",
     "check_shared_options",
     "options_for",
     "pin_data_seed",
@@ -68,7 +69,7 @@ def build_dataset(section: DataSection, seed: int) -> PreparedDataset:
             raise ConfigError(f"{key}: {value!r} is blank; give a value, or leave it out")
     options = dict(section.options)
     builder = DATASETS[section.dataset].builder
-    params = inspect.signature(builder).parameters
+    params = builder_parameters(section.dataset)
     if section.tasks is not None and "tasks" in params:  # else chosen from the loaded tasks
         options["tasks"] = section.tasks
     if _takes_seed(section.dataset) and "seed" not in options:
@@ -78,11 +79,7 @@ def build_dataset(section: DataSection, seed: int) -> PreparedDataset:
         options[first] = section.path
     if section.streaming is not False:
         if "streaming" not in params:
-            streamed = [
-                n
-                for n, e in DATASETS.items()
-                if "streaming" in inspect.signature(e.builder).parameters
-            ]
+            streamed = [n for n in DATASETS if "streaming" in builder_parameters(n)]
             raise ConfigError(
                 f"data.streaming: the {section.dataset} dataset is read into memory only; "
                 f"stream one of: {', '.join(streamed)}"
@@ -109,7 +106,17 @@ def pin_data_seed(config: RunConfig) -> None:
 
 def _takes_seed(dataset: str) -> bool:
     """Whether the dataset's builder splits with a ``seed`` (the run's, unless options set it)."""
-    return "seed" in inspect.signature(DATASETS[dataset].builder).parameters
+    return "seed" in builder_parameters(dataset)
+
+
+def builder_parameters(dataset: str) -> Mapping[str, inspect.Parameter]:
+    """The parameters of a dataset's builder: what ``data.options`` may set, with defaults.
+
+    Example:
+        >>> builder_parameters("synthetic")["seed"].default
+        0
+    """
+    return inspect.signature(DATASETS[dataset].builder).parameters
 
 
 def build_model(section: ModelSection, dataset: PreparedDataset, tasks: Sequence[str]) -> nn.Module:

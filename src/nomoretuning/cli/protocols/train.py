@@ -8,7 +8,6 @@ for scoring ``model.json`` and ``preprocessing.json``).
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from pathlib import Path
@@ -23,6 +22,7 @@ from nomoretuning.cli.builders import (
     build_dataset,
     build_model,
     build_objective,
+    builder_parameters,
     pin_data_seed,
     shared_model_options,
     trainer_config,
@@ -30,7 +30,6 @@ from nomoretuning.cli.builders import (
 from nomoretuning.cli.config import RunConfig, dump_config
 from nomoretuning.cli.plots import plot_run
 from nomoretuning.cli.record import RunRecord
-from nomoretuning.cli.registry import DATASETS
 from nomoretuning.data.batching import PreparedDataset
 from nomoretuning.errors import ConfigError
 from nomoretuning.serving.run_files import scoring_files
@@ -181,10 +180,9 @@ def check_resumed_config(config: RunConfig, run_dir: Path) -> None:
 def _defaults_none(config: RunConfig) -> set[str]:
     """The ``data.options`` keys whose builder default is None: set to null or left out, the
     same run."""
-    builder = DATASETS[config.data.dataset].builder
     return {
         f"data.options.{name}"
-        for name, parameter in inspect.signature(builder).parameters.items()
+        for name, parameter in builder_parameters(config.data.dataset).items()
         if parameter.default is None
     }
 
